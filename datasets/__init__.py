@@ -1,0 +1,1 @@
+"""TFDS builders, installed as `graphcast_fdl.datasets`."""

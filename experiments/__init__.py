@@ -1,0 +1,1 @@
+"""Experiment configs, fiddlers and sweeps (flat registry)."""

@@ -1,0 +1,1 @@
+"""Cost model and time/memory estimator per phase on named hardware."""

@@ -1,0 +1,1 @@
+"""Import and export of the published GraphCast `.npz` checkpoint format."""

@@ -1,0 +1,1 @@
+"""Data: forcings, windowing, statistics and resumable host-sharded iterators."""

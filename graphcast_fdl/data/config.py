@@ -1,0 +1,37 @@
+"""Where training data comes from and how it is batched, as plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """One data source for training and evaluation.
+
+  Attributes:
+    source: "synthetic_weather" (built locally by the TFDS builder in
+      `datasets/synthetic_weather`), "era5" (TFDS-built ERA5), or "zarr" (read a
+      WeatherBench-2-style store at `path` directly, no conversion).
+    resolution: grid spacing in degrees; must equal the model's.
+    include_poles: whether the grid has rows at +-90 deg.
+    data_dir: TFDS data directory (None: the TFDS default, ~/tensorflow_datasets).
+    path: zarr/netCDF store for source="zarr".
+    train_split: split (or time range) sampled for training.
+    eval_split: held-out split for evaluation.
+    global_batch_size: examples per step across all devices and hosts.
+    seed: seed of the sampling order; with the global step it fixes which
+      examples a step sees, so resume is exact.
+    prefetch: batches prepared ahead of the accelerator.
+  """
+
+  source: str = "synthetic_weather"
+  resolution: float = 1.0
+  include_poles: bool = True
+  data_dir: str | None = None
+  path: str | None = None
+  train_split: str = "train"
+  eval_split: str = "validation"
+  global_batch_size: int = 1
+  seed: int = 42
+  prefetch: int = 2

@@ -1,0 +1,1 @@
+"""Icosahedral multi-mesh and grid<->mesh graphs (numpy/scipy, cached on disk)."""

@@ -1,0 +1,1 @@
+"""Flax modules of the GraphCast encoder-processor-decoder and its loss."""

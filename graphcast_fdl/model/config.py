@@ -1,0 +1,68 @@
+"""Architecture and memory knobs of the GraphCast model, as plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class RematConfig:
+  """Which activations to recompute in the backward pass instead of storing.
+
+  These trade compute for memory; none of them changes results beyond float
+  rounding. The published 0.25 deg model used all three to fit 32 GB.
+
+  Attributes:
+    rollout_step: recompute each autoregressive step (checkpoint the scan body).
+    processor_every_k: checkpoint every k processor message-passing steps (0: off).
+    encoder_decoder: recompute the whole grid->mesh encoder and mesh->grid decoder.
+  """
+
+  rollout_step: bool = False
+  processor_every_k: int = 0
+  encoder_decoder: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """GraphCast encoder-processor-decoder on an icosahedral multi-mesh.
+
+  Attributes:
+    resolution: grid spacing in degrees of the regular lat/lon grid (0.25, 1, ...).
+    include_poles: whether the grid has rows at +-90 deg (ERA5 does).
+    mesh_size: finest icosahedral refinement; the multi-mesh merges levels 0..mesh_size.
+    latent_size: width of every latent node/edge feature and MLP hidden layer.
+    gnn_msg_steps: number of unshared processor message-passing steps (16 published).
+    hidden_layers: hidden layers per MLP (1 published).
+    radius_query_fraction_edge_length: grid->mesh radius as a fraction of the
+      longest finest-mesh edge (0.6 published).
+    mesh2grid_edge_normalization_factor: divisor of mesh->grid edge features;
+      None uses the published default (the longest grid->mesh edge).
+    precision: compute dtype, "bfloat16" (published) or "float32"; params stay float32.
+    remat: activation recomputation policy.
+    edge_block_size: compute encoder/decoder edge updates in blocks of this many
+      edges to bound temporaries (None: all at once).
+  """
+
+  resolution: float = 1.0
+  include_poles: bool = True
+  mesh_size: int = 5
+  latent_size: int = 512
+  gnn_msg_steps: int = 16
+  hidden_layers: int = 1
+  radius_query_fraction_edge_length: float = 0.6
+  mesh2grid_edge_normalization_factor: float | None = None
+  precision: str = "bfloat16"
+  remat: RematConfig = dataclasses.field(default_factory=RematConfig)
+  edge_block_size: int | None = None
+
+  def __post_init__(self):
+    if self.precision not in PRECISIONS:
+      raise ValueError(
+          f"model.precision={self.precision!r}: must be one of {PRECISIONS}")
+    if self.resolution <= 0:
+      raise ValueError(f"model.resolution={self.resolution}: must be > 0")
+    if not 0 <= self.mesh_size <= 7:
+      raise ValueError(f"model.mesh_size={self.mesh_size}: must be in 0..7")

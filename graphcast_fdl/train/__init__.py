@@ -1,0 +1,1 @@
+"""Training: phases, optimiser, sharding, the CLU trainer loop, checkpoints."""

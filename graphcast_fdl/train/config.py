@@ -1,0 +1,49 @@
+"""Optimiser, device mesh, checkpoint and evaluation settings as plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """AdamW as published: decay on weight matrices only, global-norm clipping."""
+
+  b1: float = 0.9
+  b2: float = 0.95
+  eps: float = 1e-8
+  weight_decay: float = 0.1
+  grad_clip_norm: float = 32.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  """The `jax.sharding.Mesh` training runs on.
+
+  Attributes:
+    num_devices: devices across all hosts (None: every visible device).
+    data_axis: mesh axis the global batch is split over.
+    shard_params: shard parameters and optimiser state over the data axis
+      (FSDP-style) instead of replicating them.
+  """
+
+  num_devices: int | None = None
+  data_axis: str = "data"
+  shard_params: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """Orbax checkpoints: every `every_steps`, at each phase end and on SIGTERM."""
+
+  every_steps: int = 1000
+  max_to_keep: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Periodic evaluation on the held-out split."""
+
+  every_steps: int = 1000
+  num_batches: int = 4
+  rollout_steps: int = 1

@@ -1,0 +1,87 @@
+"""The whole experiment as one plain dataclass: what `fdl.build` returns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.data.config import DataConfig
+from graphcast_fdl.model.config import ModelConfig
+from graphcast_fdl.train import config as train_config
+from graphcast_fdl.train.schedule import Schedule
+
+
+class ExperimentError(ValueError):
+  """An experiment whose fields do not fit together; the message names them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """Model + task + data + device mesh + phase schedule + optimiser.
+
+  Attributes:
+    name: label for logs and workdirs.
+    model: architecture and memory knobs.
+    task: variables and pressure levels.
+    data: the default data source (phases may override it).
+    mesh: devices the global batch is split over.
+    schedule: phases run in order.
+    optimizer: AdamW settings shared by all phases.
+    checkpoint: Orbax checkpoint cadence.
+    eval: evaluation cadence and size.
+    init_checkpoint: start from these weights (a published `.npz` or one of our
+      checkpoints) instead of random init: fine-tuning is this one field.
+    stats_dir: normalisation statistics (None: computed from the training split).
+    log_every_steps: cadence of scalar metrics and progress lines.
+    seed: parameter initialisation seed.
+  """
+
+  name: str
+  model: ModelConfig
+  task: task_lib.TaskConfig
+  data: DataConfig
+  schedule: Schedule
+  mesh: train_config.MeshConfig = dataclasses.field(
+      default_factory=train_config.MeshConfig)
+  optimizer: train_config.OptimizerConfig = dataclasses.field(
+      default_factory=train_config.OptimizerConfig)
+  checkpoint: train_config.CheckpointConfig = dataclasses.field(
+      default_factory=train_config.CheckpointConfig)
+  eval: train_config.EvalConfig = dataclasses.field(
+      default_factory=train_config.EvalConfig)
+  init_checkpoint: str | None = None
+  stats_dir: str | None = None
+  log_every_steps: int = 50
+  seed: int = 0
+
+  def __post_init__(self):
+    validate(self)
+
+
+def validate(experiment: Experiment, num_visible_devices: int | None = None) -> None:
+  """Raises ExperimentError naming the first field that does not fit."""
+  data, model, mesh = experiment.data, experiment.model, experiment.mesh
+  if data.resolution != model.resolution:
+    raise ExperimentError(
+        f"data.resolution={data.resolution} differs from model.resolution="
+        f"{model.resolution}: use the resolution(degrees=...) fiddler to change both")
+  if data.include_poles != model.include_poles:
+    raise ExperimentError(
+        f"data.include_poles={data.include_poles} differs from "
+        f"model.include_poles={model.include_poles}")
+  if data.global_batch_size < 1:
+    raise ExperimentError(
+        f"data.global_batch_size={data.global_batch_size}: must be >= 1")
+  num_devices = mesh.num_devices or num_visible_devices
+  if mesh.num_devices is not None and mesh.num_devices < 1:
+    raise ExperimentError(f"mesh.num_devices={mesh.num_devices}: must be >= 1")
+  if num_devices and data.global_batch_size % num_devices:
+    raise ExperimentError(
+        f"data.global_batch_size={data.global_batch_size} is not divisible by "
+        f"mesh.num_devices={num_devices}: use devices(n=..., per_device_batch=...)")
+  for span in experiment.schedule.spans():
+    phase_data = span.phase.data
+    if phase_data is not None and phase_data.resolution != model.resolution:
+      raise ExperimentError(
+          f"schedule.phases[{span.index}].data.resolution={phase_data.resolution}"
+          f" differs from model.resolution={model.resolution}")
