@@ -1,0 +1,1 @@
+"""Command-line subcommands: one module each, run by `graphcast_fdl.main`."""
