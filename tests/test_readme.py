@@ -1,0 +1,43 @@
+"""Every `python -m graphcast_fdl.main` command the README shows runs as written."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+# Commands that train or need built data run in their own end-to-end tests.
+_COVERED_ELSEWHERE = ("main train ",)
+
+
+def _readme_commands():
+  with open(os.path.join(REPO, "README.md")) as f:
+    text = f.read()
+  commands = []
+  for line in text.splitlines():
+    expect_error = line.startswith("$ ")
+    line = line[2:] if expect_error else line
+    if line.startswith("python -m graphcast_fdl.main") and not any(
+        c in line for c in _COVERED_ELSEWHERE):
+      commands.append((line, expect_error))
+  return commands
+
+
+def test_readme_shows_commands():
+  assert len(_readme_commands()) >= 4
+
+
+@pytest.mark.parametrize("command,expect_error", _readme_commands())
+def test_readme_command_runs(command, expect_error, tmp_path):
+  argv = shlex.split(command)
+  argv[0] = sys.executable
+  result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          cwd=REPO, env={**os.environ, "HOME": str(tmp_path)})
+  if expect_error:
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+  else:
+    assert result.returncode == 0, result.stderr[-2000:]
