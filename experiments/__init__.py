@@ -7,6 +7,8 @@ command line is re-exported here.
 Configs:  demo, graphcast, graphcast_small, graphcast_operational
 Fiddlers: resolution, devices, set_phase, insert_phase, remove_phase,
           annealing, single_step_only, scale_steps, finetune_from, precision
+Sweeps:   latent_sizes, mesh_sizes, resolutions, device_counts,
+          learning_rates, max_rollouts, scaling, demo_widths
 """
 
 from graphcast_fdl.experiments.base import demo
@@ -23,9 +25,18 @@ from graphcast_fdl.experiments.fiddlers import resolution
 from graphcast_fdl.experiments.fiddlers import scale_steps
 from graphcast_fdl.experiments.fiddlers import set_phase
 from graphcast_fdl.experiments.fiddlers import single_step_only
+from graphcast_fdl.experiments.sweeps import demo_widths
+from graphcast_fdl.experiments.sweeps import device_counts
+from graphcast_fdl.experiments.sweeps import latent_sizes
+from graphcast_fdl.experiments.sweeps import learning_rates
+from graphcast_fdl.experiments.sweeps import max_rollouts
+from graphcast_fdl.experiments.sweeps import mesh_sizes
+from graphcast_fdl.experiments.sweeps import resolutions
+from graphcast_fdl.experiments.sweeps import scaling
 
 CONFIGS = ("demo", "graphcast", "graphcast_small", "graphcast_operational")
 FIDDLERS = ("resolution", "devices", "set_phase", "insert_phase",
             "remove_phase", "annealing", "single_step_only", "scale_steps",
             "finetune_from", "precision")
-SWEEPS = ()
+SWEEPS = ("latent_sizes", "mesh_sizes", "resolutions", "device_counts",
+          "learning_rates", "max_rollouts", "scaling", "demo_widths")
