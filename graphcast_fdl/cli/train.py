@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
 
+from absl import flags
 from absl import logging
 
 from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli.errors import UsageError
+
+
+DISTRIBUTED = flags.DEFINE_enum(
+    "distributed", "auto", ["auto", "on", "off"],
+    "Call jax.distributed.initialize(): auto does so where a cluster "
+    "environment (SLURM with several tasks, a multi-host TPU slice) or "
+    "--coordinator_address is present.")
+COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for hand-started multi-process runs.")
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in all.")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def _in_cluster() -> bool:
+  env = os.environ
+  slurm_tasks = int(env.get("SLURM_NTASKS", "1") or 1)
+  tpu_hosts = env.get("TPU_WORKER_HOSTNAMES", "")
+  return slurm_tasks > 1 or "," in tpu_hosts or bool(env.get("JAX_COORDINATOR_ADDRESS"))
+
+
+def init_distributed() -> None:
+  """Joins the other processes of a multi-host run before JAX sees devices."""
+  wanted = DISTRIBUTED.value
+  if wanted == "off" or (wanted == "auto" and not COORDINATOR.value and not _in_cluster()):
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  kwargs = {}
+  if COORDINATOR.value:
+    kwargs = dict(coordinator_address=COORDINATOR.value,
+                  num_processes=NUM_PROCESSES.value, process_id=PROCESS_ID.value)
+  jax.distributed.initialize(**kwargs)
 
 
 def check_fits_machine(experiment, num_visible_devices: int) -> None:
@@ -38,8 +71,8 @@ def main(argv: list[str]) -> None:
   experiment = config_flags.build_experiment(cfg)
   workdir = config_flags.require_workdir()
 
+  init_distributed()
   import jax  # pylint: disable=g-import-not-at-top
-  jax.config.parse_flags_with_absl()
   check_fits_machine(experiment, jax.device_count())
   config_flags.write_config_files(cfg, workdir)
   logging.info("Wrote %s/config.json and config.txt", workdir)
@@ -53,4 +86,9 @@ def main(argv: list[str]) -> None:
 
   from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
   result = trainer.Trainer(experiment, workdir).run()
-  print(json.dumps(result, indent=2, default=str))
+  text = json.dumps(result, indent=2, default=str)
+  if jax.process_index() == 0:
+    # Its presence marks the run finished (a sweep skips such members).
+    with open(os.path.join(workdir, "result.json"), "w") as f:
+      f.write(text + "\n")
+  print(text)

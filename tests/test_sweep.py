@@ -1,0 +1,88 @@
+"""Sweep expansion, member validation, and launch-file contents."""
+
+import pytest
+
+from graphcast_fdl import experiments
+from graphcast_fdl.cli import directives
+from graphcast_fdl.cli import launch_files
+from graphcast_fdl.cli import sweep_members
+from graphcast_fdl.cli.errors import UsageError
+
+
+def test_demo_sweep_expands_to_two_reproducible_members():
+  members = sweep_members.expand(["config:demo", "sweep:demo_widths"])
+  assert [m.name for m in members] == ["m00_factor=0.02_latent_size=16",
+                                       "m01_factor=0.02_latent_size=32"]
+  assert members[0].directives == (
+      "config:demo", "fiddler:scale_steps(factor=0.02)", "set:model.latent_size=16")
+  built = [directives.build(directives.config_from_directives(m.directives))
+           for m in members]
+  assert [b.model.latent_size for b in built] == [16, 32]
+  assert built[0].schedule.phases[0].num_steps == 12
+
+
+def test_several_sweeps_take_the_product_and_set_applies_to_all():
+  members = sweep_members.expand([
+      "config:graphcast", "sweep:latent_sizes(sizes=(128, 256))",
+      "sweep:device_counts(counts=(8, 16, 32))", "set:seed=7"])
+  assert len(members) == 6
+  built = [directives.build(directives.config_from_directives(m.directives))
+           for m in members]
+  assert {(b.model.latent_size, b.mesh.num_devices, b.data.global_batch_size)
+          for b in built} == {(l, n, n) for l in (128, 256) for n in (8, 16, 32)}
+  assert all(b.seed == 7 for b in built)
+
+
+def test_zipped_sweep_moves_fields_together():
+  members = sweep_members.expand(["config:graphcast", "sweep:scaling"])
+  built = [directives.build(directives.config_from_directives(m.directives))
+           for m in members]
+  assert [(b.model.resolution, b.model.mesh_size, b.mesh.num_devices)
+          for b in built] == [(1.0, 5, 8), (0.5, 6, 16), (0.25, 6, 32)]
+  with pytest.raises(ValueError, match="equal lengths"):
+    experiments.sweeps.zipped([{}], [{}, {}])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["config:demo", "sweep:widths"], "unknown sweep 'widths'; choose from"),
+    (["config:demo"], "no --config=sweep:NAME given"),
+    (["sweep:demo_widths"], "a sweep starts with --config=config:NAME"),
+    (["config:demo", "sweep:latent_sizes(size=3)"], "unexpected keyword argument 'size'"),
+])
+def test_bad_sweeps_name_the_problem(args, message):
+  with pytest.raises(UsageError) as info:
+    sweep_members.expand(args)
+  assert message in str(info.value)
+
+
+def test_slurm_script_runs_one_process_per_gpu_from_the_config_file():
+  script = launch_files.slurm_script(
+      "m00", 16, "/runs/m00/config.json", "/runs/m00",
+      launch_files.SlurmOptions(gpus_per_node=8, partition="gpu", hours=30.2))
+  lines = script.splitlines()
+  assert lines[0] == "#!/bin/bash"
+  for expected in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=8",
+                   "#SBATCH --gpus-per-task=1", "#SBATCH --time=31:00:00",
+                   "#SBATCH --partition=gpu"):
+    assert expected in lines
+  assert lines[-1] == ("srun python -m graphcast_fdl.main train "
+                       "--config=config_file:/runs/m00/config.json "
+                       "--workdir=/runs/m00 --distributed=auto")
+  with pytest.raises(ValueError, match="does not fill whole nodes"):
+    launch_files.slurm_script("m", 12, "c.json", "w",
+                              launch_files.SlurmOptions(gpus_per_node=8))
+
+
+def test_tpu_vm_script_runs_on_all_workers_of_the_right_slice():
+  script = launch_files.tpu_vm_script(
+      "m01", 32, "/runs/m01/config.json", "gs://bucket/m01",
+      launch_files.TpuVmOptions(name="pod", zone="us-central2-b"))
+  assert "--accelerator-type=v4-64" in script  # 32 chips = 64 TensorCores.
+  assert script.count("--worker=all") == 3
+  assert "scp /runs/m01/config.json pod:graphcast_fdl/launch/m01.config.json" in script
+  assert ("cd graphcast_fdl && python3 -m graphcast_fdl.main train "
+          "--config=config_file:launch/m01.config.json "
+          "--workdir=gs://bucket/m01 --distributed=auto") in script
+  v6e = launch_files.tpu_vm_script(
+      "m", 8, "c.json", "w", launch_files.TpuVmOptions(accelerator="v6e"))
+  assert "--accelerator-type=v6e-8" in v6e
