@@ -1,0 +1,1 @@
+"""Evaluation: WeatherBench 2 scores, baselines, scorecards and forecasts."""
