@@ -47,3 +47,27 @@ class EvalConfig:
   every_steps: int = 1000
   num_batches: int = 4
   rollout_steps: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Guards and diagnostics of the training loop.
+
+  Attributes:
+    max_nonfinite_in_a_row: a step with a NaN/Inf loss or gradient is skipped
+      (parameters and optimiser state unchanged) and counted; this many in a
+      row stop the run with an error, keeping the last good checkpoint. A few
+      isolated skips are normal with bfloat16; a streak means divergence.
+    profile_steps: record a JAX profiler trace (TensorBoard "profile" tab in
+      the workdir) over this many steps; 0 turns profiling off.
+    profile_first_step: global step at which the trace starts.
+  """
+
+  max_nonfinite_in_a_row: int = 10
+  profile_steps: int = 0
+  profile_first_step: int = 10
+
+  def __post_init__(self):
+    if self.max_nonfinite_in_a_row < 1:
+      raise ValueError(f"train.max_nonfinite_in_a_row={self.max_nonfinite_in_a_row}"
+                       ": must be >= 1")

@@ -29,6 +29,7 @@ class Experiment:
     optimizer: AdamW settings shared by all phases.
     checkpoint: Orbax checkpoint cadence.
     eval: evaluation cadence and size.
+    train: loop guards and diagnostics (non-finite steps, profiling).
     init_checkpoint: start from these weights (a published `.npz` or one of our
       checkpoints) instead of random init: fine-tuning is this one field.
     stats_dir: normalisation statistics (None: computed from the training split).
@@ -49,6 +50,8 @@ class Experiment:
       default_factory=train_config.CheckpointConfig)
   eval: train_config.EvalConfig = dataclasses.field(
       default_factory=train_config.EvalConfig)
+  train: train_config.TrainConfig = dataclasses.field(
+      default_factory=train_config.TrainConfig)
   init_checkpoint: str | None = None
   stats_dir: str | None = None
   log_every_steps: int = 50

@@ -1,0 +1,93 @@
+"""The device mesh and how the batch, parameters and optimiser state lie on it.
+
+One mesh axis (`MeshConfig.data_axis`) carries data parallelism: every array
+of a batch is split over it along its leading (batch) axis. Parameters and
+optimiser state are replicated, or with `MeshConfig.shard_params` split over
+the same axis along their largest divisible dimension (FSDP-style; XLA
+gathers them where the step needs them). The same code runs on one CPU, many
+local devices or many hosts: only `MeshConfig.num_devices` changes.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from graphcast_fdl.train.config import MeshConfig
+
+
+class MeshError(ValueError):
+  """A mesh the visible devices cannot provide; the message says which field."""
+
+
+def make_mesh(config: MeshConfig, devices=None) -> Mesh:
+  """A 1-D mesh over the first `config.num_devices` devices (all if None).
+
+  With several processes every device must take part: each host feeds its
+  own devices, so a mesh cannot leave some hosts' devices out.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  n = config.num_devices or len(devices)
+  if n > len(devices):
+    raise MeshError(
+        f"mesh.num_devices={n} but only {len(devices)} device(s) are visible")
+  if jax.process_count() > 1 and n != len(devices):
+    raise MeshError(
+        f"mesh.num_devices={n} must equal all {len(devices)} devices across "
+        f"{jax.process_count()} processes")
+  return Mesh(np.asarray(devices[:n]), (config.data_axis,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading axis split over the data axis, the rest whole."""
+  return NamedSharding(mesh, P(mesh.axis_names[0]))
+
+
+def _sharded_spec(shape, axis_name: str, axis_size: int) -> P:
+  """Split the largest dimension divisible by the axis size, else none."""
+  candidates = [(size, dim) for dim, size in enumerate(shape)
+                if size % axis_size == 0 and size >= axis_size]
+  if axis_size == 1 or not candidates:
+    return P()
+  _, dim = max(candidates)
+  spec = [None] * len(shape)
+  spec[dim] = axis_name
+  return P(*spec)
+
+
+def state_shardings(abstract_tree, mesh: Mesh, shard_params: bool = False):
+  """A NamedSharding per leaf of a (shape-only) parameter or state tree."""
+  axis = mesh.axis_names[0]
+  size = mesh.shape[axis]
+  def leaf(x):
+    if not shard_params:
+      return replicated(mesh)
+    return NamedSharding(mesh, _sharded_spec(np.shape(x), axis, size))
+  return jax.tree.map(leaf, abstract_tree)
+
+
+def per_process_batch_size(global_batch_size: int) -> int:
+  """Examples each host loads; the global batch splits evenly over hosts."""
+  count = jax.process_count()
+  if global_batch_size % count:
+    raise MeshError(
+        f"data.global_batch_size={global_batch_size} is not divisible by the "
+        f"{count} processes")
+  return global_batch_size // count
+
+
+def to_global(local_tree, mesh: Mesh):
+  """Host-local batch arrays -> global arrays split over the data axis.
+
+  Each process passes its own slice of the global batch (leading axis); with
+  one process that slice is the whole batch.
+  """
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+      local_tree)

@@ -1,0 +1,160 @@
+"""Small stand-ins for the GraphCast predictor and data layer, for trainer tests.
+
+`TinyPredictor` follows the Predictor protocol (init_params, loss, rollout,
+persistence_loss) with a tiny Flax network; `TinyData` follows the data
+layer's (normalization_stats, train_batches, eval_batches): a field advected
+one grid column per step, deterministic in (seed, source, global step).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.data.config import DataConfig
+from graphcast_fdl.model.batch import Batch
+from graphcast_fdl.model.config import ModelConfig
+from graphcast_fdl.train import config as train_config
+from graphcast_fdl.train import schedule as schedule_lib
+from graphcast_fdl.train.experiment import Experiment
+
+LAT, LON = 4, 8
+
+
+class TinyNet(nn.Module):
+  """Next-frame residual from a 3-column stencil of the last two frames."""
+
+  @nn.compact
+  def __call__(self, frames):  # [batch, 2, lat, lon] -> [batch, lat, lon]
+    prev, last = frames[:, 0], frames[:, 1]
+    features = jnp.stack(
+        [jnp.roll(last, 1, -1), last, jnp.roll(last, -1, -1), prev], axis=-1)
+    hidden = nn.tanh(nn.Dense(8)(features))
+    return nn.Dense(1)(hidden)[..., 0]
+
+
+class TinyPredictor:
+  """The Predictor protocol around TinyNet; variable "x" only."""
+
+  def __init__(self, model, task, stats, graphs=None):
+    del task, stats
+    self.model = model
+    self.graphs = graphs if graphs is not None else object()
+    self.net = TinyNet()
+
+  def init_params(self, rng, batch):
+    return self.net.init(rng, batch.inputs["x"])["params"]
+
+  def rollout(self, params, inputs, forcings, num_steps):
+    del forcings
+    frames, outputs = inputs["x"], []
+    for _ in range(num_steps):
+      nxt = frames[:, 1] + self.net.apply({"params": params}, frames)
+      outputs.append(nxt)
+      frames = jnp.stack([frames[:, 1], nxt], axis=1)
+    return {"x": jnp.stack(outputs, axis=1)}
+
+  def loss(self, params, batch):
+    num_steps = batch.targets["x"].shape[1]
+    pred = self.rollout(params, batch.inputs, batch.forcings, num_steps)
+    per_variable = {"x": jnp.mean((pred["x"] - batch.targets["x"]) ** 2)}
+    return per_variable["x"], per_variable
+
+  def persistence_loss(self, batch):
+    last = batch.inputs["x"][:, -1:]
+    per_variable = {"x": jnp.mean((last - batch.targets["x"]) ** 2)}
+    return per_variable["x"], per_variable
+
+
+def _example(seed: int, rollout_steps: int) -> np.ndarray:
+  """[2 + rollout, lat, lon]: a random field moving one column east per step."""
+  rng = np.random.default_rng(seed)
+  field = rng.normal(size=(LAT, LON)).astype(np.float32)
+  return np.stack([np.roll(field, t, axis=-1) for t in range(2 + rollout_steps)])
+
+
+class TinyData:
+  """Deterministic, resumable, host-sharded batches (as graphcast_fdl.data).
+
+  Attributes:
+    nan_steps: global steps whose batches hold NaN (to test skipping).
+    signal_at: global step at whose batch this process sends itself SIGTERM.
+    delay: seconds to wait before each batch (to leave time for a kill).
+    yielded: global steps handed out, in order (to test resume positions).
+  """
+
+  def __init__(self, nan_steps=(), signal_at=None, delay=0.0):
+    self.nan_steps = set(nan_steps)
+    self.signal_at = signal_at
+    self.delay = delay
+    self.yielded = []
+
+  def normalization_stats(self, data, task, stats_dir=None):
+    return None
+
+  def _batch(self, data: DataConfig, rollout_steps: int, key: int,
+             rows: range) -> Batch:
+    source = sum(map(ord, data.source))
+    frames = np.stack([_example(hash((data.seed, source, key, i)) % 2**31,
+                                rollout_steps) for i in rows])
+    return Batch(inputs={"x": frames[:, :2]}, targets={"x": frames[:, 2:]},
+                 forcings={"f": np.zeros((len(rows), rollout_steps, LON),
+                                         np.float32)})
+
+  def train_batches(self, data, task, rollout_steps, start_step,
+                    process_index=None, process_count=None):
+    del task
+    count = process_count or 1
+    local = data.global_batch_size // count
+    rows = range((process_index or 0) * local, ((process_index or 0) + 1) * local)
+    step = start_step
+    while True:
+      batch = self._batch(data, rollout_steps, step, rows)
+      if step in self.nan_steps:
+        batch.inputs["x"][:] = np.nan
+      if step == self.signal_at:
+        os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(self.delay)
+      self.yielded.append(step)
+      yield batch
+      step += 1
+
+  def eval_batches(self, data, task, rollout_steps, num_batches):
+    del task
+    rows = range(data.global_batch_size)
+    return [self._batch(data, rollout_steps, -1 - i, rows)
+            for i in range(num_batches)]
+
+
+def tiny_experiment(num_devices=1, global_batch_size=4, steps=(12, 4, 3, 3),
+                    every_steps=5, **kwargs) -> Experiment:
+  """1-step warm-up+cosine, a fine-tune on another source, rollouts 2 and 3."""
+  first, tune, *anneal = steps
+  other = DataConfig(source="other", resolution=4.0,
+                     global_batch_size=global_batch_size)
+  phases = (schedule_lib.single_step(first, warmup_steps=3, peak_lr=3e-2)
+            + schedule_lib.finetune(tune, lr=1e-2, data=other)
+            + [schedule_lib.Phase(f"rollout_{k}", n, rollout_steps=k,
+                                  learning_rate=schedule_lib.LearningRate(1e-2))
+               for k, n in zip(range(2, 2 + len(anneal)), anneal)])
+  defaults = dict(
+      name="tiny",
+      model=ModelConfig(resolution=4.0, precision="float32"),
+      task=task_lib.task_13(),
+      data=DataConfig(source="tiny", resolution=4.0,
+                      global_batch_size=global_batch_size),
+      schedule=schedule_lib.Schedule(phases=phases),
+      mesh=train_config.MeshConfig(num_devices=num_devices),
+      checkpoint=train_config.CheckpointConfig(every_steps=every_steps,
+                                               max_to_keep=2),
+      eval=train_config.EvalConfig(every_steps=10, num_batches=2),
+      log_every_steps=5)
+  defaults.update(kwargs)
+  return Experiment(**defaults)
