@@ -23,6 +23,8 @@ class DataConfig:
     seed: seed of the sampling order; with the global step it fixes which
       examples a step sees, so resume is exact.
     prefetch: batches prepared ahead of the accelerator.
+    synthetic_days: (train, validation) days of the synthetic_weather record
+      (4 frames a day); small values make quick test datasets.
   """
 
   source: str = "synthetic_weather"
@@ -35,3 +37,4 @@ class DataConfig:
   global_batch_size: int = 1
   seed: int = 42
   prefetch: int = 2
+  synthetic_days: tuple[int, int] = (120, 30)

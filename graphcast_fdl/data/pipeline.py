@@ -1,0 +1,185 @@
+"""The data layer's public entry points, as the trainer and evaluator call them.
+
+A `DataConfig` names a source ("synthetic_weather", "era5" or "zarr"), the
+grid and the splits; the task names variables and levels. Every function
+here opens the split's frames once (cached) and cuts examples from them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Iterator
+
+import numpy as np
+import xarray as xr
+
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.data import examples as examples_lib
+from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import iterators
+from graphcast_fdl.data import stats as stats_lib
+from graphcast_fdl.data import windowing
+from graphcast_fdl.data.config import DataConfig
+from graphcast_fdl.model.batch import Batch
+from graphcast_fdl.model.normalization_stats import NormalizationStats
+
+DataError = frames_lib.DataError
+SOURCES = ("synthetic_weather", "era5", "zarr")
+
+
+def _synthetic_builder(data: DataConfig, task: task_lib.TaskConfig):
+  from graphcast_fdl.datasets.synthetic_weather import synthetic_weather_dataset_builder as sw  # pylint: disable=g-import-not-at-top
+  train_days, validation_days = data.synthetic_days
+  return sw.make_builder(data.resolution, data.include_poles, task.pressure_levels,
+                         data_dir=data.data_dir, train_days=train_days,
+                         validation_days=validation_days)
+
+
+def _era5_builder(data: DataConfig, task: task_lib.TaskConfig):
+  from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5  # pylint: disable=g-import-not-at-top
+  return era5.find_builder(data.data_dir, data.resolution, data.include_poles,
+                           task.pressure_levels, name=data.path)
+
+
+def prepare(data: DataConfig, task: task_lib.TaskConfig) -> None:
+  """Makes sure the data exists: builds synthetic data locally if absent.
+
+  Raises:
+    DataError: naming the missing ERA5 dataset or zarr store.
+  """
+  if data.source not in SOURCES:
+    raise DataError(f"data.source={data.source!r}: must be one of {SOURCES}")
+  if data.source == "synthetic_weather":
+    _synthetic_builder(data, task).download_and_prepare()
+  elif data.source == "era5":
+    _era5_builder(data, task)
+  else:
+    _frames(data, task, data.train_split)
+
+
+@functools.lru_cache(maxsize=16)
+def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
+  if data.source == "synthetic_weather":
+    builder = _synthetic_builder(data, task)
+    builder.download_and_prepare()
+    return frames_lib.TfdsFrames(builder, split)
+  if data.source == "era5":
+    return frames_lib.TfdsFrames(_era5_builder(data, task), split)
+  if data.source == "zarr":
+    from graphcast_fdl.data import xarray_frames  # pylint: disable=g-import-not-at-top
+    return xarray_frames.open_frames(
+        data.path, split, task=task, resolution=data.resolution,
+        include_poles=data.include_poles)
+  raise DataError(f"data.source={data.source!r}: must be one of {SOURCES}")
+
+
+def frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
+  """The (cached) frames of one split."""
+  return _frames(data, task, split)
+
+
+@functools.lru_cache(maxsize=32)
+def _maker(data: DataConfig, task: task_lib.TaskConfig, split: str,
+           rollout_steps: int) -> examples_lib.ExampleMaker:
+  maker = examples_lib.ExampleMaker(_frames(data, task, split), task, rollout_steps)
+  if not len(maker.starts):
+    raise DataError(f"split {split!r} has no window of {maker.length} consecutive "
+                    f"6-hourly frames (rollout {rollout_steps}): max is "
+                    f"{max_rollout_steps(data, task, split)}")
+  return maker
+
+
+def max_rollout_steps(data: DataConfig, task: task_lib.TaskConfig, split: str) -> int:
+  """The longest rollout one window of the split can hold."""
+  times = _frames(data, task, split).datetimes
+  breaks = np.flatnonzero(np.diff(times) != frames_lib.STEP)
+  edges = np.concatenate([[-1], breaks, [len(times) - 1]])
+  longest = int(np.max(np.diff(edges))) if len(times) else 0
+  return max(longest - windowing.num_input_frames(task), 0)
+
+
+def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
+                  start_step: int, process_index: int | None = None,
+                  process_count: int | None = None) -> Iterator[Batch]:
+  """Host-local training batches for global steps start_step, start_step+1, ...
+
+  Each holds global_batch_size / process_count examples, sampled uniformly
+  with replacement; step s's examples depend only on (data.seed, s), so a
+  restart resumes exactly. Batches are loaded `data.prefetch` steps ahead.
+  """
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index, process_count = jax.process_index(), jax.process_count()
+  maker = _maker(data, task, data.train_split, rollout_steps)
+
+  def load(step):
+    picks = iterators.step_indices(data.seed, step, len(maker.starts),
+                                   data.global_batch_size)
+    local = iterators.host_slice(picks, process_index, process_count)
+    return maker.batch(maker.starts[local])
+
+  steps = iter(range(int(start_step), 2 ** 62))
+  return iterators.prefetched(load, steps, data.prefetch)
+
+
+def _eval_starts(maker: examples_lib.ExampleMaker, num_examples: int) -> np.ndarray:
+  """Evenly spread windows over the split (repeating if it is short)."""
+  positions = np.linspace(0, len(maker.starts) - 1, num_examples).round().astype(int)
+  return maker.starts[positions]
+
+
+def eval_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
+                 num_batches: int) -> list[Batch]:
+  """Fixed global batches of the eval split, the same on every call and host."""
+  maker = _maker(data, task, data.eval_split, rollout_steps)
+  starts = _eval_starts(maker, num_batches * data.global_batch_size)
+  size = data.global_batch_size
+  return [maker.batch(starts[i * size:(i + 1) * size]) for i in range(num_batches)]
+
+
+def example_times(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
+                  num_batches: int, split: str | None = None) -> np.ndarray:
+  """[num_batches, global_batch_size] init times (last input frame) of
+  `eval_batches` (or of the same spread over another split)."""
+  maker = _maker(data, task, split or data.eval_split, rollout_steps)
+  starts = _eval_starts(maker, num_batches * data.global_batch_size)
+  times = np.array([maker.init_time(s) for s in starts])
+  return times.reshape(num_batches, data.global_batch_size)
+
+
+def example_window(data: DataConfig, task: task_lib.TaskConfig, split: str,
+                   init_time, rollout_steps: int
+                   ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+  """(inputs, targets, forcings) datasets with coordinates for one init time."""
+  return examples_lib.example_datasets(_frames(data, task, split), task,
+                                       rollout_steps, init_time)
+
+
+def _stats_cache_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
+  if data.source == "synthetic_weather":
+    return os.path.join(str(_synthetic_builder(data, task).data_dir), "stats", data.train_split)
+  if data.source == "era5":
+    return os.path.join(str(_era5_builder(data, task).data_dir), "stats", data.train_split)
+  key = hashlib.sha1(repr((data.path, data.train_split, data.resolution,
+                           data.include_poles, task.pressure_levels)).encode()).hexdigest()[:12]
+  root = data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl")
+  return os.path.join(root, "stats", key)
+
+
+def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
+                        stats_dir: str | None = None) -> NormalizationStats:
+  """Loads `stats_dir`, or computes the train split's stats once and caches them.
+
+  Returned at the task's pressure levels.
+  """
+  if stats_dir is None:
+    stats_dir = _stats_cache_dir(data, task)
+    if not os.path.exists(os.path.join(stats_dir, "diffs_stddev_by_level.nc")):
+      stats_lib.compute_stats(_frames(data, task, data.train_split)).save(stats_dir)
+  stats = NormalizationStats.load(stats_dir)
+  missing = sorted(set(task.pressure_levels) - set(stats.mean.level.values.tolist()))
+  if missing:
+    raise DataError(f"normalisation stats in {stats_dir} lack pressure levels {missing}")
+  return stats.select_levels(task.pressure_levels)
