@@ -13,7 +13,7 @@ from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 
 def test_stats_match_numpy(tiny_data):
-  frames = data.frames(tiny_data, tiny_task(), "train")
+  frames = data.split_frames(tiny_data, tiny_task(), "train")
   stats = data.compute_stats(frames)
   temps = np.stack([frames.frame(i)["temperature"] for i in range(len(frames))]).astype(np.float64)
   np.testing.assert_allclose(stats.mean.temperature, temps.mean(axis=(0, 2, 3)), rtol=1e-6)
@@ -30,7 +30,7 @@ def test_stats_match_numpy(tiny_data):
 
 
 def test_stats_layout_matches_golden(tiny_data, tmp_path):
-  stats = data.compute_stats(data.frames(tiny_data, tiny_task(), "train"))
+  stats = data.compute_stats(data.split_frames(tiny_data, tiny_task(), "train"))
   stats.save(str(tmp_path))
   golden = NormalizationStats.load(os.path.join(golden_dir("a_4deg_m3_l32"), "stats"))
   for field in ("mean", "stddev", "diffs_stddev"):
@@ -42,7 +42,7 @@ def test_stats_layout_matches_golden(tiny_data, tmp_path):
 
 
 def test_strided_stats_are_close(tiny_data):
-  frames = data.frames(tiny_data, tiny_task(), "train")
+  frames = data.split_frames(tiny_data, tiny_task(), "train")
   full, strided = data.compute_stats(frames), data.compute_stats(frames, stride=3)
   np.testing.assert_allclose(strided.mean.geopotential, full.mean.geopotential, rtol=0.01)
   np.testing.assert_allclose(strided.diffs_stddev.geopotential,

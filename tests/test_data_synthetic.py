@@ -14,7 +14,7 @@ from graphcast_fdl.datasets.synthetic_weather import simulation
 
 
 def test_build_has_every_graphcast_variable(tiny_data):
-  frames = data.frames(tiny_data, tiny_task(), "train")
+  frames = data.split_frames(tiny_data, tiny_task(), "train")
   assert len(frames) == 16 and frames.datetimes[1] - frames.datetimes[0] == np.timedelta64(6, "h")
   frame = frames.frame(5)
   for name in task_lib.ATMOSPHERIC:
@@ -25,7 +25,7 @@ def test_build_has_every_graphcast_variable(tiny_data):
   assert all(np.isfinite(v).all() for v in frame.values())
   assert (frame["total_precipitation_6hr"] >= 0).all()
   assert (frame["specific_humidity"] >= 0).all()
-  validation = data.frames(tiny_data, tiny_task(), "validation")
+  validation = data.split_frames(tiny_data, tiny_task(), "validation")
   assert validation.datetimes[0] == frames.datetimes[-1] + np.timedelta64(6, "h")
 
 

@@ -5,7 +5,7 @@ from graphcast_fdl.data.frames import DataError
 from graphcast_fdl.data.pipeline import eval_batches
 from graphcast_fdl.data.pipeline import example_times
 from graphcast_fdl.data.pipeline import example_window
-from graphcast_fdl.data.pipeline import frames
+from graphcast_fdl.data.pipeline import split_frames
 from graphcast_fdl.data.pipeline import max_rollout_steps
 from graphcast_fdl.data.pipeline import normalization_stats
 from graphcast_fdl.data.pipeline import prepare

@@ -39,8 +39,9 @@ def _synthetic_builder(data: DataConfig, task: task_lib.TaskConfig):
 
 def _era5_builder(data: DataConfig, task: task_lib.TaskConfig):
   from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5  # pylint: disable=g-import-not-at-top
+  name = (data.path or "").split(",")[0] or None
   return era5.find_builder(data.data_dir, data.resolution, data.include_poles,
-                           task.pressure_levels, name=data.path)
+                           task.pressure_levels, name=name)
 
 
 def prepare(data: DataConfig, task: task_lib.TaskConfig) -> None:
@@ -66,7 +67,9 @@ def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_l
     builder.download_and_prepare()
     return frames_lib.TfdsFrames(builder, split)
   if data.source == "era5":
-    return frames_lib.TfdsFrames(_era5_builder(data, task), split)
+    from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5  # pylint: disable=g-import-not-at-top
+    return era5.open_frames(data.data_dir, data.resolution, data.include_poles,
+                            task.pressure_levels, data.path, split)
   if data.source == "zarr":
     from graphcast_fdl.data import xarray_frames  # pylint: disable=g-import-not-at-top
     return xarray_frames.open_frames(
@@ -75,7 +78,7 @@ def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_l
   raise DataError(f"data.source={data.source!r}: must be one of {SOURCES}")
 
 
-def frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
+def split_frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
   """The (cached) frames of one split."""
   return _frames(data, task, split)
 

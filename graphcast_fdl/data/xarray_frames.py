@@ -1,0 +1,217 @@
+"""Frames read in place from a WeatherBench-2-style zarr store or netCDF file.
+
+Accepted layouts: dims (time, level, latitude|lat, longitude|lon) with a
+datetime `time` (WB2 / ARCO stores, hourly or 6-hourly), or the published
+example layout (batch, time as timedeltas, a `datetime` coordinate), whose
+batch rows become consecutive segments. Opening checks the grid, the levels,
+the variables and the 6-hourly spacing; NaNs are checked on every frame read
+(a terabyte store cannot be scanned up front). Every failure is a `DataError`
+naming the variable, level, time or path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.data import forcings as forcings_lib
+from graphcast_fdl.data import grid as grid_lib
+from graphcast_fdl.data.frames import DataError, Frames, STEP
+
+# Time ranges of the published recipe (ERA5: train 1979-2017, validate 2018+).
+SPLITS = {
+    "train": ("1979-01-01T00", "2017-12-31T18"),
+    "validation": ("2018-01-01T00", "2018-12-31T18"),
+    "test": ("2019-01-01T00", "2019-12-31T18"),
+    "all": (None, None),
+}
+
+
+def split_range(split: str) -> tuple:
+  """(start, end) datetimes, inclusive, of a named split or "START/END"."""
+  if split in SPLITS:
+    return SPLITS[split]
+  if "/" in split:
+    start, _, end = split.partition("/")
+    return (start or None, end or None)
+  raise DataError(f"split {split!r}: use one of {sorted(SPLITS)} or 'START/END' datetimes")
+
+
+def open_store(path: str) -> xr.Dataset:
+  """Opens a zarr store or netCDF file lazily; names the path if absent."""
+  is_remote = "://" in path
+  if not is_remote and not os.path.exists(path):
+    raise DataError(f"data store not found: {path}")
+  try:
+    if path.rstrip("/").endswith(".zarr") or (not is_remote and os.path.isdir(path)):
+      return xr.open_zarr(path, chunks=None)
+    return xr.open_dataset(path)
+  except (OSError, ValueError, KeyError) as e:
+    raise DataError(f"cannot open data store {path}: {e}") from e
+
+
+def _standardise(ds: xr.Dataset) -> xr.Dataset:
+  """lat/lon names, ascending lat, lon in [0, 360), datetime time axis."""
+  ds = ds.rename({k: v for k, v in (("latitude", "lat"), ("longitude", "lon"))
+                  if k in ds.dims or k in ds.coords})
+  for dim in ("time", "lat", "lon"):
+    if dim not in ds.dims:
+      raise DataError(f"data has no {dim!r} dimension (dims: {sorted(ds.dims)})")
+  if "batch" in ds.dims:  # The published example layout: rows are segments.
+    if "datetime" not in ds.coords:
+      raise DataError("data with a 'batch' dim needs a 'datetime' coordinate")
+    rows = []
+    for b in range(ds.sizes["batch"]):
+      row = ds.isel(batch=b)
+      row = row.assign_coords(time=row.coords["datetime"].values).drop_vars("datetime")
+      rows.append(row)
+    ds = xr.concat(rows, dim="time", data_vars="minimal", coords="minimal",
+                   compat="override", join="override")
+  elif "datetime" in ds.coords:
+    ds = ds.assign_coords(time=ds.coords["datetime"].values).drop_vars("datetime")
+  if not np.issubdtype(ds.time.dtype, np.datetime64):
+    raise DataError("the 'time' coordinate is not datetimes and there is no 'datetime'")
+  if ds.lat.size > 1 and ds.lat.values[0] > ds.lat.values[-1]:
+    ds = ds.isel(lat=slice(None, None, -1))
+  if ds.lon.values.min() < 0:
+    ds = ds.assign_coords(lon=ds.lon.values % 360).sortby("lon")
+  return ds
+
+
+def _check_grid(ds, resolution, include_poles):
+  """Regular grid of the requested spacing (or a multiple: subsampled)."""
+  for dim in ("lat", "lon"):
+    if not grid_lib.is_regular(ds[dim].values):
+      raise DataError(f"{dim} grid is not regular: spacings "
+                      f"{sorted(set(np.round(np.diff(ds[dim].values), 4)))[:5]}")
+  spacing = float(abs(ds.lon.values[1] - ds.lon.values[0]))
+  stride = resolution / spacing
+  if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
+    raise DataError(f"grid spacing {spacing} deg cannot give resolution {resolution} deg")
+  stride = round(stride)
+  has_poles = np.isclose(ds.lat.values[0], -90.0)
+  if has_poles != include_poles:
+    raise DataError(f"lat grid {'has' if has_poles else 'lacks'} poles, "
+                    f"include_poles={include_poles}")
+  ds = ds.isel(lat=slice(None, None, stride), lon=slice(None, None, stride))
+  lat, lon = grid_lib.grid_coords(resolution, include_poles)
+  if ds.sizes["lat"] != len(lat) or ds.sizes["lon"] != len(lon):
+    raise DataError(f"grid {ds.sizes['lat']}x{ds.sizes['lon']} is not the global "
+                    f"{len(lat)}x{len(lon)} grid at {resolution} deg")
+  return ds
+
+
+def _check_times(times: np.ndarray, segment_starts=()) -> None:
+  steps = np.diff(times)
+  bad = np.flatnonzero(steps != STEP)
+  bad = [i for i in bad if i + 1 not in segment_starts]
+  if bad:
+    i = bad[0]
+    raise DataError(f"time gap: {times[i]} is followed by {times[i + 1]} "
+                    "(6-hourly steps expected)")
+
+
+class XarrayFrames(Frames):
+  """Frames of a time range of an xarray dataset, checked on opening."""
+
+  def __init__(self, ds: xr.Dataset, variables, levels, segment_starts=(), source=""):
+    self._ds = ds
+    self._source_name = source
+    self.datetimes = ds.time.values.astype("datetime64[s]")
+    self.lat = ds.lat.values.astype(np.float32)
+    self.lon = ds.lon.values.astype(np.float32)
+    self.levels = np.asarray(levels, np.int32)
+    self.atmospheric = tuple(v for v in variables if "level" in ds[v].dims)
+    self.surface = tuple(v for v in variables if "level" not in ds[v].dims)
+    self._segment_starts = segment_starts
+
+  @functools.cached_property
+  def statics(self):
+    out = {}
+    for name in task_lib.STATIC:
+      if name in self._ds:
+        var = self._ds[name]
+        if "time" in var.dims:
+          var = var.isel(time=0)
+        out[name] = np.asarray(var.transpose("lat", "lon").values, np.float32)
+        self._check_finite(name, out[name], None)
+    return out
+
+  def _check_finite(self, name, values, index):
+    if np.isfinite(values).all():
+      return
+    where = "" if index is None else f" at {self.datetimes[index]}"
+    if values.ndim == 3:
+      level = int(self.levels[np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0]])
+      where = f" level {level}" + where
+    raise DataError(f"NaN in {name}{where} ({self._source_name})")
+
+  def frame(self, index: int):
+    row = self._ds.isel(time=int(index))
+    out = {}
+    for name in self.variables:
+      var = row[name]
+      dims = (("level",) if "level" in var.dims else ()) + ("lat", "lon")
+      out[name] = np.ascontiguousarray(var.transpose(*dims).values, np.float32)
+      self._check_finite(name, out[name], index)
+    return out
+
+
+def open_frames(path: str, split: str, task: task_lib.TaskConfig,
+                resolution: float, include_poles: bool = True,
+                variables=None) -> XarrayFrames:
+  """Opens `path`, selects a split's time range, checks it. See module doc."""
+  ds = _standardise(open_store(path))
+  ds = _check_grid(ds, resolution, include_poles)
+  derived = set(forcings_lib.PROGRESS) | set(task_lib.STATIC) | {forcings_lib.TOA}
+  needed = variables or sorted(
+      (set(task.input_variables) | set(task.target_variables) | set(task.forcing_variables))
+      - derived)
+  missing = [v for v in needed if v not in ds.data_vars]
+  if missing:
+    raise DataError(f"variables {missing} are not in {path}")
+  if variables is None and forcings_lib.TOA in ds.data_vars:
+    needed = list(needed) + [forcings_lib.TOA]
+  for name in task_lib.STATIC:
+    if name in (set(task.input_variables) | set(variables or ())) and name not in ds:
+      raise DataError(f"static field {name!r} is not in {path}")
+  if any("level" in ds[v].dims for v in needed):
+    stored = [int(x) for x in ds.level.values]
+    absent = [int(x) for x in task.pressure_levels if int(x) not in stored]
+    if absent:
+      raise DataError(f"pressure levels {absent} hPa are not in {path} (it has {stored})")
+    ds = ds.sel(level=list(task.pressure_levels))
+  start, end = split_range(split)
+  times = pd.DatetimeIndex(ds.time.values)
+  keep = np.asarray(times.hour % 6 == 0) & np.asarray((times.minute == 0))
+  if start is not None:
+    keep &= np.asarray(times >= pd.Timestamp(start))
+  if end is not None:
+    keep &= np.asarray(times <= pd.Timestamp(end))
+  if not keep.any():
+    raise DataError(f"{path} has no 6-hourly times in split {split!r} "
+                    f"({start} .. {end}); it covers {times[0]} .. {times[-1]}")
+  ds = ds.isel(time=np.flatnonzero(keep))
+  segments = ()
+  raw = _standardise_segments(path)
+  if raw:
+    segments = tuple(i for i in raw if 0 < i < ds.sizes["time"])
+  _check_times(ds.time.values.astype("datetime64[s]"), segments)
+  statics = [n for n in task_lib.STATIC if n in ds]
+  ds = ds[list(needed) + statics]
+  return XarrayFrames(ds, needed, task.pressure_levels, segments, source=path)
+
+
+def _standardise_segments(path):
+  """Segment starts of the published example layout (batch rows)."""
+  if path.endswith(".nc"):
+    with xr.open_dataset(path) as raw:
+      if "batch" in raw.dims:
+        n = raw.sizes["time"]
+        return tuple(range(n, n * raw.sizes["batch"], n))
+  return ()
