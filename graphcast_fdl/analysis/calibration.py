@@ -1,0 +1,81 @@
+"""Efficiency factors per hardware family, each fitted to one figure.
+
+The roofline (max of FLOPs / peak and bytes / bandwidth) is what a perfect
+program would take; real steps are slower by a factor that depends mostly on
+the compiler and chip family. Each family gets one factor, fitted to exactly
+one figure; every other published figure is then a prediction
+(`benchmarks/estimator_vs_published.py` prints both).
+
+Refit after changing the cost model with
+  python benchmarks/estimator_vs_published.py --refit
+which prints the new constants; `tests/test_estimator.py` checks that the
+fitted figure is reproduced exactly by the constants below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DAY = 86_400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedFigure:
+  """A published (or measured) wall-clock figure for some phases.
+
+  Attributes:
+    name: short label.
+    config: experiments registry name the figure is about.
+    phases: phase names it covers (empty: the whole schedule).
+    seconds: the wall-clock figure.
+    hardware: hardware table key it was measured on.
+    num_devices: devices it ran on.
+    source: where the figure comes from.
+  """
+
+  name: str
+  config: str
+  phases: tuple[str, ...]
+  seconds: float
+  hardware: str
+  num_devices: int
+  source: str
+
+
+_ANNEALING = tuple(f"rollout_{k}" for k in range(2, 13))
+_GITHUB = ("DeepMind, google-deepmind/graphcast GitHub issue answer on training "
+           "time and memory ('about 2 weeks' + 'about 2 weeks', 32 TPU v4)")
+PUBLISHED = (
+    PublishedFigure("graphcast 1-step", "graphcast", ("single_step",),
+                    14 * DAY, "tpu_v4", 32, _GITHUB),
+    PublishedFigure("graphcast 2-12 step annealing", "graphcast", _ANNEALING,
+                    14 * DAY, "tpu_v4", 32, _GITHUB),
+    PublishedFigure("graphcast_operational extra 1-step fine-tune",
+                    "graphcast_operational", ("finetune_hres",), 1 * DAY,
+                    "tpu_v4", 32, _GITHUB + "; 'about 1 more day'"),
+    PublishedFigure("graphcast_small (1 deg) whole schedule", "graphcast_small",
+                    (), 1.5 * DAY, "tpu_v4", 32, _GITHUB + "; 'about 1.5 days'"),
+)
+# The one figure the TPU factor is fitted to: the largest phase, and the one
+# the paper's "about 4 weeks" is dominated by.
+TPU_FIT = PUBLISHED[0]
+
+# This CPU: the published implementation's train step (loss + grad + Adam) at
+# 4 deg / M3 / latent 32 / 4 steps, float32, batch 1, median of 10 runs, from
+# ../shared/refdata/graphcast_golden/c_4deg_m3_l32_f32/report.json.
+CPU_FIT_STEP_SECONDS = 0.0776
+
+# Roofline / measured step time. Refit with `--refit` (see module docstring).
+EFFICIENCY = {"tpu": 0.28075767713245237, "cpu": 0.3616575824742268}
+# No published GPU figure exists for GraphCast training: GPUs use the TPU
+# factor (XLA on both; an assumption, stated in every GPU estimate).
+EFFICIENCY_SOURCE = {
+    "tpu": f"fitted to '{TPU_FIT.name}' ({TPU_FIT.seconds / DAY:.0f} days)",
+    "cpu": (f"fitted to the published implementation's measured "
+            f"{CPU_FIT_STEP_SECONDS} s train step (golden c_4deg_m3_l32_f32)"),
+    "gpu": "no published GPU figure: the TPU factor, assumed",
+}
+
+
+def efficiency(family: str) -> float:
+  return EFFICIENCY.get(family, EFFICIENCY["tpu"])

@@ -1,0 +1,316 @@
+"""Analytic FLOPs, bytes moved and memory of one GraphCast training step.
+
+GraphCast is a stack of MLPs (Linear-swish-...-Linear, LayerNorm) applied to
+every node or edge of a set, with gathers of node latents onto edges and
+segment sums of edge messages onto receivers. Counting those applications in
+closed form (`sizes.graph_sizes`) gives, per example and per rollout step:
+  * FLOPs: 2 per multiply-add of each Linear, plus a few per element for bias,
+    swish and LayerNorm; backward costs twice the forward (XLA counts the same
+    way: the 1 deg/13 level/M5 published model is 1.24e13 FLOP for loss+grad,
+    this model says 1.24e13);
+  * bytes: each op reads its operands and writes its result once (no fusion
+    assumed beyond that); backward moves twice the forward's bytes;
+  * memory: what the backward pass must keep (inputs, pre-activations and
+    activations of each MLP), reduced by the remat policy to checkpoint
+    boundaries plus the one segment being recomputed; the largest temporary
+    of one MLP (bounded by `edge_block_size` for encoder/decoder edges).
+Numbers are per example; `step_cost` scales by batch and rollout length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.analysis import sizes as sizes_lib
+from graphcast_fdl.model.config import ModelConfig, RematConfig
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
+# Per element of a hidden or output activation: bias add (1), swish (~4),
+# LayerNorm (~8 over its output); spread as an average per element.
+ELEMENTWISE_FLOPS = 6
+# Read+write passes per hidden/output element besides the matmuls: bias,
+# swish (x * sigmoid(x)), LayerNorm (mean, variance, normalise, scale),
+# residual add. Unfused, each reads and writes the element once.
+ELEMENTWISE_PASSES = 10
+BACKWARD_FACTOR = 2  # backward FLOPs and bytes per forward FLOP and byte
+ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
+
+
+@dataclasses.dataclass(frozen=True)
+class MlpApplication:
+  """One MLP run on every item of a node or edge set.
+
+  Attributes:
+    name: module name, e.g. "processor_edges_3".
+    stage: "encoder", "processor" or "decoder" (the remat units).
+    items: nodes or edges per example.
+    d_in: input width (edges: edge + sender + receiver latents concatenated).
+    d_out: output width.
+    gathered: node latents gathered per item (2 for edges, 0 for nodes).
+    scatter_to: receiver nodes the outputs are summed into (edges only).
+    edge_blocked: whether `edge_block_size` splits this set into blocks.
+    projected_nodes: nodes whose share of the first layer is computed once per
+      node and gathered (senders + receivers); 0 when inputs are concatenated.
+    batched: False for edge embeddings of static features (once per step,
+      not per example).
+  """
+
+  name: str
+  stage: str
+  items: int
+  d_in: int
+  d_out: int
+  gathered: int = 0
+  scatter_to: int = 0
+  edge_blocked: bool = False
+  projected_nodes: int = 0
+  batched: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class StepCost:
+  """Analytic cost of one optimiser step on one device.
+
+  All byte counts are per device. `activation_bytes` is what is saved for
+  the backward pass at its peak (under the remat policy), `temporary_bytes`
+  the largest transient buffer set of one MLP on top of it.
+  """
+
+  flops: float
+  bytes_accessed: float
+  param_bytes: float
+  optimizer_bytes: float
+  gradient_bytes: float
+  data_bytes: float
+  activation_bytes: float
+  temporary_bytes: float
+  recompute_fraction: float
+  num_params: int
+
+  @property
+  def peak_bytes(self) -> float:
+    return (self.param_bytes + self.optimizer_bytes + self.gradient_bytes
+            + self.data_bytes + self.activation_bytes + self.temporary_bytes)
+
+
+def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
+                     published_layout: bool = False) -> list[MlpApplication]:
+  """Every MLP application of one forward step, in execution order.
+
+  Our edge MLPs compute the sender and receiver shares of their first layer
+  once per node and gather them (`model/gnn.py`); the published code
+  concatenates [edge, sender, receiver] per edge (`published_layout=True`,
+  used to compare with XLA figures of the published implementation). The
+  published code also runs the (unused, dead-code-eliminated) mesh-node
+  update of mesh2grid; neither counts it here.
+  """
+  g = sizes_lib.graph_sizes(model)
+  c = sizes_lib.channels(task)
+  L, e = model.latent_size, sizes_lib.EDGE_FEATURES
+  n_grid, n_mesh = g.grid_nodes, g.mesh_nodes
+
+  def edges(name, stage, items, senders, receivers, blocked=False):
+    if published_layout:
+      return MlpApplication(name, stage, items, 3 * L, L, gathered=2,
+                            scatter_to=receivers, edge_blocked=blocked)
+    return MlpApplication(name, stage, items, L, L, gathered=2,
+                          scatter_to=receivers, edge_blocked=blocked,
+                          projected_nodes=senders + receivers)
+
+  def embed(name, stage, items, blocked=False):
+    return MlpApplication(name, stage, items, e, L, edge_blocked=blocked,
+                          batched=published_layout)
+
+  apps = [
+      MlpApplication("encoder_nodes_grid", "encoder", n_grid, c.grid_input, L),
+      MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
+      embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
+      edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh,
+            True),
+      MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
+      MlpApplication("grid2mesh_nodes_grid", "encoder", n_grid, L, L),
+      embed("encoder_edges_mesh", "processor", g.mesh_edges),
+  ]
+  for i in range(model.gnn_msg_steps):
+    apps += [
+        edges(f"processor_edges_{i}", "processor", g.mesh_edges, n_mesh, n_mesh),
+        MlpApplication(f"processor_nodes_{i}", "processor", n_mesh, 2 * L, L),
+    ]
+  apps += [
+      embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
+      edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid,
+            True),
+      MlpApplication("mesh2grid_nodes_grid", "decoder", n_grid, 2 * L, L),
+      MlpApplication("decoder_nodes_grid", "decoder", n_grid, L, c.output),
+  ]
+  return apps
+
+
+def _hidden(model: ModelConfig) -> int:
+  return model.hidden_layers * model.latent_size
+
+
+def forward_flops(app: MlpApplication, model: ModelConfig) -> float:
+  L, h = model.latent_size, model.hidden_layers
+  macs = app.d_in * L + (h - 1) * L * L + L * app.d_out
+  per_items = app.items * (2 * macs + ELEMENTWISE_FLOPS * (h * L + app.d_out))
+  return per_items + 2 * app.projected_nodes * L * L  # node shares of layer 0
+
+
+def forward_elements_moved(app: MlpApplication, model: ModelConfig) -> float:
+  """Activation elements read + written by one forward application."""
+  L = model.latent_size
+  n = app.items
+  moved = n * app.d_in + n * _hidden(model) * 2 + n * app.d_out  # matmuls
+  moved += ELEMENTWISE_PASSES * n * (_hidden(model) + app.d_out) / 2
+  if app.projected_nodes:  # node shares: matmul in/out, then gather + add
+    moved += app.projected_nodes * 2 * L + n * app.gathered * L * 2
+  elif app.gathered:
+    moved += 2 * n * app.gathered * L + 2 * n * app.d_in  # gather + concat
+  if app.scatter_to:
+    moved += n * app.d_out + app.scatter_to * app.d_out  # segment sum
+  return moved
+
+
+def saved_elements(app: MlpApplication, model: ModelConfig,
+                   block: int | None = None) -> float:
+  """Elements kept for the backward pass of one application.
+
+  The input, per hidden element the pre-activation, sigmoid and activation
+  (swish = x * sigmoid(x)), per output element the LayerNorm input and its
+  normalised value, and for edges the gathered node shares. `block` caps the
+  items resident at once.
+  """
+  n = app.items if block is None else min(app.items, block)
+  per_item = app.d_in + 3 * _hidden(model) + 2 * app.d_out
+  return n * (per_item + app.gathered * model.latent_size)
+
+
+def temporary_elements(app: MlpApplication, model: ModelConfig,
+                       block: int | None) -> float:
+  """Transient buffers while one application runs forward or backward:
+  its input and hidden activations and their cotangents."""
+  n = app.items if block is None else min(app.items, block)
+  return n * (app.d_in + _hidden(model) + app.d_out)
+
+
+def _block(app: MlpApplication, model: ModelConfig) -> int | None:
+  return model.edge_block_size if app.edge_blocked else None
+
+
+def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
+                             remat: RematConfig, batch: int = 1
+                             ) -> tuple[float, float]:
+  """(saved, recompute_peak) elements of one rollout step's backward.
+
+  saved: kept from the forward pass under `remat`;
+  recompute_peak: the largest remat segment re-materialised in the backward.
+  Both for `batch` examples (static edge embeddings are not per example).
+  """
+  g = sizes_lib.graph_sizes(model)
+  L = model.latent_size
+  by_stage = {s: [a for a in apps if a.stage == s]
+              for s in ("encoder", "processor", "decoder")}
+
+  def saved(stage_apps, blocked=False):
+    return sum(saved_elements(a, model, _block(a, model) if blocked else None)
+               * (batch if a.batched else 1) for a in stage_apps)
+
+  segments = [0.0]
+  total = 0.0
+  for stage in ("encoder", "decoder"):
+    if remat.encoder_decoder:
+      # Only the stage inputs stay (grid and mesh latents, L wide); edge
+      # blocks are recomputed one at a time inside the segment.
+      total += batch * (g.grid_nodes + g.mesh_nodes) * L
+      segments.append(saved(by_stage[stage], blocked=True))
+    else:
+      total += saved(by_stage[stage])
+  k = remat.processor_every_k
+  steps = model.gnn_msg_steps
+  if k:
+    per_step = saved(by_stage["processor"][1:]) / max(steps, 1)
+    total += saved(by_stage["processor"][:1])  # mesh edge embedding
+    total += math.ceil(steps / k) * batch * (g.mesh_nodes + g.mesh_edges) * L
+    segments.append(min(k, steps) * per_step)
+  else:
+    total += saved(by_stage["processor"])
+  return total, max(segments)
+
+
+def recompute_fraction(apps: list[MlpApplication], model: ModelConfig,
+                       remat: RematConfig, rollout_steps: int) -> float:
+  """Extra forward passes in the backward, as a fraction of one forward.
+
+  A remat'd rollout step (only when there are 2+ steps, as in
+  `Predictor._scan`) reruns the whole step; inner remat segments (processor
+  groups, encoder/decoder, edge blocks) are rerun once more inside it.
+  """
+  total = sum(forward_flops(a, model) for a in apps)
+  inner = 0.0
+  for a in apps:
+    in_encdec = a.stage in ("encoder", "decoder")
+    if ((remat.encoder_decoder and in_encdec)
+        or (remat.processor_every_k and a.stage == "processor")
+        or (a.edge_blocked and model.edge_block_size
+            and model.edge_block_size < a.items)):
+      inner += forward_flops(a, model)
+  outer = 1.0 if remat.rollout_step and rollout_steps > 1 else 0.0
+  return outer + inner / total
+
+
+def step_cost(model: ModelConfig, task: task_lib.TaskConfig, *,
+              rollout_steps: int = 1, batch_per_device: int = 1,
+              num_devices: int = 1, shard_params: bool = False,
+              remat: RematConfig | None = None,
+              precision: str | None = None,
+              published_layout: bool = False) -> StepCost:
+  """Analytic cost of one training step (loss + grad + AdamW) per device."""
+  remat = model.remat if remat is None else remat
+  precision = precision or model.precision
+  act = DTYPE_BYTES[precision]
+  b, r = batch_per_device, rollout_steps
+  g = sizes_lib.graph_sizes(model)
+  c = sizes_lib.channels(task)
+  apps = mlp_applications(model, task, published_layout)
+  n_params = sizes_lib.num_params(model, task)
+
+  per_batch = lambda a: b if a.batched else 1
+  fwd_flops = sum(forward_flops(a, model) * per_batch(a) for a in apps)
+  fwd_bytes = act * sum(forward_elements_moved(a, model) * per_batch(a)
+                        for a in apps)
+  extra = recompute_fraction(apps, model, remat, r)
+  passes = 1 + BACKWARD_FACTOR + extra
+  shard = num_devices if shard_params else 1
+  param_bytes = 4 * n_params / shard + (2 * n_params if act == 2 else 0)
+  optimizer_bytes = ADAM_STATE_COPIES * 4 * n_params / shard
+  gradient_bytes = 4 * n_params
+  # AdamW reads params, grads, mu, nu and writes params, mu, nu (float32).
+  update_bytes = 7 * 4 * n_params / shard
+  weight_reads = passes * r * n_params * act
+
+  # Inputs (float32): input frames and statics, then per rollout step the
+  # targets and forcings.
+  data_elems = g.grid_nodes * (c.grid_input + r * (c.output + c.forcing))
+  data_bytes = 4 * b * data_elems
+
+  saved, recompute_peak = step_activation_elements(apps, model, remat, b)
+  # The scan carry (the float32 input window) is saved at every step; the
+  # loss is accumulated inside the step, so predictions are not kept.
+  carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame
+  if remat.rollout_step and r > 1:
+    # The step being differentiated is re-materialised under the inner policy.
+    activations = r * carry + act * (saved + recompute_peak)
+  else:
+    activations = r * (carry + act * saved) + act * recompute_peak
+  temporary = act * max(temporary_elements(a, model, _block(a, model))
+                        * per_batch(a) for a in apps)
+  return StepCost(
+      flops=r * fwd_flops * passes + 10 * n_params / shard,
+      bytes_accessed=r * fwd_bytes * passes + weight_reads + update_bytes,
+      param_bytes=param_bytes, optimizer_bytes=optimizer_bytes,
+      gradient_bytes=gradient_bytes, data_bytes=data_bytes,
+      activation_bytes=activations, temporary_bytes=temporary,
+      recompute_fraction=extra, num_params=n_params)

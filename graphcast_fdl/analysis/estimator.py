@@ -1,0 +1,258 @@
+"""Time and memory per phase of an experiment on named hardware.
+
+`estimate(experiment, hardware, use_xla)` prices every phase of the schedule:
+the analytic cost model (`cost_model`) gives FLOPs, bytes moved and memory per
+device from closed-form graph sizes; a roofline over the hardware's peaks,
+divided by the family's fitted efficiency (`calibration`), gives the step
+time. With `use_xla`, XLA's own cost and memory analysis of the real
+loss+grad program (lowered on abstract shapes, nothing allocated) is reported
+beside it where the graph is small enough to build here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from graphcast_fdl.analysis import calibration
+from graphcast_fdl.analysis import cost_model
+from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.model.config import RematConfig
+from graphcast_fdl.train.experiment import Experiment
+
+GiB = 2**30
+TIGHT_HEADROOM = 0.10  # below this fraction of device memory, call it tight
+
+
+@dataclasses.dataclass
+class PhaseEstimate:
+  """One phase: how long it takes and what one device must hold.
+
+  Sources: every field comes from the analytic model except `xla`, which
+  holds XLA's compiled-program figures when available (`source` says which).
+  """
+
+  name: str
+  steps: int
+  rollout_steps: int
+  precision: str
+  remat: str
+  step_seconds: float
+  duration_seconds: float
+  device_hours: float
+  flops_per_step: float
+  bytes_per_step: float
+  bound: str
+  params_bytes: float
+  optimizer_bytes: float
+  gradient_bytes: float
+  data_bytes: float
+  activation_bytes: float
+  temporary_bytes: float
+  peak_bytes_per_device: float
+  fits: bool
+  headroom_bytes: float
+  source: str = "analytic"
+  xla: dict | None = None
+
+
+@dataclasses.dataclass
+class Estimate:
+  """Every phase of one experiment on one hardware kind."""
+
+  experiment: str
+  hardware: str
+  num_devices: int
+  batch_per_device: int
+  memory_bytes_per_device: float
+  efficiency: float
+  efficiency_source: str
+  phases: list
+  total_duration_seconds: float
+  total_device_hours: float
+  fits: bool
+  notes: list
+  sources: dict
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json(self, indent: int | None = 2) -> str:
+    return json.dumps(self.to_dict(), indent=indent)
+
+
+def remat_label(remat: RematConfig, edge_block_size: int | None) -> str:
+  parts = []
+  if remat.rollout_step:
+    parts.append("step")
+  if remat.processor_every_k:
+    parts.append(f"proc/{remat.processor_every_k}")
+  if remat.encoder_decoder:
+    parts.append("enc+dec")
+  if edge_block_size:
+    parts.append(f"blocks {edge_block_size}")
+  return ",".join(parts) or "none"
+
+
+def _allreduce_seconds(grad_bytes: float, n: int, hw: hardware_lib.Hardware) -> float:
+  """Ring all-reduce of the float32 gradients across `n` devices."""
+  if n <= 1 or not hw.interconnect_bandwidth:
+    return 0.0
+  return 2 * grad_bytes * (n - 1) / n / hw.interconnect_bandwidth
+
+
+def step_seconds(cost: cost_model.StepCost, precision: str,
+                 hw: hardware_lib.Hardware, num_devices: int,
+                 efficiency: float) -> tuple[float, str]:
+  """Roofline time / efficiency + gradient all-reduce; and the binding term."""
+  compute = cost.flops / hw.peak(precision)
+  memory = cost.bytes_accessed / hw.memory_bandwidth
+  roofline = max(compute, memory)
+  seconds = roofline / efficiency + _allreduce_seconds(
+      cost.gradient_bytes, num_devices, hw)
+  return seconds, ("compute" if compute >= memory else "memory")
+
+
+def num_devices_of(experiment: Experiment) -> int:
+  return experiment.mesh.num_devices or 1
+
+
+def estimate(experiment: Experiment, hardware: str = "tpu_v4",
+             use_xla: bool = False, efficiency: float | None = None) -> Estimate:
+  """Prices every phase of `experiment` on `hardware` (a `hardware` key).
+
+  Args:
+    experiment: the built experiment; nothing of its size is allocated.
+    hardware: key of `hardware.TABLE` or "cpu" (this machine).
+    use_xla: also lower the real loss+grad on abstract shapes and report
+      XLA's cost and memory analysis beside the analytic figures.
+    efficiency: override the family's fitted factor (used when refitting).
+  """
+  hw = hardware_lib.get(hardware)
+  model, task = experiment.model, experiment.task
+  n = num_devices_of(experiment)
+  batch = max(1, experiment.data.global_batch_size // n)
+  eff = calibration.efficiency(hw.family) if efficiency is None else efficiency
+  notes = []
+  if hw.family == "gpu":
+    notes.append("GPU efficiency is the TPU factor (no published GPU figure).")
+  if experiment.mesh.num_devices is None:
+    notes.append("mesh.num_devices unset: priced for 1 device.")
+  xla_cache, phases = {}, []
+  for span in experiment.schedule.spans():
+    phase = span.phase
+    remat = phase.remat or model.remat
+    precision = phase.precision or model.precision
+    cost = cost_model.step_cost(
+        model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
+        num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
+        precision=precision)
+    seconds, bound = step_seconds(cost, precision, hw, n, eff)
+    peak = cost.peak_bytes
+    entry = PhaseEstimate(
+        name=phase.name, steps=phase.num_steps,
+        rollout_steps=phase.rollout_steps, precision=precision,
+        remat=remat_label(remat, model.edge_block_size),
+        step_seconds=seconds, duration_seconds=seconds * phase.num_steps,
+        device_hours=seconds * phase.num_steps * n / 3600,
+        flops_per_step=cost.flops, bytes_per_step=cost.bytes_accessed,
+        bound=bound, params_bytes=cost.param_bytes,
+        optimizer_bytes=cost.optimizer_bytes,
+        gradient_bytes=cost.gradient_bytes, data_bytes=cost.data_bytes,
+        activation_bytes=cost.activation_bytes,
+        temporary_bytes=cost.temporary_bytes, peak_bytes_per_device=peak,
+        fits=peak <= hw.memory_bytes, headroom_bytes=hw.memory_bytes - peak)
+    if use_xla:
+      key = (phase.rollout_steps, remat, precision)
+      if key not in xla_cache:
+        from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
+        xla_cache[key] = xla_cost.analyze(
+            experiment, rollout_steps=phase.rollout_steps, remat=remat,
+            precision=precision, batch_per_device=batch)
+      result = xla_cache[key]
+      entry.xla = result.to_dict()
+      entry.source = "analytic + xla" if result.available else (
+          "analytic (xla: " + result.reason + ")")
+    phases.append(entry)
+  total = sum(p.duration_seconds for p in phases)
+  worst = max(phases, key=lambda p: p.peak_bytes_per_device)
+  if worst.fits and worst.headroom_bytes < TIGHT_HEADROOM * hw.memory_bytes:
+    notes.append(f"tight: phase {worst.name} leaves "
+                 f"{worst.headroom_bytes / GiB:.1f} GiB headroom")
+  return Estimate(
+      experiment=experiment.name, hardware=hw.name, num_devices=n,
+      batch_per_device=batch, memory_bytes_per_device=hw.memory_bytes,
+      efficiency=eff,
+      efficiency_source=calibration.EFFICIENCY_SOURCE.get(hw.family, ""),
+      phases=phases, total_duration_seconds=total,
+      total_device_hours=total * n / 3600,
+      fits=all(p.fits for p in phases), notes=notes,
+      sources={
+          "hardware": hw.source,
+          "time": "analytic roofline max(FLOPs/peak, bytes/bandwidth) / "
+                  "efficiency + gradient all-reduce",
+          "memory": "analytic: params + AdamW state + grads + batch + "
+                    "activations saved under the remat policy + largest "
+                    "temporary",
+          "xla": "jit(loss+grad).lower(abstract shapes).compile(): "
+                 "memory_analysis / cost_analysis (scan bodies x rollout)",
+      })
+
+
+def _duration(seconds: float) -> str:
+  if seconds >= 2 * 86_400:
+    return f"{seconds / 86_400:.1f} d"
+  if seconds >= 2 * 3600:
+    return f"{seconds / 3600:.1f} h"
+  if seconds >= 120:
+    return f"{seconds / 60:.1f} min"
+  return f"{seconds:.3g} s"
+
+
+def format_table(est: Estimate) -> str:
+  """The human-readable table `estimate` prints."""
+  gib = lambda b: f"{b / GiB:.2f}"
+  lines = [
+      f"experiment {est.experiment} on {est.num_devices} x {est.hardware} "
+      f"({gib(est.memory_bytes_per_device)} GiB each), {est.batch_per_device} "
+      f"example(s) per device; efficiency {est.efficiency:.3g} "
+      f"({est.efficiency_source})",
+      "",
+      f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'s/step':>8s} {'duration':>9s}"
+      f" {'dev-hours':>10s} {'bound':>7s} | {'params':>6s} {'optim':>6s}"
+      f" {'grads':>6s} {'batch':>6s} {'activ':>6s} {'temps':>6s} {'peak':>6s}"
+      f" {'fits':>4s}  remat / source",
+  ]
+  for p in est.phases:
+    lines.append(
+        f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
+        f" {_duration(p.duration_seconds):>9s} {p.device_hours:10.4g}"
+        f" {p.bound:>7s} | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
+        f" {gib(p.gradient_bytes):>6s} {gib(p.data_bytes):>6s}"
+        f" {gib(p.activation_bytes):>6s} {gib(p.temporary_bytes):>6s}"
+        f" {gib(p.peak_bytes_per_device):>6s} {'yes' if p.fits else 'NO':>4s}"
+        f"  {p.remat} / {p.source}")
+  lines.append(
+      f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
+      f" {_duration(est.total_duration_seconds):>9s}"
+      f" {est.total_device_hours:10.4g}")
+  xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
+  if xla_rows:
+    lines += ["", "XLA (compiled loss+grad, this backend) vs analytic, per step:",
+              f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
+              f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"]
+    for p in xla_rows:
+      x = p.xla
+      lines.append(
+          f"{p.name:16s} {x['flops']:10.3g} {p.flops_per_step:10.3g}"
+          f" {x['bytes_accessed']:10.3g} {p.bytes_per_step:10.3g}"
+          f" {gib(x['temp_bytes']):>12s}"
+          f" {gib(p.activation_bytes + p.temporary_bytes):>11s}")
+  lines += ["", "memory columns: GiB per device; peak = their sum."]
+  lines += [f"source of {k}: {v}" for k, v in est.sources.items()]
+  lines += [f"note: {n}" for n in est.notes]
+  headroom = min(p.headroom_bytes for p in est.phases)
+  lines.append(f"fits: {'yes' if est.fits else 'NO'}, smallest headroom "
+               f"{headroom / GiB:.2f} GiB of {gib(est.memory_bytes_per_device)}")
+  return "\n".join(lines)

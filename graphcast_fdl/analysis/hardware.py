@@ -1,0 +1,124 @@
+"""Accelerators the estimator knows: peak rates, memory, and their sources.
+
+Peaks are the vendors' dense (no sparsity) figures. JAX's default matmul
+precision runs float32 matmuls as single bf16 passes on TPU and as TF32 on
+A100/H100/H200, so "float32" lists those rates. Memory sizes are what a
+program can address per device, before the runtime's own reservation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+GiB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+  """One accelerator (per chip / per GPU / the whole host for a CPU).
+
+  Attributes:
+    name: key used by `--hardware`.
+    family: "tpu", "gpu" or "cpu"; one efficiency factor per family.
+    peak_flops: FLOP/s by compute dtype.
+    memory_bandwidth: bytes/s between device memory and compute.
+    memory_bytes: device memory per chip.
+    interconnect_bandwidth: bytes/s per chip for the gradient all-reduce.
+    source: where the numbers come from.
+  """
+
+  name: str
+  family: str
+  peak_flops: dict
+  memory_bandwidth: float
+  memory_bytes: float
+  interconnect_bandwidth: float
+  source: str
+
+  def peak(self, precision: str) -> float:
+    return self.peak_flops[precision]
+
+
+def _tpu(name, bf16, hbm_gbs, mem_gib, ici_gbs, source):
+  return Hardware(name, "tpu", {"bfloat16": bf16, "float32": bf16},
+                  hbm_gbs * 1e9, mem_gib * GiB, ici_gbs * 1e9, source)
+
+
+def _gpu(name, bf16, tf32, hbm_gbs, mem_bytes, nvlink_gbs, source):
+  return Hardware(name, "gpu", {"bfloat16": bf16, "float32": tf32},
+                  hbm_gbs * 1e9, mem_bytes, nvlink_gbs * 1e9, source)
+
+
+_GCP = "Google Cloud TPU docs, system architecture page for "
+_NV = "NVIDIA datasheet: "
+TABLE = {
+    "tpu_v4": _tpu("tpu_v4", 275e12, 1200, 32, 300,
+                   _GCP + "TPU v4 (275 TFLOP/s bf16, 32 GiB HBM2 at 1200 GB/s)"),
+    "tpu_v5e": _tpu("tpu_v5e", 197e12, 819, 16, 200,
+                    _GCP + "TPU v5e (197 TFLOP/s bf16, 16 GiB HBM2 at 819 GB/s)"),
+    "tpu_v5p": _tpu("tpu_v5p", 459e12, 2765, 95, 600,
+                    _GCP + "TPU v5p (459 TFLOP/s bf16, 95 GiB HBM2e at 2765 GB/s)"),
+    "tpu_v6e": _tpu("tpu_v6e", 918e12, 1640, 32, 400,
+                    _GCP + "TPU v6e Trillium (918 TFLOP/s bf16, 32 GiB HBM at 1640 GB/s)"),
+    "a100_40gb": _gpu("a100_40gb", 312e12, 156e12, 1555, 40 * GiB, 600,
+                      _NV + "A100 Tensor Core GPU, SXM4 40GB (312 TFLOP/s bf16, "
+                      "156 TF32, 1555 GB/s HBM2)"),
+    "a100_80gb": _gpu("a100_80gb", 312e12, 156e12, 2039, 80 * GiB, 600,
+                      _NV + "A100 Tensor Core GPU, SXM4 80GB (312 TFLOP/s bf16, "
+                      "156 TF32, 2039 GB/s HBM2e)"),
+    "h100": _gpu("h100", 989e12, 494.7e12, 3350, 80 * GiB, 900,
+                 _NV + "H100 Tensor Core GPU, SXM5 80GB (989 TFLOP/s bf16 dense, "
+                 "495 TF32, 3.35 TB/s HBM3)"),
+    "h200": _gpu("h200", 989e12, 494.7e12, 4800, 141e9, 900,
+                 _NV + "H200 Tensor Core GPU, SXM 141GB (989 TFLOP/s bf16 dense, "
+                 "495 TF32, 4.8 TB/s HBM3e)"),
+}
+
+# AVX-512 cores with two FMA units: 2 units x 16 f32 lanes x 2 FLOP = 64/cycle.
+CPU_FLOPS_PER_CYCLE = {"avx512f": 64, "avx2": 32}
+CPU_BANDWIDTH_PER_CORE = 10e9  # bytes/s; a typical cloud vCPU share (assumed)
+
+
+@functools.cache
+def this_cpu() -> Hardware:
+  """The host CPU, from /proc/cpuinfo and /proc/meminfo (Linux)."""
+  cores = os.cpu_count() or 1
+  model, ghz, flags, mem = "unknown CPU", 2.0, set(), 8 * GiB
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown CPU":
+          model = value.strip()
+          if "@" in model and "GHz" in model:
+            ghz = float(model.split("@")[1].strip().rstrip("GHz"))
+        elif key == "flags" and not flags:
+          flags = set(value.split())
+    with open("/proc/meminfo") as f:
+      mem = int(f.readline().split()[1]) * 1024
+  except (OSError, ValueError):
+    pass
+  per_cycle = next((v for k, v in CPU_FLOPS_PER_CYCLE.items() if k in flags), 16)
+  peak = cores * ghz * 1e9 * per_cycle
+  return Hardware(
+      "cpu", "cpu", {"float32": peak, "bfloat16": peak},
+      cores * CPU_BANDWIDTH_PER_CORE, mem, 0.0,
+      f"/proc/cpuinfo: {cores} x {model}, {per_cycle} FLOP/cycle "
+      f"(no native bf16 matmul); bandwidth assumed "
+      f"{CPU_BANDWIDTH_PER_CORE / 1e9:.0f} GB/s per core; /proc/meminfo")
+
+
+def get(name: str) -> Hardware:
+  """The named hardware; ValueError naming the choices if unknown."""
+  if name == "cpu":
+    return this_cpu()
+  if name not in TABLE:
+    raise ValueError(f"--hardware={name!r}: choose from {', '.join(names())}")
+  return TABLE[name]
+
+
+def names() -> list[str]:
+  return list(TABLE) + ["cpu"]

@@ -1,0 +1,49 @@
+"""PNG of an estimate: phase timeline and per-device memory breakdown."""
+
+from __future__ import annotations
+
+from graphcast_fdl.analysis.estimator import Estimate
+
+GiB = 2**30
+_PARTS = (("params_bytes", "params"), ("optimizer_bytes", "AdamW state"),
+          ("gradient_bytes", "grads"), ("data_bytes", "batch"),
+          ("activation_bytes", "activations"), ("temporary_bytes", "temporaries"))
+
+
+def save_png(est: Estimate, path: str) -> None:
+  """Left: a bar per phase, as long as its wall-clock time, laid end to end.
+  Right: stacked memory per phase against the device's memory."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  phases = est.phases
+  days = 86_400.0
+  fig, (ax_t, ax_m) = plt.subplots(
+      1, 2, figsize=(13, max(3.0, 0.35 * len(phases) + 1.5)))
+  start = 0.0
+  for i, p in enumerate(phases):
+    ax_t.barh(i, p.duration_seconds / days, left=start / days,
+              color="tab:red" if not p.fits else "tab:blue")
+    start += p.duration_seconds
+  ax_t.set_yticks(range(len(phases)), [f"{p.name} (x{p.rollout_steps})"
+                                       for p in phases])
+  ax_t.invert_yaxis()
+  ax_t.set_xlabel("days (wall clock)")
+  ax_t.set_title(f"{est.experiment}: {est.total_duration_seconds / days:.2f} d "
+                 f"on {est.num_devices} x {est.hardware} (red: does not fit)")
+  left = [0.0] * len(phases)
+  for field, label in _PARTS:
+    values = [getattr(p, field) / GiB for p in phases]
+    ax_m.barh(range(len(phases)), values, left=left, label=label)
+    left = [a + b for a, b in zip(left, values)]
+  ax_m.axvline(est.memory_bytes_per_device / GiB, color="k", linestyle="--",
+               label="device memory")
+  ax_m.set_yticks(range(len(phases)), [p.name for p in phases])
+  ax_m.invert_yaxis()
+  ax_m.set_xlabel("GiB per device")
+  ax_m.set_title("memory per device (analytic)")
+  ax_m.legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
