@@ -112,6 +112,8 @@ class Trainer:
     data_module: provides `normalization_stats`, `train_batches` and
       `eval_batches` as `graphcast_fdl.data` does (the default).
     devices: devices to build the mesh from (default all visible).
+
+  After `run()`, `state` holds the final TrainState.
   """
 
   def __init__(self, experiment: Experiment, workdir: str, *,
@@ -123,6 +125,7 @@ class Trainer:
     self._data = data_module or _default_data_module()
     self._devices = devices
     self._predictors = {}
+    self.state = None
 
   # -- Pieces -------------------------------------------------------------
 
@@ -176,24 +179,25 @@ class Trainer:
     if self._eval_step is None:
       self._eval_step = train_step_lib.jit_eval_step(
           predictor.loss, self._param_shardings, self._mesh)
-      if hasattr(predictor, "persistence_loss"):
-        self._persistence_step = jax.jit(
-            predictor.persistence_loss,
-            in_shardings=(sharding_lib.batch_sharding(self._mesh),),
-            out_shardings=sharding_lib.replicated(self._mesh))
+      from graphcast_fdl.train import baselines  # pylint: disable=g-import-not-at-top
+      persistence_loss = getattr(predictor, "persistence_loss", None) or (
+          baselines.persistence_loss_fn(
+              self.experiment.model, self.experiment.task, self._stats))
+      self._persistence_step = jax.jit(
+          persistence_loss,
+          in_shardings=(sharding_lib.batch_sharding(self._mesh),),
+          out_shardings=sharding_lib.replicated(self._mesh))
     model_means = metrics_lib.MeanMetrics("eval")
     persistence_means = metrics_lib.MeanMetrics("persistence")
     for batch in self._eval_batches():
       loss, per_variable = metrics_lib.to_host(self._eval_step(params, batch))
       model_means.add({"loss": loss, "per_variable": per_variable})
-      if self._persistence_step is not None:
-        loss, per_variable = metrics_lib.to_host(self._persistence_step(batch))
-        persistence_means.add({"loss": loss, "per_variable": per_variable})
+      loss, per_variable = metrics_lib.to_host(self._persistence_step(batch))
+      persistence_means.add({"loss": loss, "per_variable": per_variable})
     result = model_means.result()
+    result.update(persistence_means.result())
     result.pop("eval/skipped_steps")
-    if self._persistence_step is not None:
-      result.update(persistence_means.result())
-      result.pop("persistence/skipped_steps")
+    result.pop("persistence/skipped_steps")
     return result
 
   def _initial_params(self, predictor, rng, batch, abstract_params):
@@ -382,6 +386,7 @@ class Trainer:
     # Final evaluation on the held-out split, against persistence.
     checkpointer.save(state, self._meta(step), force=True)
     checkpointer.close()
+    self.state = state
     final = self.evaluate(state.params)
     writer.write_scalars(step, final)
     writer.flush()

@@ -1,0 +1,57 @@
+"""Runs one training process for the multi-device / kill-and-resume tests.
+
+Usage: python tests/train_worker.py '<json spec>' with keys
+  kind: "tiny" (stand-in model and data) or "demo" (the real model and data,
+    see test_trainer_real.py's small experiment)
+  workdir, devices (CPU devices in this process), out (.npz of final params,
+    written by process 0), delay (seconds per batch, tiny only),
+  num_processes, process_id, port (for jax.distributed; 1 process: omitted).
+"""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(spec):
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)
+  jax.config.update("jax_num_cpu_devices", spec.get("devices", 1))
+  if spec.get("cache_dir"):
+    jax.config.update("jax_compilation_cache_dir", spec["cache_dir"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  num_processes = spec.get("num_processes", 1)
+  if num_processes > 1:
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{spec['port']}",
+        num_processes=num_processes, process_id=spec["process_id"])
+  from graphcast_fdl.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  total_devices = spec.get("devices", 1) * num_processes
+  if spec["kind"] == "tiny":
+    import train_fakes  # pylint: disable=g-import-not-at-top
+    trainer = trainer_lib.Trainer(
+        train_fakes.tiny_experiment(num_devices=total_devices),
+        spec["workdir"], predictor_factory=train_fakes.TinyPredictor,
+        data_module=train_fakes.TinyData(delay=spec.get("delay", 0.0)))
+  else:
+    import real_experiment  # pylint: disable=g-import-not-at-top
+    trainer = trainer_lib.Trainer(
+        real_experiment.small_experiment(spec["data_dir"], total_devices),
+        spec["workdir"])
+  result = trainer.run()
+  if jax.process_index() == 0:
+    from graphcast_fdl.train import metrics  # pylint: disable=g-import-not-at-top
+    flat = {jax.tree_util.keystr(path): leaf for path, leaf in
+            jax.tree_util.tree_leaves_with_path(
+                metrics.to_host(trainer.state.params))}
+    np.savez(spec["out"], **flat)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+  main(json.loads(sys.argv[1]))
