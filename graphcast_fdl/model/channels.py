@@ -1,0 +1,171 @@
+"""Stacking variables into grid-node channels and back, as published.
+
+The published model stacks variables in sorted name order; within a variable
+the non-spatial dims (time, then level) are flattened time-major, inputs first
+then forcings. Arrays here are in the Batch layout (see batch.py): atmospheric
+[B, T, level, lat, lon], surface [B, T, lat, lon], day progress [B, T, lon],
+year progress [B, T], static [B, lat, lon].
+
+Inside the model everything stays stacked as grid nodes, [n_grid, B, C] with
+node = lat_index * n_lon + lon_index: normalisation is one per-channel affine
+map and feeding predictions back is one static gather (`ChannelLayout`), so
+the per-variable work happens once per batch, outside the rollout loop.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Variables with a pressure-level dim (the published ALL_ATMOSPHERIC_VARS).
+ATMOSPHERIC_VARIABLES = frozenset((
+    "potential_vorticity", "specific_rain_water_content",
+    "specific_snow_water_content", "geopotential", "temperature",
+    "u_component_of_wind", "v_component_of_wind", "specific_humidity",
+    "vertical_velocity", "vorticity", "divergence", "relative_humidity",
+    "ozone_mass_mixing_ratio", "specific_cloud_liquid_water_content",
+    "specific_cloud_ice_water_content", "fraction_of_cloud_cover"))
+
+
+def is_atmospheric(name: str) -> bool:
+  return name in ATMOSPHERIC_VARIABLES
+
+
+def _frames_last(name: str, x: jax.Array, grid_shape) -> jax.Array:
+  """A time-dependent variable -> [B, lat, lon, T, c] (c = levels or 1)."""
+  batch, frames = x.shape[:2]
+  n_lat, n_lon = grid_shape
+  if name.startswith("year_progress"):  # [B, T]
+    x = x[:, None, None, :, None]
+  elif name.startswith("day_progress"):  # [B, T, lon]
+    x = jnp.transpose(x, (0, 2, 1))[:, None, :, :, None]
+  elif x.ndim == 5:  # [B, T, level, lat, lon]
+    x = jnp.transpose(x, (0, 3, 4, 1, 2))
+  elif x.ndim == 4:  # [B, T, lat, lon]
+    x = jnp.transpose(x, (0, 2, 3, 1))[..., None]
+  else:
+    raise ValueError(f"variable {name!r} has unexpected shape {x.shape}")
+  return jnp.broadcast_to(x, (batch, n_lat, n_lon, frames, x.shape[-1]))
+
+
+def to_nodes(x: jax.Array) -> jax.Array:
+  """[..., B, lat, lon, C] -> [..., lat * lon, B, C]."""
+  lead = x.shape[:-4]
+  batch, n_lat, n_lon, channels = x.shape[-4:]
+  x = jnp.moveaxis(x, -4, -2)  # [..., lat, lon, B, C]
+  return x.reshape(lead + (n_lat * n_lon, batch, channels))
+
+
+def stack_inputs(arrays: Mapping[str, jax.Array], static: Iterable[str],
+                 grid_shape: tuple[int, int]) -> jax.Array:
+  """All input frames -> [n_grid, B, C_in] (vars sorted, time-major)."""
+  static = set(static)
+  parts = []
+  for name in sorted(arrays):
+    x = arrays[name]
+    if name in static:  # [B, lat, lon]
+      parts.append(x[..., None])
+    else:
+      x = _frames_last(name, x, grid_shape)
+      parts.append(x.reshape(x.shape[:3] + (-1,)))
+  return to_nodes(jnp.concatenate(parts, axis=-1))
+
+
+def stack_steps(arrays: Mapping[str, jax.Array],
+                grid_shape: tuple[int, int]) -> jax.Array:
+  """Per-step variables (targets, forcings) -> [T, n_grid, B, C]."""
+  parts = [_frames_last(name, arrays[name], grid_shape)
+           for name in sorted(arrays)]
+  x = jnp.concatenate(parts, axis=-1)  # [B, lat, lon, T, C]
+  return to_nodes(jnp.moveaxis(x, 3, 0))
+
+
+def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
+                  grid_shape: tuple[int, int]) -> dict[str, jax.Array]:
+  """[T, n_grid, B, C] -> {name: [B, T, (level,) lat, lon]}."""
+  n_lat, n_lon = grid_shape
+  steps, _, batch, channels = x.shape
+  x = x.reshape(steps, n_lat, n_lon, batch, channels)
+  x = jnp.transpose(x, (3, 0, 4, 1, 2))  # [B, T, C, lat, lon]
+  out = {}
+  start = 0
+  for name in sorted(targets):
+    if is_atmospheric(name):
+      out[name] = x[:, :, start:start + num_levels]
+      start += num_levels
+    else:
+      out[name] = x[:, :, start]
+      start += 1
+  if start != channels:
+    raise ValueError(f"model outputs {channels} channels, targets need {start}")
+  return out
+
+
+class ChannelLayout:
+  """Static channel bookkeeping of one task: which channel is which.
+
+  Channels are (variable, frame, level index) with frame None for static
+  inputs and level None for single-level variables.
+  """
+
+  def __init__(self, input_variables: Iterable[str],
+               target_variables: Iterable[str],
+               forcing_variables: Iterable[str], num_levels: int,
+               num_frames: int):
+    targets, forcings = set(target_variables), set(forcing_variables)
+    self.static = tuple(sorted(
+        v for v in input_variables if v not in targets | forcings))
+    levels = lambda v: range(num_levels) if is_atmospheric(v) else [None]
+    self.inputs = [
+        (v, t, l) for v in sorted(input_variables)
+        for t in ([None] if v in self.static else range(num_frames))
+        for l in levels(v)]
+    self.forcings = [(v, 0, l) for v in sorted(forcings) for l in levels(v)]
+    self.outputs = [(v, 0, l) for v in sorted(targets) for l in levels(v)]
+    self.num_frames = num_frames
+
+    index = {c: i for i, c in enumerate(self.inputs)}
+    # Last input frame of each output channel, or -1 for non-input targets.
+    self.last_input = np.array(
+        [index.get((v, num_frames - 1, l), -1) for v, _, l in self.outputs])
+    # Next inputs, gathered from concat[inputs, outputs, forcings].
+    n_in, n_out = len(self.inputs), len(self.outputs)
+    out_index = {(v, l): n_in + i for i, (v, _, l) in enumerate(self.outputs)}
+    forcing_index = {(v, l): n_in + n_out + i
+                     for i, (v, _, l) in enumerate(self.forcings)}
+    next_index = []
+    for i, (v, t, l) in enumerate(self.inputs):
+      if t is None:
+        next_index.append(i)
+      elif t < num_frames - 1:
+        next_index.append(index[(v, t + 1, l)])
+      elif (v, l) in out_index:
+        next_index.append(out_index[(v, l)])
+      elif (v, l) in forcing_index:
+        next_index.append(forcing_index[(v, l)])
+      else:
+        raise ValueError(f"input variable {v!r} changes over time but is "
+                         "neither a target nor a forcing")
+    self.next_index = np.array(next_index)
+
+  def vector(self, table: Mapping[str, np.ndarray], channels, default: float
+             ) -> np.ndarray:
+    """Per-channel values of a per-variable (per-level) statistic."""
+    values = []
+    for v, _, l in channels:
+      if v not in table:
+        values.append(default)
+      else:
+        x = np.asarray(table[v]).reshape(-1)
+        values.append(x[0] if l is None else x[l])
+    return np.asarray(values, np.float32)
+
+  def next_inputs(self, inputs: jax.Array, outputs: jax.Array,
+                  forcings: jax.Array) -> jax.Array:
+    """Drops the oldest frame, appends predictions (or forcings)."""
+    pool = jnp.concatenate([inputs, outputs.astype(inputs.dtype),
+                            forcings.astype(inputs.dtype)], axis=-1)
+    return jnp.take(pool, self.next_index, axis=-1)

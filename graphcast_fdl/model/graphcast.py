@@ -1,0 +1,203 @@
+"""The GraphCast encoder-processor-decoder network on flat grid-node features.
+
+Maps [n_grid, batch, channels] normalised inputs to [n_grid, batch, outputs]
+normalised outputs through three graph networks with the published structure
+and parameter names:
+  grid2mesh_gnn: embeds grid/mesh nodes and grid->mesh edges, one interaction
+    step (mesh nodes aggregate edges in float32; grid nodes get a residual MLP).
+  mesh_gnn: embeds multi-mesh edges, `gnn_msg_steps` unshared interaction steps.
+  mesh2grid_gnn: embeds mesh->grid edges, one interaction step into the grid
+    nodes, then an output MLP (no LayerNorm).
+Updates whose outputs the published model discards (the decoder's mesh-node
+update, the last edge residuals) are not computed; their parameters still exist
+so that checkpoints round-trip (their gradients are zero, as published).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from graphcast_fdl.model import gnn
+from graphcast_fdl.model import layers
+from graphcast_fdl.model.config import ModelConfig
+
+EDGE_FEATURES = 4  # Edge length + 3D relative position in receiver frame.
+NODE_FEATURES = 3  # sin(lat), cos(lon), sin(lon).
+
+
+def gnn_blocks(model: ModelConfig, num_input_channels: int,
+               num_outputs: int) -> dict[str, tuple]:
+  """Per graph network: (name, in_features, out_size, layer_norm) blocks."""
+  latent = model.latent_size
+  node_in = num_input_channels + NODE_FEATURES
+  grid2mesh = (
+      ("encoder_edges_grid2mesh", EDGE_FEATURES, latent, True),
+      ("encoder_nodes_grid_nodes", node_in, latent, True),
+      ("encoder_nodes_mesh_nodes", node_in, latent, True),
+      ("processor_edges_0_grid2mesh", 3 * latent, latent, True),
+      ("processor_nodes_0_grid_nodes", latent, latent, True),
+      ("processor_nodes_0_mesh_nodes", 2 * latent, latent, True),
+  )
+  mesh = (("encoder_edges_mesh", EDGE_FEATURES, latent, True),)
+  for i in range(model.gnn_msg_steps):
+    mesh += ((f"processor_edges_{i}_mesh", 3 * latent, latent, True),
+             (f"processor_nodes_{i}_mesh_nodes", 2 * latent, latent, True))
+  mesh2grid = (
+      ("encoder_edges_mesh2grid", EDGE_FEATURES, latent, True),
+      ("processor_edges_0_mesh2grid", 3 * latent, latent, True),
+      ("processor_nodes_0_grid_nodes", 2 * latent, latent, True),
+      ("processor_nodes_0_mesh_nodes", latent, latent, True),
+      ("decoder_nodes_grid_nodes", latent, num_outputs, False),
+  )
+  return {"grid2mesh_gnn": grid2mesh, "mesh_gnn": mesh,
+          "mesh2grid_gnn": mesh2grid}
+
+
+def _embed_edges(params, name, features, dtype):
+  return layers.mlp_block(params, name, features.astype(dtype))
+
+
+def encode(params: dict, graph: gnn.GraphArrays, grid_inputs: jax.Array,
+           block_size: int | None) -> tuple[jax.Array, jax.Array]:
+  """grid2mesh_gnn: [n_grid, B, C] -> mesh [n_mesh, B, L], grid [n_grid, B, L]."""
+  dtype = grid_inputs.dtype
+  num_channels = grid_inputs.shape[-1]
+  batch = grid_inputs.shape[1]
+
+  # Embed grid nodes: MLP(concat[inputs, structural]) by first-layer parts.
+  p = params["encoder_nodes_grid_nodes_mlp"]
+  structural = graph.grid_nodes.astype(dtype)
+  h = (layers.first_layer_part(p, grid_inputs, 0, num_channels)
+       + layers.first_layer_part(p, structural, num_channels, None)[:, None])
+  h = layers.finish_first_layer(p, h, dtype)
+  grid = layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"],
+                           layers.mlp_tail(p, h))
+
+  # Embed mesh nodes: the published model feeds zeros in place of inputs, so
+  # only the structural rows of the first layer contribute. Batch-independent.
+  p = params["encoder_nodes_mesh_nodes_mlp"]
+  h = layers.first_layer_part(p, graph.mesh_nodes.astype(dtype),
+                              num_channels, None)
+  h = layers.finish_first_layer(p, h, dtype)
+  mesh = layers.layer_norm(params["encoder_nodes_mesh_nodes_layer_norm"],
+                           layers.mlp_tail(p, h))
+  mesh = jnp.broadcast_to(mesh[:, None], (mesh.shape[0], batch, mesh.shape[-1]))
+
+  # One interaction step; edge latents are only needed summed into mesh nodes.
+  update = gnn.edge_update_fn(params, "processor_edges_0_grid2mesh",
+                              mesh.shape[-1], grid, mesh)
+
+  def messages(features, senders, receivers):
+    edges = _embed_edges(params, "encoder_edges_grid2mesh", features, dtype)
+    return update(edges, senders, receivers)
+
+  aggregated = gnn.aggregate_messages(
+      messages, graph.grid2mesh, mesh.shape[0], mesh.shape[1:], dtype,
+      f32=True, block_size=block_size)
+  mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh,
+                                aggregated)
+  grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
+                                None)
+  return mesh, grid
+
+
+def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
+            num_steps: int, remat_every_k: int) -> jax.Array:
+  """mesh_gnn: `num_steps` unshared interaction steps on the multi-mesh."""
+  edges = graph.mesh
+  num_nodes = mesh.shape[0]
+  latents = _embed_edges(params, "encoder_edges_mesh", edges.features,
+                         mesh.dtype)
+
+  def step(i, latents, mesh):
+    update = gnn.edge_update_fn(params, f"processor_edges_{i}_mesh",
+                                latents.shape[-1], mesh, mesh)
+    new_edges = update(latents, edges.senders, edges.receivers)
+    aggregated = gnn.segment_sum(new_edges, edges.receivers, num_nodes,
+                                 f32=False)
+    mesh = mesh + gnn.node_update(params, f"processor_nodes_{i}_mesh_nodes",
+                                  mesh, aggregated)
+    if latents.ndim == 2:
+      latents = latents[:, None]
+    return latents + new_edges, mesh
+
+  def chunk(first, last):
+    def run(latents, mesh):
+      for i in range(first, last):
+        latents, mesh = step(i, latents, mesh)
+      return latents, mesh
+    return run
+
+  k = remat_every_k if remat_every_k > 0 else num_steps
+  for first in range(0, num_steps, k):
+    run = chunk(first, min(first + k, num_steps))
+    if remat_every_k > 0:
+      run = jax.checkpoint(run)
+    latents, mesh = run(latents, mesh)
+  return mesh
+
+
+def decode(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
+           grid: jax.Array, block_size: int | None) -> jax.Array:
+  """mesh2grid_gnn: mesh and grid latents -> [n_grid, B, outputs]."""
+  dtype = grid.dtype
+  update = gnn.edge_update_fn(params, "processor_edges_0_mesh2grid",
+                              grid.shape[-1], mesh, grid)
+
+  def messages(features, senders, receivers):
+    edges = _embed_edges(params, "encoder_edges_mesh2grid", features, dtype)
+    return update(edges, senders, receivers)
+
+  aggregated = gnn.aggregate_messages(
+      messages, graph.mesh2grid, grid.shape[0], grid.shape[1:], dtype,
+      f32=False, block_size=block_size)
+  grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
+                                aggregated)
+  return layers.mlp(params["decoder_nodes_grid_nodes_mlp"], grid)
+
+
+class GraphCastNet(nn.Module):
+  """Normalised grid inputs -> normalised grid outputs.
+
+  Attributes:
+    model: architecture, precision and memory knobs.
+    num_input_channels: channels of the stacked inputs and forcings.
+    num_outputs: channels of the stacked targets.
+  """
+
+  model: ModelConfig
+  num_input_channels: int
+  num_outputs: int
+
+  def setup(self):
+    blocks = gnn_blocks(self.model, self.num_input_channels, self.num_outputs)
+    make = lambda name: layers.BlockParams(
+        blocks[name], self.model.latent_size, self.model.hidden_layers)
+    self.grid2mesh_gnn = make("grid2mesh_gnn")
+    self.mesh_gnn = make("mesh_gnn")
+    self.mesh2grid_gnn = make("mesh2grid_gnn")
+
+  def param_dicts(self) -> dict:
+    """Declares (at init) and returns all parameters, without any compute."""
+    return {"grid2mesh_gnn": self.grid2mesh_gnn(),
+            "mesh_gnn": self.mesh_gnn(),
+            "mesh2grid_gnn": self.mesh2grid_gnn()}
+
+  def __call__(self, graph: gnn.GraphArrays,
+               grid_inputs: jax.Array) -> jax.Array:
+    """[n_grid, B, C] (compute dtype) -> [n_grid, B, outputs] (same dtype)."""
+    model = self.model
+    params = self.param_dicts()
+    block = model.edge_block_size
+    encoder = lambda p, x: encode(p, graph, x, block)
+    decoder = lambda p, m, g: decode(p, graph, m, g, block)
+    if model.remat.encoder_decoder:
+      encoder = jax.checkpoint(encoder)
+      decoder = jax.checkpoint(decoder)
+
+    mesh, grid = encoder(params["grid2mesh_gnn"], grid_inputs)
+    mesh = process(params["mesh_gnn"], graph, mesh, model.gnn_msg_steps,
+                   model.remat.processor_every_k)
+    return decoder(params["mesh2grid_gnn"], mesh, grid)

@@ -1,0 +1,84 @@
+"""Normalisation of inputs and residual targets, as the published wrapper.
+
+Inputs and forcings: (x - mean) / stddev. Targets that are also inputs are
+predicted as residuals over the last input frame, scaled by the stddev of
+6-hourly differences: (target - last_input) / diffs_stddev. Targets that are
+not inputs (precipitation in the operational task) are normalised like inputs.
+A variable without statistics is left as is (the published code only warns).
+Everything works on stacked grid-node channels [..., C] (see channels.py).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from graphcast_fdl.model.channels import ChannelLayout
+from graphcast_fdl.model.normalization_stats import NormalizationStats
+
+
+def stats_table(dataset, names: Iterable[str],
+                levels: Iterable[int]) -> dict[str, np.ndarray]:
+  """{name: scalar or [level]} float32 for the names the dataset has."""
+  table = {}
+  levels = [int(l) for l in levels]
+  for name in names:
+    if name not in dataset.data_vars:
+      continue
+    var = dataset[name]
+    if "level" in var.dims:
+      missing = sorted(set(levels) - set(int(v) for v in var.level.values))
+      if missing:
+        raise ValueError(f"normalisation stats for {name!r} lack levels "
+                         f"{missing}")
+      var = var.sel(level=levels)
+    table[name] = np.asarray(var.values, np.float32)
+  return table
+
+
+class ChannelNormalization:
+  """Per-channel normalisation constants for one task and channel layout."""
+
+  def __init__(self, stats: NormalizationStats, layout: ChannelLayout,
+               levels: Iterable[int]):
+    names = {c[0] for c in layout.inputs + layout.forcings + layout.outputs}
+    levels = list(levels)
+    mean = stats_table(stats.mean, names, levels)
+    stddev = stats_table(stats.stddev, names, levels)
+    diffs = stats_table(stats.diffs_stddev, names, levels)
+    self.input_mean = layout.vector(mean, layout.inputs, 0.0)
+    self.input_std = layout.vector(stddev, layout.inputs, 1.0)
+    self.forcing_mean = layout.vector(mean, layout.forcings, 0.0)
+    self.forcing_std = layout.vector(stddev, layout.forcings, 1.0)
+    self.last_input = layout.last_input
+    residual = self.last_input >= 0
+    self.output_scale = np.where(residual,
+                                 layout.vector(diffs, layout.outputs, 1.0),
+                                 layout.vector(stddev, layout.outputs, 1.0))
+    self.output_mean = np.where(residual, 0.0,
+                                layout.vector(mean, layout.outputs, 0.0)
+                                ).astype(np.float32)
+    self._residual = residual
+
+  def inputs(self, x: jax.Array) -> jax.Array:
+    return (x - self.input_mean) / self.input_std
+
+  def forcings(self, x: jax.Array) -> jax.Array:
+    return (x - self.forcing_mean) / self.forcing_std
+
+  def _base(self, inputs: jax.Array) -> jax.Array:
+    """Last input frame for residual outputs, the mean for the others."""
+    last = jnp.take(inputs, np.maximum(self.last_input, 0), axis=-1)
+    return jnp.where(self._residual, last, self.output_mean)
+
+  def prediction(self, norm_outputs: jax.Array, inputs: jax.Array) -> jax.Array:
+    """Normalised outputs (any dtype) -> float32 predictions."""
+    return (norm_outputs.astype(jnp.float32) * self.output_scale
+            + self._base(inputs))
+
+  def target(self, targets: jax.Array, inputs: jax.Array) -> jax.Array:
+    """Targets -> normalised residuals (or normalised values), float32."""
+    return (targets.astype(jnp.float32) - self._base(inputs)) / self.output_scale

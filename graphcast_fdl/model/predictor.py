@@ -1,0 +1,183 @@
+"""GraphCast as a pure-function predictor: init, loss, autoregressive rollout.
+
+Stacks what the published wrappers do, in their order:
+  autoregressive rollout (lax.scan, predictions fed back as inputs, forcings
+  from the batch) -> normalisation (inputs by mean/std, targets as residuals)
+  -> bfloat16 casting (params stay float32) -> GraphCastNet.
+All methods are pure and jittable; the graphs are constants.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import pandas as pd
+
+from graphcast_fdl.model import channels
+from graphcast_fdl.model import gnn
+from graphcast_fdl.model import losses
+from graphcast_fdl.model.batch import Batch
+from graphcast_fdl.model.config import ModelConfig
+from graphcast_fdl.model.graphcast import GraphCastNet
+from graphcast_fdl.model.normalization import ChannelNormalization
+from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl.task import TaskConfig
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+TIMESTEP = pd.Timedelta("6h")
+
+
+def input_frames(task: TaskConfig) -> int:
+  """Input frames in task.input_duration, e.g. "12h" -> 2 frames 6 h apart."""
+  try:
+    duration = pd.Timedelta(task.input_duration)
+  except ValueError as e:
+    raise ValueError(f"task.input_duration={task.input_duration!r}: not a "
+                     "duration") from e
+  frames, rest = divmod(duration, TIMESTEP)
+  if rest or frames < 1:
+    raise ValueError(f"task.input_duration={task.input_duration!r}: must be a "
+                     "positive multiple of 6h")
+  return int(frames)
+
+
+def layout(task: TaskConfig) -> channels.ChannelLayout:
+  return channels.ChannelLayout(
+      task.input_variables, task.target_variables, task.forcing_variables,
+      task.num_levels, input_frames(task))
+
+
+def network(model: ModelConfig, task: TaskConfig) -> GraphCastNet:
+  chans = layout(task)
+  return GraphCastNet(
+      model=model,
+      num_input_channels=len(chans.inputs) + len(chans.forcings),
+      num_outputs=len(chans.outputs))
+
+
+def param_shapes(model: ModelConfig, task: TaskConfig):
+  """Abstract float32 params (ShapeDtypeStructs), allocating nothing."""
+  net = network(model, task)
+  return jax.eval_shape(
+      lambda: net.init(jax.random.PRNGKey(0),
+                       method=GraphCastNet.param_dicts)["params"])
+
+
+class Predictor:
+  """One GraphCast model with its task, statistics and graphs."""
+
+  def __init__(self, model: ModelConfig, task: TaskConfig,
+               stats: NormalizationStats, graphs=None):
+    if graphs is None:
+      from graphcast_fdl.graph import graphs_for_model  # pylint: disable=g-import-not-at-top
+      graphs = graphs_for_model(model)
+    self.model = model
+    self.task = task
+    self._dtype = DTYPES[model.precision]
+    # Device arrays, so that jit passes them as buffers instead of inlining
+    # numpy constants into the program at every use.
+    self._graph = jax.tree.map(jnp.asarray, gnn.graph_arrays(graphs))
+    self._grid_shape = (len(graphs.grid_lat), len(graphs.grid_lon))
+    self._layout = layout(task)
+    self._norm = ChannelNormalization(stats, self._layout, task.pressure_levels)
+    self._loss = losses.WeightedMSE(self._layout, graphs.grid_lat,
+                                    len(graphs.grid_lon), task.pressure_levels)
+    self._net = network(model, task)
+
+  def init_params(self, rng: jax.Array, batch: Batch | None = None):
+    """Float32 params (published shapes and names). The batch is not needed:
+    shapes follow from the configs."""
+    del batch
+    return self._net.init(rng, method=GraphCastNet.param_dicts)["params"]
+
+  def _check(self, inputs: Mapping[str, jax.Array],
+             forcings: Mapping[str, jax.Array], num_steps: int):
+    for name in self.task.input_variables:
+      if name not in inputs:
+        raise KeyError(f"input variable {name!r} is missing from the inputs")
+      frames = self._layout.num_frames
+      if name not in self._layout.static and inputs[name].shape[1] != frames:
+        raise ValueError(f"input variable {name!r} has {inputs[name].shape[1]}"
+                         f" frames, the task's input_duration implies {frames}")
+    for name in self.task.forcing_variables:
+      if name not in forcings:
+        raise KeyError(f"forcing variable {name!r} is missing from the forcings")
+      if forcings[name].shape[1] < num_steps:
+        raise ValueError(f"forcing variable {name!r} has "
+                         f"{forcings[name].shape[1]} steps, need {num_steps}")
+
+  def _stack(self, inputs, forcings, num_steps):
+    """Batch-layout dicts -> [n_grid, B, C_in], [T, n_grid, B, C_f]."""
+    self._check(inputs, forcings, num_steps)
+    stacked_inputs = channels.stack_inputs(
+        {n: jnp.asarray(inputs[n], jnp.float32)
+         for n in self.task.input_variables},
+        self._layout.static, self._grid_shape)
+    stacked_forcings = channels.stack_steps(
+        {n: jnp.asarray(forcings[n], jnp.float32)[:, :num_steps]
+         for n in self.task.forcing_variables}, self._grid_shape)
+    return stacked_inputs, stacked_forcings
+
+  def _one_step(self, params, inputs: jax.Array, forcings: jax.Array):
+    """Normalised outputs [n_grid, B, C_out] (compute dtype) from raw stacked
+    inputs [n_grid, B, C_in] and forcings [n_grid, B, C_f] (float32)."""
+    grid = jnp.concatenate([self._norm.inputs(inputs),
+                            self._norm.forcings(forcings)], axis=-1)
+    return self._net.apply({"params": params}, self._graph,
+                           grid.astype(self._dtype))
+
+  def _scan(self, body, carry, xs, num_steps):
+    """lax.scan of body over steps, remat per step if configured."""
+    if self.model.remat.rollout_step and num_steps > 1:
+      body = jax.checkpoint(body)
+    if num_steps == 1:  # No loop: simpler and faster to compile.
+      carry, ys = body(carry, jax.tree.map(lambda x: x[0], xs))
+      return carry, jax.tree.map(lambda y: y[None], ys)
+    return jax.lax.scan(body, carry, xs, length=num_steps)
+
+  def loss(self, params, batch: Batch
+           ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Weighted MSE on normalised residuals, mean over rollout and batch.
+
+    The rollout length is the targets' time dim. Returns (scalar, {target
+    name: unweighted per-variable loss}), float32.
+    """
+    for name in self.task.target_variables:
+      if name not in batch.targets:
+        raise KeyError(f"target variable {name!r} is missing from the targets")
+    num_steps = batch.targets[self.task.target_variables[0]].shape[1]
+    inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps)
+    targets = channels.stack_steps(
+        {n: jnp.asarray(batch.targets[n], jnp.float32)
+         for n in self.task.target_variables}, self._grid_shape)
+
+    def body(inputs, step):
+      target, forcing = step
+      outputs = self._one_step(params, inputs, forcing)
+      norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
+      loss = self._loss(outputs, norm_target)
+      predictions = self._norm.prediction(outputs, inputs)
+      return self._layout.next_inputs(inputs, predictions, forcing), loss
+
+    _, (total, per_variable) = self._scan(body, inputs, (targets, forcings),
+                                          num_steps)
+    # [T, B]: mean over rollout steps, then over the batch.
+    mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
+    return mean(total), {k: mean(v) for k, v in per_variable.items()}
+
+  def rollout(self, params, inputs: Mapping[str, jax.Array],
+              forcings: Mapping[str, jax.Array],
+              num_steps: int) -> dict[str, jax.Array]:
+    """Predictions {name: [B, num_steps, (level,) lat, lon]} in float32."""
+    inputs, forcings = self._stack(inputs, forcings, num_steps)
+
+    def body(inputs, forcing):
+      outputs = self._one_step(params, inputs, forcing)
+      predictions = self._norm.prediction(outputs, inputs)
+      return self._layout.next_inputs(inputs, predictions, forcing), predictions
+
+    _, predictions = self._scan(body, inputs, forcings, num_steps)
+    return channels.unstack_steps(predictions, self.task.target_variables,
+                                  self.task.num_levels, self._grid_shape)
