@@ -160,10 +160,17 @@ class Scorecard:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     with open(paths["json"], "w") as f:
       json.dump({"metadata": metadata or {}, "columns": list(COLUMNS),
-                 "scores": rows}, f, indent=1)
+                 "scores": rows}, f, indent=1, default=_jsonable)
       f.write("\n")
     paths.update(plot_rmse(rows, output_dir))
     return paths
+
+
+def _jsonable(value):
+  """numpy scalars/arrays (e.g. attributes read back from netCDF) for JSON."""
+  if isinstance(value, (np.generic, np.ndarray)):
+    return value.tolist()
+  return str(value)
 
 
 def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
