@@ -158,13 +158,14 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
       field = field.sel(level=level)
     values = field.transpose("time", "lat", "lon").values
     vmin, vmax = np.nanmin(values[picks]), np.nanmax(values[picks])
-    fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks) + 1, 2.8),
+                             squeeze=False, layout="constrained")
     for ax, t in zip(axes[0], picks):
       mesh = ax.pcolormesh(ds.lon.values, ds.lat.values, values[t], shading="nearest",
                            vmin=vmin, vmax=vmax, cmap="viridis")
       ax.set_title(f"{short} +{lead_hours[t]:g} h", fontsize=9)
       ax.set_xlabel("lon")
-      ax.set_ylabel("lat")
+    axes[0, 0].set_ylabel("lat")
     fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.8)
     fig.suptitle(f"{name}{'' if level is None else f' {level} hPa'} from {init}", fontsize=9)
     path = os.path.join(output_dir, f"{prefix}_{short}.png")
