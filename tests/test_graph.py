@@ -236,3 +236,13 @@ def test_vertex_lat_lon_round_trip():
   got_lat, got_lon = features.vertex_lat_lon(xyz)
   np.testing.assert_allclose(got_lat, lat, atol=1e-4)
   np.testing.assert_allclose(got_lon, lon, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_published_quarter_degree_mesh6_sizes():
+  # What the published code (v0.2, numpy 2.4 / scipy 1.17) builds for ERA5.
+  g = graph.build_graphs(0.25, True, 6, cache_dir=None)
+  sizes = g.sizes()
+  assert (sizes["grid_nodes"], sizes["mesh_nodes"], sizes["multimesh_edges"],
+          sizes["grid2mesh_edges"], sizes["mesh2grid_edges"]) == (
+              1038240, 40962, 327660, 1618818, 3114720)
