@@ -86,3 +86,35 @@ def test_tpu_vm_script_runs_on_all_workers_of_the_right_slice():
   v6e = launch_files.tpu_vm_script(
       "m", 8, "c.json", "w", launch_files.TpuVmOptions(accelerator="v6e"))
   assert "--accelerator-type=v6e-8" in v6e
+
+
+def test_prepare_members_writes_replayable_configs_and_estimates(tmp_path):
+  from fiddle.experimental import serialization
+  from graphcast_fdl.cli import sweep_runner
+  rows = sweep_runner.prepare_members(
+      ["config:graphcast", "sweep:device_counts(counts=(16, 32))"],
+      str(tmp_path), "tpu_v4")
+  assert [r["member"].name for r in rows] == [
+      "m00_n=16_per_device_batch=1", "m01_n=32_per_device_batch=1"]
+  for row, devices in zip(rows, (16, 32)):
+    with open(tmp_path / row["member"].name / "config.json") as f:
+      replayed = directives.build(serialization.load_json(f.read()))
+    assert replayed == row["experiment"]
+    assert replayed.mesh.num_devices == devices
+    phases = row["estimate"]["phases"]
+    assert [p["name"] for p in phases] == [
+        p.name for p in replayed.schedule.phases]
+    assert row["estimate"]["total_duration_seconds"] > 0
+  table = sweep_runner.format_table(rows).splitlines()
+  assert len(table) == 4
+  assert "--config=fiddler:devices(n=32,per_device_batch=1)" in table[3]
+
+
+def test_an_invalid_member_stops_the_sweep_before_anything_runs(tmp_path):
+  from graphcast_fdl.cli import sweep_runner
+  with pytest.raises(UsageError) as info:
+    sweep_runner.prepare_members(
+        ["config:demo", "sweep:device_counts(counts=(1, 2))",
+         "set:data.global_batch_size=3"], str(tmp_path), "cpu")
+  assert str(info.value).startswith("1 invalid sweep member(s): m01_n=2")
+  assert "global_batch_size=3 is not divisible by mesh.num_devices=2" in str(info.value)

@@ -40,7 +40,7 @@ def prepare_members(directives, workdir: str, hardware: str) -> list[dict]:
 def _estimate(experiment, hardware: str) -> dict:
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
   try:
-    return estimator.estimate(experiment, hardware=hardware, use_xla=False).to_json()
+    return estimator.estimate(experiment, hardware=hardware, use_xla=False).to_dict()
   except (KeyError, ValueError) as e:
     raise UsageError(f"--hardware={hardware}: {e}") from e
 
