@@ -146,7 +146,8 @@ def check_params(flat_params: dict[str, Any], model: ModelConfig,
   for key, shape in expected.items():
     if key not in flat_params:
       raise CheckpointError(f"checkpoint key {key!r} is missing")
-    got = tuple(np.shape(flat_params[key]))
+    value = flat_params[key]
+    got = tuple(value.shape if hasattr(value, "shape") else np.shape(value))
     if got != shape:
       raise CheckpointError(
           f"checkpoint key {key!r} has shape {got}, the configs imply {shape}")

@@ -1,0 +1,204 @@
+"""Focused model tests on tiny random graphs: loss weights, normalisation,
+rollout consistency, and that memory knobs leave results unchanged."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from graphcast_fdl.model import channels
+from graphcast_fdl.model import losses
+from graphcast_fdl.model import predictor as predictor_lib
+from graphcast_fdl.model.config import ModelConfig
+from graphcast_fdl.model.config import RematConfig
+from graphcast_fdl.model.normalization import ChannelNormalization
+import model_fakes
+
+MODEL = ModelConfig(resolution=30, mesh_size=1, latent_size=16,
+                    gnn_msg_steps=3, precision="float32")
+
+
+def _predictor(model=MODEL):
+  return predictor_lib.Predictor(model, model_fakes.TASK, model_fakes.stats(),
+                                 model_fakes.graphs())
+
+
+def test_latitude_weights_with_poles():
+  lat = np.linspace(-90, 90, 7)
+  w = losses.latitude_weights(lat)
+  np.testing.assert_allclose(w.mean(), 1.0)
+  np.testing.assert_allclose(w, w[::-1])
+  # Pole cells span a quarter-spacing cap: sin(d/4)^2 vs cos(lat) sin(d/2).
+  d = np.deg2rad(30.0)
+  expected = np.cos(np.deg2rad(lat)) * np.sin(d / 2)
+  expected[[0, -1]] = np.sin(d / 4) ** 2
+  np.testing.assert_allclose(w, expected / expected.mean())
+
+
+def test_latitude_weights_without_poles():
+  lat = np.arange(-87.5, 90, 5.0)
+  w = losses.latitude_weights(lat)
+  np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) /
+                             np.cos(np.deg2rad(lat)).mean())
+  with pytest.raises(ValueError, match="not uniformly spaced"):
+    losses.latitude_weights([-90, 0, 10, 90])
+
+
+def test_level_weights():
+  np.testing.assert_allclose(losses.level_weights([50, 100, 150]),
+                             [0.5, 1.0, 1.5])
+
+
+def test_weighted_mse_matches_direct_formula():
+  task = model_fakes.TASK
+  layout = predictor_lib.layout(task)
+  lat = np.linspace(-90, 90, model_fakes.N_LAT)
+  loss_fn = losses.WeightedMSE(layout, lat, model_fakes.N_LON,
+                               task.pressure_levels)
+  rng = np.random.default_rng(0)
+  shape = (model_fakes.N_LAT * model_fakes.N_LON, 2, len(layout.outputs))
+  pred, target = rng.normal(size=shape), rng.normal(size=shape)
+  total, per_var = loss_fn(jnp.asarray(pred, jnp.float32),
+                           jnp.asarray(target, jnp.float32))
+  # Direct: per variable, mean over (level, lat, lon) of weighted squares.
+  sq = ((pred - target) ** 2).reshape(model_fakes.N_LAT, model_fakes.N_LON, 2,
+                                      -1)
+  sq = sq * losses.latitude_weights(lat)[:, None, None, None]
+  lev_w = losses.level_weights(task.pressure_levels)
+  expected_total = 0
+  for name in sorted(task.target_variables):
+    idx = [i for i, c in enumerate(layout.outputs) if c[0] == name]
+    w = np.array([1.0 if layout.outputs[i][2] is None
+                  else lev_w[layout.outputs[i][2]] for i in idx])
+    expected = (sq[..., idx] * w).mean(axis=(0, 1, 3))
+    np.testing.assert_allclose(per_var[name], expected, rtol=1e-5)
+    weight = 0.1 if name == "total_precipitation_6hr" else 1.0
+    expected_total = expected_total + weight * expected
+  np.testing.assert_allclose(total, expected_total, rtol=1e-5)
+
+
+def test_normalisation_round_trip():
+  task = model_fakes.TASK
+  layout = predictor_lib.layout(task)
+  norm = ChannelNormalization(model_fakes.stats(), layout, task.pressure_levels)
+  batch = model_fakes.batch(steps=1)
+  inputs = channels.stack_inputs(batch.inputs, layout.static, (7, 12))
+  targets = channels.stack_steps(batch.targets, (7, 12))[0]
+  normalised = norm.target(targets, inputs)
+  np.testing.assert_allclose(norm.prediction(normalised, inputs), targets,
+                             rtol=1e-5, atol=1e-5)
+  # Residual targets: zero change normalises to zero.
+  residual = layout.last_input >= 0
+  same = jnp.take(inputs, np.maximum(layout.last_input, 0), axis=-1)
+  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[..., residual],
+                             0.0, atol=1e-6)
+  # Precipitation is not an input: normalised by mean/stddev.
+  stats = model_fakes.stats()
+  c = [i for i, ch in enumerate(layout.outputs)
+       if ch[0] == "total_precipitation_6hr"][0]
+  np.testing.assert_allclose(
+      np.asarray(normalised)[..., c],
+      (np.asarray(targets)[..., c]
+       - float(stats.mean["total_precipitation_6hr"]))
+      / float(stats.stddev["total_precipitation_6hr"]), rtol=1e-5, atol=1e-6)
+
+
+def test_channel_layout_feeds_predictions_back():
+  layout = predictor_lib.layout(model_fakes.TASK)
+  n_in, n_out = len(layout.inputs), len(layout.outputs)
+  inputs = jnp.arange(n_in, dtype=jnp.float32)
+  outputs = 100 + jnp.arange(n_out, dtype=jnp.float32)
+  forcings = 200 + jnp.arange(len(layout.forcings), dtype=jnp.float32)
+  new = np.asarray(layout.next_inputs(inputs, outputs, forcings))
+  for i, (name, frame, level) in enumerate(layout.inputs):
+    if frame is None:
+      assert new[i] == i, name  # Static.
+    elif frame == 0:
+      assert new[i] == layout.inputs.index((name, 1, level)), name
+    elif name in model_fakes.TASK.target_variables:
+      assert new[i] == 100 + layout.outputs.index((name, 0, level)), name
+    else:
+      assert new[i] == 200 + layout.forcings.index((name, 0, level)), name
+
+
+def test_rollout_and_loss_chain_single_steps():
+  predictor = _predictor()
+  batch = model_fakes.batch(steps=2)
+  params = predictor.init_params(jax.random.PRNGKey(0), batch)
+  rollout = jax.jit(predictor.rollout, static_argnums=3)
+  loss = jax.jit(predictor.loss)
+  two = rollout(params, batch.inputs, batch.forcings, 2)
+  assert two["temperature"].shape == batch.targets["temperature"].shape
+
+  first = lambda d: {k: v[:, :1] for k, v in d.items()}
+  second = lambda d: {k: v[:, 1:] for k, v in d.items()}
+  one = rollout(params, batch.inputs, first(batch.forcings), 1)
+  # Inputs of step 2: last input frame then step-1 predictions / forcings.
+  inputs2 = {}
+  for name, x in batch.inputs.items():
+    if name in model_fakes.TASK.target_variables:
+      inputs2[name] = np.concatenate([x[:, 1:], one[name]], axis=1)
+    elif name in model_fakes.TASK.forcing_variables:
+      inputs2[name] = np.concatenate([x[:, 1:], batch.forcings[name][:, :1]],
+                                     axis=1)
+    else:
+      inputs2[name] = x
+  step2 = rollout(params, inputs2, second(batch.forcings), 1)
+  for name in two:
+    np.testing.assert_allclose(two[name][:, :1], one[name], rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(two[name][:, 1:], step2[name], rtol=1e-4,
+                               atol=1e-4)
+
+  # The rollout loss is the mean of the per-step losses.
+  loss2, _ = loss(params, batch)
+  loss_a, _ = loss(params, dataclasses.replace(
+      batch, targets=first(batch.targets), forcings=first(batch.forcings)))
+  loss_b, _ = loss(params, dataclasses.replace(
+      batch, inputs=inputs2, targets=second(batch.targets),
+      forcings=second(batch.forcings)))
+  np.testing.assert_allclose(loss2, (loss_a + loss_b) / 2, rtol=1e-4)
+
+
+def test_memory_knobs_do_not_change_results():
+  batch = model_fakes.batch(steps=2)
+  base = _predictor()
+  params = base.init_params(jax.random.PRNGKey(1), batch)
+  knobs = dataclasses.replace(
+      MODEL, edge_block_size=37,
+      remat=RematConfig(rollout_step=True, processor_every_k=2,
+                        encoder_decoder=True))
+  results = []
+  for predictor in (base, _predictor(knobs)):
+    (loss, _), grads = jax.jit(jax.value_and_grad(predictor.loss,
+                                                  has_aux=True))(params, batch)
+    results.append((loss, grads))
+  np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-6),
+               results[0][1], results[1][1])
+
+
+@pytest.mark.slow  # bf16 end to end is covered by test_model_parity (folder e).
+def test_bfloat16_computes_with_float32_params():
+  predictor = _predictor(dataclasses.replace(MODEL, precision="bfloat16"))
+  batch = model_fakes.batch(steps=1)
+  params = predictor.init_params(jax.random.PRNGKey(0), batch)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float32")}
+  (loss, diagnostics), grads = jax.jit(jax.value_and_grad(
+      predictor.loss, has_aux=True))(params, batch)
+  assert loss.dtype == jnp.float32 and np.isfinite(loss)
+  assert set(diagnostics) == set(model_fakes.TASK.target_variables)
+  assert {x.dtype for x in jax.tree.leaves(grads)} == {np.dtype("float32")}
+
+
+def test_missing_variable_is_named():
+  predictor = _predictor()
+  batch = model_fakes.batch(steps=1)
+  params = predictor.init_params(jax.random.PRNGKey(0), batch)
+  inputs = dict(batch.inputs)
+  del inputs["land_sea_mask"]
+  with pytest.raises(KeyError, match="land_sea_mask"):
+    predictor.rollout(params, inputs, batch.forcings, 1)
