@@ -58,21 +58,22 @@ def test_weighted_mse_matches_direct_formula():
   loss_fn = losses.WeightedMSE(layout, lat, model_fakes.N_LON,
                                task.pressure_levels)
   rng = np.random.default_rng(0)
-  shape = (model_fakes.N_LAT * model_fakes.N_LON, 2, len(layout.outputs))
+  shape = (2, len(layout.outputs), model_fakes.N_LAT * model_fakes.N_LON)
   pred, target = rng.normal(size=shape), rng.normal(size=shape)
   total, per_var = loss_fn(jnp.asarray(pred, jnp.float32),
                            jnp.asarray(target, jnp.float32))
   # Direct: per variable, mean over (level, lat, lon) of weighted squares.
-  sq = ((pred - target) ** 2).reshape(model_fakes.N_LAT, model_fakes.N_LON, 2,
-                                      -1)
-  sq = sq * losses.latitude_weights(lat)[:, None, None, None]
+  sq = ((pred - target) ** 2).reshape(2, -1, model_fakes.N_LAT,
+                                      model_fakes.N_LON)
+  sq = np.moveaxis(sq, 1, -1)  # [B, lat, lon, C]
+  sq = sq * losses.latitude_weights(lat)[:, None, None]
   lev_w = losses.level_weights(task.pressure_levels)
   expected_total = 0
   for name in sorted(task.target_variables):
     idx = [i for i, c in enumerate(layout.outputs) if c[0] == name]
     w = np.array([1.0 if layout.outputs[i][2] is None
                   else lev_w[layout.outputs[i][2]] for i in idx])
-    expected = (sq[..., idx] * w).mean(axis=(0, 1, 3))
+    expected = (sq[..., idx] * w).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(per_var[name], expected, rtol=1e-5)
     weight = 0.1 if name == "total_precipitation_6hr" else 1.0
     expected_total = expected_total + weight * expected
@@ -91,16 +92,16 @@ def test_normalisation_round_trip():
                              rtol=1e-5, atol=1e-5)
   # Residual targets: zero change normalises to zero.
   residual = layout.last_input >= 0
-  same = jnp.take(inputs, np.maximum(layout.last_input, 0), axis=-1)
-  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[..., residual],
+  same = jnp.take(inputs, np.maximum(layout.last_input, 0), axis=1)
+  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[:, residual],
                              0.0, atol=1e-6)
   # Precipitation is not an input: normalised by mean/stddev.
   stats = model_fakes.stats()
   c = [i for i, ch in enumerate(layout.outputs)
        if ch[0] == "total_precipitation_6hr"][0]
   np.testing.assert_allclose(
-      np.asarray(normalised)[..., c],
-      (np.asarray(targets)[..., c]
+      np.asarray(normalised)[:, c],
+      (np.asarray(targets)[:, c]
        - float(stats.mean["total_precipitation_6hr"]))
       / float(stats.stddev["total_precipitation_6hr"]), rtol=1e-5, atol=1e-6)
 
@@ -108,10 +109,10 @@ def test_normalisation_round_trip():
 def test_channel_layout_feeds_predictions_back():
   layout = predictor_lib.layout(model_fakes.TASK)
   n_in, n_out = len(layout.inputs), len(layout.outputs)
-  inputs = jnp.arange(n_in, dtype=jnp.float32)
-  outputs = 100 + jnp.arange(n_out, dtype=jnp.float32)
-  forcings = 200 + jnp.arange(len(layout.forcings), dtype=jnp.float32)
-  new = np.asarray(layout.next_inputs(inputs, outputs, forcings))
+  channel = lambda n: jnp.arange(n, dtype=jnp.float32)[None, :, None]
+  inputs, outputs = channel(n_in), 100 + channel(n_out)
+  forcings = 200 + channel(len(layout.forcings))
+  new = np.asarray(layout.next_inputs(inputs, outputs, forcings))[0, :, 0]
   for i, (name, frame, level) in enumerate(layout.inputs):
     if frame is None:
       assert new[i] == i, name  # Static.

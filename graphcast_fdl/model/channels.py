@@ -6,10 +6,12 @@ then forcings. Arrays here are in the Batch layout (see batch.py): atmospheric
 [B, T, level, lat, lon], surface [B, T, lat, lon], day progress [B, T, lon],
 year progress [B, T], static [B, lat, lon].
 
-Inside the model everything stays stacked as grid nodes, [n_grid, B, C] with
-node = lat_index * n_lon + lon_index: normalisation is one per-channel affine
-map and feeding predictions back is one static gather (`ChannelLayout`), so
-the per-variable work happens once per batch, outside the rollout loop.
+Outside the network everything stays stacked channel-major, [B, C, n_grid]
+with node = lat_index * n_lon + lon_index, so stacking is reshapes and one
+concatenation (no per-variable transposes), normalisation is one per-channel
+affine map, feeding predictions back is one static gather of channel rows
+(`ChannelLayout`), and loss reductions run along contiguous rows. Only the
+network itself sees [n_grid, B, C].
 """
 
 from __future__ import annotations
@@ -34,62 +36,52 @@ def is_atmospheric(name: str) -> bool:
   return name in ATMOSPHERIC_VARIABLES
 
 
-def _frames_last(name: str, x: jax.Array, grid_shape) -> jax.Array:
-  """A time-dependent variable -> [B, lat, lon, T, c] (c = levels or 1)."""
+def _frames(name: str, x: jax.Array, grid_shape) -> jax.Array:
+  """A time-dependent variable -> [B, T, c, n_grid] (c = levels or 1)."""
   batch, frames = x.shape[:2]
   n_lat, n_lon = grid_shape
   if name.startswith("year_progress"):  # [B, T]
-    x = x[:, None, None, :, None]
+    x = jnp.broadcast_to(x[:, :, None, None], (batch, frames, 1, n_lat * n_lon))
   elif name.startswith("day_progress"):  # [B, T, lon]
-    x = jnp.transpose(x, (0, 2, 1))[:, None, :, :, None]
+    x = jnp.broadcast_to(x[:, :, None, :], (batch, frames, n_lat, n_lon))
+    x = x.reshape(batch, frames, 1, n_lat * n_lon)
   elif x.ndim == 5:  # [B, T, level, lat, lon]
-    x = jnp.transpose(x, (0, 3, 4, 1, 2))
+    x = x.reshape(x.shape[:3] + (n_lat * n_lon,))
   elif x.ndim == 4:  # [B, T, lat, lon]
-    x = jnp.transpose(x, (0, 2, 3, 1))[..., None]
+    x = x.reshape(batch, frames, 1, n_lat * n_lon)
   else:
     raise ValueError(f"variable {name!r} has unexpected shape {x.shape}")
-  return jnp.broadcast_to(x, (batch, n_lat, n_lon, frames, x.shape[-1]))
-
-
-def to_nodes(x: jax.Array) -> jax.Array:
-  """[..., B, lat, lon, C] -> [..., lat * lon, B, C]."""
-  lead = x.shape[:-4]
-  batch, n_lat, n_lon, channels = x.shape[-4:]
-  x = jnp.moveaxis(x, -4, -2)  # [..., lat, lon, B, C]
-  return x.reshape(lead + (n_lat * n_lon, batch, channels))
+  return x
 
 
 def stack_inputs(arrays: Mapping[str, jax.Array], static: Iterable[str],
                  grid_shape: tuple[int, int]) -> jax.Array:
-  """All input frames -> [n_grid, B, C_in] (vars sorted, time-major)."""
+  """All input frames -> [B, C_in, n_grid] (vars sorted, time-major)."""
   static = set(static)
   parts = []
   for name in sorted(arrays):
     x = arrays[name]
     if name in static:  # [B, lat, lon]
-      parts.append(x[..., None])
+      parts.append(x.reshape(x.shape[0], 1, -1))
     else:
-      x = _frames_last(name, x, grid_shape)
-      parts.append(x.reshape(x.shape[:3] + (-1,)))
-  return to_nodes(jnp.concatenate(parts, axis=-1))
+      x = _frames(name, x, grid_shape)
+      parts.append(x.reshape(x.shape[0], -1, x.shape[-1]))
+  return jnp.concatenate(parts, axis=1)
 
 
 def stack_steps(arrays: Mapping[str, jax.Array],
                 grid_shape: tuple[int, int]) -> jax.Array:
-  """Per-step variables (targets, forcings) -> [T, n_grid, B, C]."""
-  parts = [_frames_last(name, arrays[name], grid_shape)
-           for name in sorted(arrays)]
-  x = jnp.concatenate(parts, axis=-1)  # [B, lat, lon, T, C]
-  return to_nodes(jnp.moveaxis(x, 3, 0))
+  """Per-step variables (targets, forcings) -> [T, B, C, n_grid]."""
+  x = jnp.concatenate([_frames(name, arrays[name], grid_shape)
+                       for name in sorted(arrays)], axis=2)
+  return jnp.swapaxes(x, 0, 1)
 
 
 def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
                   grid_shape: tuple[int, int]) -> dict[str, jax.Array]:
-  """[T, n_grid, B, C] -> {name: [B, T, (level,) lat, lon]}."""
-  n_lat, n_lon = grid_shape
-  steps, _, batch, channels = x.shape
-  x = x.reshape(steps, n_lat, n_lon, batch, channels)
-  x = jnp.transpose(x, (3, 0, 4, 1, 2))  # [B, T, C, lat, lon]
+  """[T, B, C, n_grid] -> {name: [B, T, (level,) lat, lon]}."""
+  x = jnp.swapaxes(x, 0, 1)
+  x = x.reshape(x.shape[:3] + tuple(grid_shape))
   out = {}
   start = 0
   for name in sorted(targets):
@@ -99,8 +91,8 @@ def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
     else:
       out[name] = x[:, :, start]
       start += 1
-  if start != channels:
-    raise ValueError(f"model outputs {channels} channels, targets need {start}")
+  if start != x.shape[2]:
+    raise ValueError(f"model outputs {x.shape[2]} channels, targets need {start}")
   return out
 
 
@@ -165,7 +157,8 @@ class ChannelLayout:
 
   def next_inputs(self, inputs: jax.Array, outputs: jax.Array,
                   forcings: jax.Array) -> jax.Array:
-    """Drops the oldest frame, appends predictions (or forcings)."""
+    """[B, C, n_grid] inputs without the oldest frame, plus predictions (or
+    forcings) as the newest."""
     pool = jnp.concatenate([inputs, outputs.astype(inputs.dtype),
-                            forcings.astype(inputs.dtype)], axis=-1)
-    return jnp.take(pool, self.next_index, axis=-1)
+                            forcings.astype(inputs.dtype)], axis=1)
+    return jnp.take(pool, self.next_index, axis=1)

@@ -1,8 +1,8 @@
 """The GraphCast encoder-processor-decoder network on flat grid-node features.
 
-Maps [n_grid, batch, channels] normalised inputs to [n_grid, batch, outputs]
-normalised outputs through three graph networks with the published structure
-and parameter names:
+Maps normalised channel-major inputs [batch, channels, n_grid] to normalised
+outputs [batch, outputs, n_grid] through three graph networks with the
+published structure and parameter names (latents are [nodes, batch, latent]):
   grid2mesh_gnn: embeds grid/mesh nodes and grid->mesh edges, one interaction
     step (mesh nodes aggregate edges in float32; grid nodes get a residual MLP).
   mesh_gnn: embeds multi-mesh edges, `gnn_msg_steps` unshared interaction steps.
@@ -14,6 +14,8 @@ so that checkpoints round-trip (their gradients are zero, as published).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -59,18 +61,28 @@ def _embed_edges(params, name, features, dtype):
   return layers.mlp_block(params, name, features.astype(dtype))
 
 
-def encode(params: dict, graph: gnn.GraphArrays, grid_inputs: jax.Array,
-           block_size: int | None) -> tuple[jax.Array, jax.Array]:
-  """grid2mesh_gnn: [n_grid, B, C] -> mesh [n_mesh, B, L], grid [n_grid, B, L]."""
-  dtype = grid_inputs.dtype
-  num_channels = grid_inputs.shape[-1]
-  batch = grid_inputs.shape[1]
+def encode(params: dict, graph: gnn.GraphArrays,
+           grid_inputs: Sequence[jax.Array], block_size: int | None
+           ) -> tuple[jax.Array, jax.Array]:
+  """grid2mesh_gnn: channel-major input parts [B, C_i, n_grid] (concatenated
+  along channels they are the published node inputs) -> mesh latents
+  [n_mesh, B, L] and grid latents [n_grid, B, L]."""
+  dtype = grid_inputs[0].dtype
+  batch = grid_inputs[0].shape[0]
 
-  # Embed grid nodes: MLP(concat[inputs, structural]) by first-layer parts.
+  # Embed grid nodes: MLP(concat[inputs, structural]) by first-layer parts,
+  # contracting each channel-major part where it lies.
   p = params["encoder_nodes_grid_nodes_mlp"]
+  w = p["linear_0"]["w"]
+  h = 0.0
+  start = 0
+  for part in grid_inputs:
+    stop = start + part.shape[1]
+    h = h + layers.channel_major_dot(part, w[start:stop])
+    start = stop
+  num_channels = start
   structural = graph.grid_nodes.astype(dtype)
-  h = (layers.first_layer_part(p, grid_inputs, 0, num_channels)
-       + layers.first_layer_part(p, structural, num_channels, None)[:, None])
+  h = h + layers.first_layer_part(p, structural, num_channels, None)[:, None]
   h = layers.finish_first_layer(p, h, dtype)
   grid = layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"],
                            layers.mlp_tail(p, h))
@@ -155,7 +167,12 @@ def decode(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
       f32=False, block_size=block_size)
   grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
                                 aggregated)
-  return layers.mlp(params["decoder_nodes_grid_nodes_mlp"], grid)
+  # Output MLP; its last layer writes channel-major [B, outputs, n_grid].
+  p = params["decoder_nodes_grid_nodes_mlp"]
+  h = grid
+  for i in range(len(p) - 1):
+    h = layers.swish(layers.linear(p[f"linear_{i}"], h))
+  return layers.linear_to_channel_major(p[f"linear_{len(p) - 1}"], h)
 
 
 class GraphCastNet(nn.Module):
@@ -186,8 +203,9 @@ class GraphCastNet(nn.Module):
             "mesh2grid_gnn": self.mesh2grid_gnn()}
 
   def __call__(self, graph: gnn.GraphArrays,
-               grid_inputs: jax.Array) -> jax.Array:
-    """[n_grid, B, C] (compute dtype) -> [n_grid, B, outputs] (same dtype)."""
+               grid_inputs: Sequence[jax.Array]) -> jax.Array:
+    """Channel-major inputs [B, C_i, n_grid] (compute dtype; their channels
+    concatenated are the published node inputs) -> [B, outputs, n_grid]."""
     model = self.model
     params = self.param_dicts()
     block = model.edge_block_size

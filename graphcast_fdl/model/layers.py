@@ -81,11 +81,64 @@ def swish(x: jax.Array) -> jax.Array:
   return jax.nn.swish(x)
 
 
+def dot_f32(x: jax.Array, w: jax.Array) -> jax.Array:
+  """x @ w accumulated in float32, with w rounded to x's dtype first.
+
+  On CPU (no bfloat16 matmul units) the operands are upcast so that XLA uses
+  its fast float32 kernels; bfloat16 dots there are emulated and their weight
+  gradients decomposed into slow windowed reductions. The values are the same
+  bfloat16 products summed in float32. Elsewhere the dot takes bfloat16
+  operands with float32 accumulation.
+  """
+  w = w.astype(x.dtype)
+  if x.dtype != jnp.float32 and jax.default_backend() == "cpu":
+    return jnp.dot(x.astype(jnp.float32), w.astype(jnp.float32))
+  return jnp.dot(x, w, preferred_element_type=jnp.float32)
+
+
+def channel_major_dot(x: jax.Array, w: jax.Array) -> jax.Array:
+  """[B, C, N] @ w [C, L] -> [N, B, L] in float32 (as dot_f32).
+
+  Contracting the channel-major stack directly moves only the [N, B, L]
+  result into node-major order, not the (usually wider) [B, C, N] input.
+  """
+  w = w.astype(x.dtype)
+  if x.dtype != jnp.float32 and jax.default_backend() == "cpu":
+    x, w = x.astype(jnp.float32), w.astype(jnp.float32)
+  return jnp.einsum("bcn,cl->nbl", x, w, preferred_element_type=jnp.float32)
+
+
+def linear_to_channel_major(p: dict, x: jax.Array) -> jax.Array:
+  """Linear layer on [N, B, L] written as channel-major [B, out, N]."""
+  w = p["w"].astype(x.dtype)
+  if x.dtype != jnp.float32 and jax.default_backend() == "cpu":
+    x, w = x.astype(jnp.float32), w.astype(jnp.float32)
+  y = jnp.einsum("nbl,lc->bcn", x, w, preferred_element_type=jnp.float32)
+  b = p["b"].astype(x.dtype).astype(jnp.float32)
+  return (y + b[:, None]).astype(x.dtype)
+
+
+def rowwise(fn):
+  """Applies fn(p, x) to x flattened to [rows, features].
+
+  XLA:CPU reduces over one leading axis much faster than over several (bias,
+  scale and weight gradients of [edges, batch, latent] were 3x slower).
+  """
+
+  def apply(p, x, *args):
+    y = fn(p, x.reshape(-1, x.shape[-1]), *args)
+    return y.reshape(x.shape[:-1] + y.shape[-1:])
+
+  return apply
+
+
+@rowwise
 def linear(p: dict, x: jax.Array) -> jax.Array:
-  """x @ w + b in x's dtype (as hk.Linear with params cast to x.dtype)."""
-  return jnp.dot(x, p["w"].astype(x.dtype)) + p["b"].astype(x.dtype)
+  """x @ w + b (params rounded to x's dtype, as published), summed in float32."""
+  return finish_first_layer({"linear_0": p}, dot_f32(x, p["w"]), x.dtype)
 
 
+@rowwise
 def mlp_tail(p: dict, h: jax.Array) -> jax.Array:
   """The MLP after the first linear layer's pre-activation `h`."""
   n = len(p)
@@ -99,29 +152,38 @@ def mlp(p: dict, x: jax.Array) -> jax.Array:
   return mlp_tail(p, linear(p["linear_0"], x))
 
 
+@rowwise
 def layer_norm(p: dict, x: jax.Array) -> jax.Array:
-  """hk.LayerNorm(axis=-1) with the same op order, in x's dtype."""
+  """hk.LayerNorm(axis=-1, eps=1e-5), computed in float32, output in x.dtype.
+
+  The published model runs it in bfloat16 with bfloat16-rounded scale and
+  offset; rounding the params the same way and the output once keeps the
+  results within bfloat16 rounding of it, and keeps XLA:CPU on fast float32
+  reductions for the parameter gradients.
+  """
+  dtype = x.dtype
+  x = x.astype(jnp.float32)
   mean = jnp.mean(x, axis=-1, keepdims=True)
   variance = jnp.var(x, axis=-1, keepdims=True)
-  scale = p["scale"].astype(x.dtype)
-  offset = p["offset"].astype(x.dtype)
-  eps = jax.lax.convert_element_type(LAYER_NORM_EPS, variance.dtype)
-  inv = scale * jax.lax.rsqrt(variance + eps)
-  return inv * (x - mean) + offset
+  scale = p["scale"].astype(dtype).astype(jnp.float32)
+  offset = p["offset"].astype(dtype).astype(jnp.float32)
+  inv = scale * jax.lax.rsqrt(variance + LAYER_NORM_EPS)
+  return (inv * (x - mean) + offset).astype(dtype)
 
 
+@rowwise
 def first_layer_part(p: dict, x: jax.Array, start: int,
-                     stop: int) -> jax.Array:
+                     stop: int | None) -> jax.Array:
   """x @ w[start:stop] of the first layer, accumulated in float32.
 
   The first layer of an MLP on concat[a, b, c] equals the sum of each part
   times its rows of w; computing the parts separately lets node parts be
   computed once per node instead of once per edge.
   """
-  w = p["linear_0"]["w"][start:stop].astype(x.dtype)
-  return jnp.dot(x, w, preferred_element_type=jnp.float32)
+  return dot_f32(x, p["linear_0"]["w"][start:stop])
 
 
+@rowwise
 def finish_first_layer(p: dict, parts_sum: jax.Array,
                        dtype) -> jax.Array:
   """Adds the first layer's bias to the float32 sum of parts; casts to dtype."""

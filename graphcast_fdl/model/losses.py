@@ -94,15 +94,17 @@ class WeightedMSE:
     """Loss per batch element.
 
     Args:
-      predictions, targets: normalised [n_grid, B, C]; the squared error is
+      predictions, targets: normalised [B, C, n_grid]; the squared error is
         formed in their dtype (as published), reduced in float32.
 
     Returns:
       (weighted total [B], {name: unweighted per-variable loss [B]}), float32.
     """
     error = (predictions - targets) ** 2
-    error = error * self._node_weights[:, None, None].astype(error.dtype)
-    per_channel = jnp.mean(error, axis=0, dtype=jnp.float32)  # [B, C]
+    error = error * self._node_weights.astype(error.dtype)
+    # Mean over nodes as a matrix product: XLA:CPU reduces faster that way.
+    ones = np.full((error.shape[-1],), 1.0 / error.shape[-1], np.float32)
+    per_channel = jnp.dot(error.astype(jnp.float32), ones)  # [B, C]
     per_variable = per_channel @ self._reduce  # [B, V]
     total = per_variable @ self._variable_weights
     return total, {n: per_variable[:, i] for i, n in enumerate(self.names)}

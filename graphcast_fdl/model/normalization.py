@@ -5,7 +5,7 @@ predicted as residuals over the last input frame, scaled by the stddev of
 6-hourly differences: (target - last_input) / diffs_stddev. Targets that are
 not inputs (precipitation in the operational task) are normalised like inputs.
 A variable without statistics is left as is (the published code only warns).
-Everything works on stacked grid-node channels [..., C] (see channels.py).
+Everything works on channel-major stacks [..., C, n_grid] (see channels.py).
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ class ChannelNormalization:
                                 layout.vector(mean, layout.outputs, 0.0)
                                 ).astype(np.float32)
     self._residual = residual
+    # Channel-major arrays [..., C, n_grid]: per-channel constants as [C, 1].
+    for name in ("input_mean", "input_std", "forcing_mean", "forcing_std",
+                 "output_scale", "output_mean"):
+      setattr(self, name, getattr(self, name).astype(np.float32)[:, None])
 
   def inputs(self, x: jax.Array) -> jax.Array:
     return (x - self.input_mean) / self.input_std
@@ -71,8 +75,8 @@ class ChannelNormalization:
 
   def _base(self, inputs: jax.Array) -> jax.Array:
     """Last input frame for residual outputs, the mean for the others."""
-    last = jnp.take(inputs, np.maximum(self.last_input, 0), axis=-1)
-    return jnp.where(self._residual, last, self.output_mean)
+    last = jnp.take(inputs, np.maximum(self.last_input, 0), axis=-2)
+    return jnp.where(self._residual[:, None], last, self.output_mean)
 
   def prediction(self, norm_outputs: jax.Array, inputs: jax.Array) -> jax.Array:
     """Normalised outputs (any dtype) -> float32 predictions."""

@@ -109,7 +109,7 @@ class Predictor:
                          f"{forcings[name].shape[1]} steps, need {num_steps}")
 
   def _stack(self, inputs, forcings, num_steps):
-    """Batch-layout dicts -> [n_grid, B, C_in], [T, n_grid, B, C_f]."""
+    """Batch-layout dicts -> [B, C_in, n_grid], [T, B, C_f, n_grid]."""
     self._check(inputs, forcings, num_steps)
     stacked_inputs = channels.stack_inputs(
         {n: jnp.asarray(inputs[n], jnp.float32)
@@ -121,12 +121,11 @@ class Predictor:
     return stacked_inputs, stacked_forcings
 
   def _one_step(self, params, inputs: jax.Array, forcings: jax.Array):
-    """Normalised outputs [n_grid, B, C_out] (compute dtype) from raw stacked
-    inputs [n_grid, B, C_in] and forcings [n_grid, B, C_f] (float32)."""
-    grid = jnp.concatenate([self._norm.inputs(inputs),
-                            self._norm.forcings(forcings)], axis=-1)
-    return self._net.apply({"params": params}, self._graph,
-                           grid.astype(self._dtype))
+    """Normalised outputs [B, C_out, n_grid] (compute dtype) from raw stacked
+    inputs [B, C_in, n_grid] and forcings [B, C_f, n_grid] (float32)."""
+    parts = (self._norm.inputs(inputs).astype(self._dtype),
+             self._norm.forcings(forcings).astype(self._dtype))
+    return self._net.apply({"params": params}, self._graph, parts)
 
   def _scan(self, body, carry, xs, num_steps):
     """lax.scan of body over steps, remat per step if configured."""
