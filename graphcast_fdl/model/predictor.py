@@ -86,6 +86,11 @@ class Predictor:
                                     len(graphs.grid_lon), task.pressure_levels)
     self._net = network(model, task)
 
+  @property
+  def grid_shape(self) -> tuple[int, int]:
+    """(num_lat, num_lon) of the grid the graphs were built for."""
+    return self._grid_shape
+
   def init_params(self, rng: jax.Array, batch: Batch | None = None):
     """Float32 params (published shapes and names). The batch is not needed:
     shapes follow from the configs."""

@@ -1,0 +1,91 @@
+"""Roll a published-format checkpoint out on netCDF files, as the published demo.
+
+The inputs, forcings and targets template are the datasets the published data
+extraction writes (golden `inputs.nc`, `forcings.nc`, `targets.nc`); the output
+has the template's variables, dims and coords, one step per template time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import xarray as xr
+
+from graphcast_fdl.model.batch import arrays_to_dataset
+from graphcast_fdl.model.batch import dataset_to_arrays
+from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl.model.predictor import Predictor
+
+
+def _dataset(value, what: str) -> xr.Dataset:
+  if isinstance(value, xr.Dataset):
+    return value
+  if not os.path.exists(value):
+    raise FileNotFoundError(f"{what} file not found: {value}")
+  with xr.open_dataset(value) as ds:
+    return ds.load()
+
+
+def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
+            forcings: xr.Dataset, targets_template: xr.Dataset,
+            graphs=None) -> xr.Dataset:
+  """Predictions shaped like targets_template.
+
+  Args:
+    checkpoint: a `checkpoints.npz_format.Checkpoint` (params and configs).
+    stats, inputs, forcings, targets_template: as the published code takes.
+    graphs: optional prebuilt graphs (default: from the checkpoint's config).
+  """
+  if "time" not in targets_template.dims:
+    raise ValueError("targets template has no 'time' dim")
+  num_steps = targets_template.sizes["time"]
+  predictor = Predictor(checkpoint.model, checkpoint.task, stats, graphs)
+  grid = predictor.grid_shape
+  got = (inputs.sizes.get("lat"), inputs.sizes.get("lon"))
+  if got != grid:
+    raise ValueError(f"inputs have a {got[0]}x{got[1]} lat/lon grid, the "
+                     f"checkpoint's {checkpoint.model.resolution} deg model "
+                     f"expects {grid[0]}x{grid[1]}")
+  batch_size = inputs.sizes.get("batch", 1)
+  rollout = jax.jit(predictor.rollout, static_argnums=3)
+  predictions = rollout(checkpoint.params,
+                        dataset_to_arrays(inputs, batch_size),
+                        dataset_to_arrays(forcings, batch_size), num_steps)
+  return arrays_to_dataset(jax.device_get(predictions), targets_template)
+
+
+def predict_to_file(checkpoint, stats_dir: str, inputs, forcings,
+                    targets_template, output: str,
+                    precision: str | None = None) -> xr.Dataset:
+  """Loads everything from files, rolls out, writes `output` (netCDF).
+
+  Args:
+    checkpoint: path of a published-format .npz, or a loaded Checkpoint.
+    stats_dir: folder with mean_by_level.nc, stddev_by_level.nc,
+      diffs_stddev_by_level.nc.
+    inputs, forcings, targets_template: netCDF paths or datasets.
+    output: netCDF file to write.
+    precision: "bfloat16" (as published, default) or "float32".
+
+  Returns:
+    The predictions dataset that was written.
+  """
+  if isinstance(checkpoint, (str, os.PathLike)):
+    # Checkpoint file format lives a layer above the model; import late.
+    from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
+    overrides = {} if precision is None else {"precision": precision}
+    checkpoint = npz_format.load(os.fspath(checkpoint), **overrides)
+  elif precision is not None and precision != checkpoint.model.precision:
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    checkpoint = dataclasses.replace(checkpoint, model=dataclasses.replace(
+        checkpoint.model, precision=precision))
+  stats = NormalizationStats.load(stats_dir)
+  predictions = predict(checkpoint, stats, _dataset(inputs, "inputs"),
+                        _dataset(forcings, "forcings"),
+                        _dataset(targets_template, "targets template"))
+  directory = os.path.dirname(os.fspath(output))
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  predictions.to_netcdf(output)
+  return predictions
