@@ -61,11 +61,15 @@ class TrainConfig:
     profile_steps: record a JAX profiler trace (TensorBoard "profile" tab in
       the workdir) over this many steps; 0 turns profiling off.
     profile_first_step: global step at which the trace starts.
+    compilation_cache_dir: JAX persistent compilation cache; a relative path
+      is under the workdir. A restarted (preempted) run then skips compiling
+      each phase again. None: off.
   """
 
   max_nonfinite_in_a_row: int = 10
   profile_steps: int = 0
   profile_first_step: int = 10
+  compilation_cache_dir: str | None = None
 
   def __post_init__(self):
     if self.max_nonfinite_in_a_row < 1:

@@ -233,6 +233,11 @@ class Trainer:
     start_time = time.time()
     os.makedirs(workdir, exist_ok=True)
     _quiet_orbax()
+    cache_dir = experiment.train.compilation_cache_dir
+    if cache_dir:
+      jax.config.update("jax_compilation_cache_dir",
+                        os.path.join(os.path.abspath(workdir), cache_dir))
+      jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     self._eval_cache = None
     self._eval_step = None
     self._persistence_step = None
@@ -308,6 +313,7 @@ class Trainer:
           profile_duration_ms=None))
 
     train_means = metrics_lib.MeanMetrics("train")
+    train_steps = {}
     max_nonfinite = experiment.train.max_nonfinite_in_a_row
     with _StopSignal() as stop:
       # The outer loop runs phases; the inner one their steps.
@@ -317,11 +323,15 @@ class Trainer:
         logging.info("Phase %s (%d/%d): steps [%d, %d), rollout %d, start %d",
                      phase.name, span.index + 1, len(schedule.phases),
                      span.start, span.end, phase.rollout_steps, step)
+        # Phases with the same precision and remat share one jitted step
+        # (and its compiled executable when the rollout length matches).
         phase_predictor = self._predictor(phase)
-        train_step = train_step_lib.jit_train_step(
-            train_step_lib.make_train_step(
-                phase_predictor.loss, tx, learning_rate_fn),
-            state_shardings, self._mesh)
+        if id(phase_predictor) not in train_steps:
+          train_steps[id(phase_predictor)] = train_step_lib.jit_train_step(
+              train_step_lib.make_train_step(
+                  phase_predictor.loss, tx, learning_rate_fn),
+              state_shardings, self._mesh)
+        train_step = train_steps[id(phase_predictor)]
         if iterator is None:
           iterator = self._train_iterator(span, step)
         eval_every = phase.eval_every_steps or experiment.eval.every_steps
