@@ -209,7 +209,12 @@ class Trainer:
       return init(rng, batch)
     if path.endswith(".npz"):
       from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
-      loaded = npz_format.load_params(path)
+      loaded = npz_format.load(path).params
+      expected = jax.tree.map(np.shape, abstract_params)
+      if jax.tree.map(np.shape, loaded) != expected:
+        raise ValueError(
+            f"init_checkpoint={path}: its parameter shapes do not match "
+            "experiment.model and experiment.task")
       return jax.tree.map(
           lambda x, s: jax.make_array_from_callback(
               np.shape(x), s, lambda idx: np.asarray(x)[idx]),
