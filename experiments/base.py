@@ -106,11 +106,11 @@ def demo() -> fdl.Config:
   data = DataConfig(source="synthetic_weather", resolution=4.0,
                     global_batch_size=2)
   schedule = schedule_lib.Schedule(phases=(
-      schedule_lib.single_step(num_steps=600, warmup_steps=50, peak_lr=3e-3)
-      + schedule_lib.finetune(num_steps=60, lr=3e-4)
-      + schedule_lib.annealing(range(2, 5), steps_each=30, lr=3e-4)))
+      schedule_lib.single_step(num_steps=300, warmup_steps=30, peak_lr=3e-3)
+      + schedule_lib.finetune(num_steps=30, lr=3e-4)
+      + schedule_lib.annealing(range(2, 5), steps_each=10, lr=3e-4)))
   return _experiment(
       "demo", model, task_lib.task_13(), data, schedule, num_devices=1,
-      checkpoint=train_config.CheckpointConfig(every_steps=200),
-      eval=train_config.EvalConfig(every_steps=200, num_batches=4),
+      checkpoint=train_config.CheckpointConfig(every_steps=100),
+      eval=train_config.EvalConfig(every_steps=150, num_batches=4),
       log_every_steps=50)
