@@ -77,6 +77,6 @@ def scaling() -> list[Member]:
 
 
 def demo_widths() -> list[Member]:
-  """Two short demo runs of different widths: the sweep smoke test."""
-  short = {"fiddler:scale_steps": {"factor": 0.02}}
+  """Two short 1-step demo runs of different widths: the sweep smoke test."""
+  short = {"fiddler:single_step_only": {}, "fiddler:scale_steps": {"factor": 0.05}}
   return product([short], latent_sizes((16, 32)))

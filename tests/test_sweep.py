@@ -11,14 +11,16 @@ from graphcast_fdl.cli.errors import UsageError
 
 def test_demo_sweep_expands_to_two_reproducible_members():
   members = sweep_members.expand(["config:demo", "sweep:demo_widths"])
-  assert [m.name for m in members] == ["m00_factor=0.02_latent_size=16",
-                                       "m01_factor=0.02_latent_size=32"]
+  assert [m.name for m in members] == ["m00_factor=0.05_latent_size=16",
+                                       "m01_factor=0.05_latent_size=32"]
   assert members[0].directives == (
-      "config:demo", "fiddler:scale_steps(factor=0.02)", "set:model.latent_size=16")
+      "config:demo", "fiddler:single_step_only()",
+      "fiddler:scale_steps(factor=0.05)", "set:model.latent_size=16")
   built = [directives.build(directives.config_from_directives(m.directives))
            for m in members]
   assert [b.model.latent_size for b in built] == [16, 32]
-  assert built[0].schedule.phases[0].num_steps == 12
+  assert [(p.name, p.num_steps) for p in built[0].schedule.phases] == [
+      ("single_step", 15), ("finetune", 2)]
 
 
 def test_several_sweeps_take_the_product_and_set_applies_to_all():
@@ -118,3 +120,30 @@ def test_an_invalid_member_stops_the_sweep_before_anything_runs(tmp_path):
          "set:data.global_batch_size=3"], str(tmp_path), "cpu")
   assert str(info.value).startswith("1 invalid sweep member(s): m01_n=2")
   assert "global_batch_size=3 is not divisible by mesh.num_devices=2" in str(info.value)
+
+
+def test_two_member_demo_sweep_runs_to_completion_and_resumes(tmp_path):
+  import json
+  import os
+  import subprocess
+  import sys
+  workdir = tmp_path / "sweep"
+  command = [sys.executable, "-m", "graphcast_fdl.main", "sweep",
+             "--config=config:demo", "--config=sweep:demo_widths",
+             f"--config=set:data.data_dir={str(tmp_path / 'data')!r}",
+             "--config=set:data.synthetic_days=(20, 10)",
+             f"--workdir={workdir}", "--mode=run"]
+  env = {**os.environ, "HOME": str(tmp_path)}
+  first = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+  assert first.returncode == 0, first.stderr[-3000:]
+  members = json.loads((workdir / "sweep.json").read_text())
+  assert [m["member"] for m in members] == ["m00_factor=0.05_latent_size=16",
+                                            "m01_factor=0.05_latent_size=32"]
+  for member in members:
+    result = json.loads((workdir / member["member"] / "result.json").read_text())
+    assert result["global_step"] == 17
+    assert 0 < result["eval/loss"] < float("inf")
+    assert (workdir / member["member"] / "checkpoints" / "17").is_dir()
+  again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count("finished earlier, skipped") == 2
