@@ -39,7 +39,7 @@ class ModelConfig:
     radius_query_fraction_edge_length: grid->mesh radius as a fraction of the
       longest finest-mesh edge (0.6 published).
     mesh2grid_edge_normalization_factor: divisor of mesh->grid edge features;
-      None uses the published default (the longest grid->mesh edge).
+      None uses the published default (the longest mesh->grid edge).
     precision: compute dtype, "bfloat16" (published) or "float32"; params stay float32.
     remat: activation recomputation policy.
     edge_block_size: compute encoder/decoder edge updates in blocks of this many
