@@ -86,7 +86,7 @@ def model_config(args, num_grid_nodes: int) -> ModelConfig:
   if remat == "all":
     remat_config = RematConfig(rollout_step=True, processor_every_k=1,
                                encoder_decoder=True)
-    block = args.edge_block_size or 65536
+    block = args.edge_block_size or 32768
   else:
     remat_config = RematConfig()
     block = args.edge_block_size

@@ -117,37 +117,63 @@ def encode(params: dict, graph: gnn.GraphArrays,
 
 def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
             num_steps: int, remat_every_k: int) -> jax.Array:
-  """mesh_gnn: `num_steps` unshared interaction steps on the multi-mesh."""
+  """mesh_gnn: `num_steps` unshared interaction steps on the multi-mesh.
+
+  With remat_every_k = k > 0, groups of k steps run in a `lax.scan` over
+  their stacked parameters with the body checkpointed: only each group's
+  input latents are kept for the backward pass, and the loop pins each
+  recomputation to its place in the backward pass (XLA:CPU otherwise hoists
+  unrolled recomputations forward, which undoes the saving).
+  """
   edges = graph.mesh
   num_nodes = mesh.shape[0]
   latents = _embed_edges(params, "encoder_edges_mesh", edges.features,
                          mesh.dtype)
 
-  def step(i, latents, mesh):
-    update = gnn.edge_update_fn(params, f"processor_edges_{i}_mesh",
-                                latents.shape[-1], mesh, mesh)
+  def step_params(i):
+    return {"e_mlp": params[f"processor_edges_{i}_mesh_mlp"],
+            "e_layer_norm": params[f"processor_edges_{i}_mesh_layer_norm"],
+            "n_mlp": params[f"processor_nodes_{i}_mesh_nodes_mlp"],
+            "n_layer_norm": params[f"processor_nodes_{i}_mesh_nodes_layer_norm"]}
+
+  def step(p, latents, mesh):
+    update = gnn.edge_update_fn(p, "e", latents.shape[-1], mesh, mesh)
     new_edges = update(latents, edges.senders, edges.receivers)
     aggregated = gnn.segment_sum(new_edges, edges.receivers, num_nodes,
                                  f32=False)
-    mesh = mesh + gnn.node_update(params, f"processor_nodes_{i}_mesh_nodes",
-                                  mesh, aggregated)
+    mesh = mesh + gnn.node_update(p, "n", mesh, aggregated)
     if latents.ndim == 2:
       latents = latents[:, None]
     return latents + new_edges, mesh
 
-  def chunk(first, last):
-    def run(latents, mesh):
-      for i in range(first, last):
-        latents, mesh = step(i, latents, mesh)
-      return latents, mesh
-    return run
+  if remat_every_k <= 0:
+    for i in range(num_steps):
+      latents, mesh = step(step_params(i), latents, mesh)
+    return mesh
 
-  k = remat_every_k if remat_every_k > 0 else num_steps
-  for first in range(0, num_steps, k):
-    run = chunk(first, min(first + k, num_steps))
-    if remat_every_k > 0:
-      run = jax.checkpoint(run)
-    latents, mesh = run(latents, mesh)
+  k = remat_every_k
+  num_groups = num_steps // k
+  # The scan carry needs a fixed shape: latents with their batch axis.
+  latents = jnp.broadcast_to(
+      latents[:, None] if latents.ndim == 2 else latents,
+      (latents.shape[0], mesh.shape[1], latents.shape[-1]))
+
+  @jax.checkpoint
+  def group(carry, group_params):
+    latents, mesh = carry
+    for p in group_params:
+      latents, mesh = step(p, latents, mesh)
+    return (latents, mesh), None
+
+  if num_groups:
+    stacked = [
+        jax.tree.map(lambda *xs: jnp.stack(xs),
+                     *[step_params(g * k + j) for g in range(num_groups)])
+        for j in range(k)]
+    (latents, mesh), _ = jax.lax.scan(group, (latents, mesh), stacked)
+  rest = [step_params(i) for i in range(num_groups * k, num_steps)]
+  if rest:
+    (latents, mesh), _ = group((latents, mesh), rest)
   return mesh
 
 
