@@ -61,6 +61,27 @@ def _embed_edges(params, name, features, dtype):
   return layers.mlp_block(params, name, features.astype(dtype))
 
 
+def _messages_into(params: dict, name: str, edge_set, senders: jax.Array,
+                   receivers: jax.Array, dtype, f32: bool,
+                   block_size: int | None) -> jax.Array:
+  """Embedded and updated `name` edges summed into their receivers.
+
+  The bipartite step shared by grid2mesh and mesh2grid; edge latents are only
+  ever needed summed, so they can be made block by block to bound memory.
+  Returns [n_receivers, B, L].
+  """
+  update = gnn.edge_update_fn(params, f"processor_edges_0_{name}",
+                              receivers.shape[-1], senders, receivers)
+
+  def messages(features, edge_senders, edge_receivers):
+    edges = _embed_edges(params, f"encoder_edges_{name}", features, dtype)
+    return update(edges, edge_senders, edge_receivers)
+
+  return gnn.aggregate_messages(
+      messages, edge_set, receivers.shape[0], receivers.shape[1:], dtype,
+      f32=f32, block_size=block_size)
+
+
 def encode(params: dict, graph: gnn.GraphArrays,
            grid_inputs: Sequence[jax.Array], block_size: int | None
            ) -> tuple[jax.Array, jax.Array]:
@@ -98,16 +119,8 @@ def encode(params: dict, graph: gnn.GraphArrays,
   mesh = jnp.broadcast_to(mesh[:, None], (mesh.shape[0], batch, mesh.shape[-1]))
 
   # One interaction step; edge latents are only needed summed into mesh nodes.
-  update = gnn.edge_update_fn(params, "processor_edges_0_grid2mesh",
-                              mesh.shape[-1], grid, mesh)
-
-  def messages(features, senders, receivers):
-    edges = _embed_edges(params, "encoder_edges_grid2mesh", features, dtype)
-    return update(edges, senders, receivers)
-
-  aggregated = gnn.aggregate_messages(
-      messages, graph.grid2mesh, mesh.shape[0], mesh.shape[1:], dtype,
-      f32=True, block_size=block_size)
+  aggregated = _messages_into(params, "grid2mesh", graph.grid2mesh, grid, mesh,
+                              dtype, f32=True, block_size=block_size)
   mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh,
                                 aggregated)
   grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
@@ -180,17 +193,8 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
 def decode(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
            grid: jax.Array, block_size: int | None) -> jax.Array:
   """mesh2grid_gnn: mesh and grid latents -> [n_grid, B, outputs]."""
-  dtype = grid.dtype
-  update = gnn.edge_update_fn(params, "processor_edges_0_mesh2grid",
-                              grid.shape[-1], mesh, grid)
-
-  def messages(features, senders, receivers):
-    edges = _embed_edges(params, "encoder_edges_mesh2grid", features, dtype)
-    return update(edges, senders, receivers)
-
-  aggregated = gnn.aggregate_messages(
-      messages, graph.mesh2grid, grid.shape[0], grid.shape[1:], dtype,
-      f32=False, block_size=block_size)
+  aggregated = _messages_into(params, "mesh2grid", graph.mesh2grid, mesh, grid,
+                              grid.dtype, f32=False, block_size=block_size)
   grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
                                 aggregated)
   # Output MLP; its last layer writes channel-major [B, outputs, n_grid].
