@@ -30,9 +30,10 @@ def as_config(value: Any) -> Any:
 
 
 def _is_default(field: dataclasses.Field, value: Any) -> bool:
-  """Fields left at their default stay unset, so configs print compactly."""
-  if field.default is not dataclasses.MISSING:
-    return value == field.default and type(value) is type(field.default)
-  if field.default_factory is not dataclasses.MISSING:
-    return False  # Keep nested configs explicit so they can be edited by path.
-  return False
+  """Fields left at a plain default stay unset, so configs print compactly.
+
+  Fields with a default_factory (nested configs) stay explicit so that they
+  can be edited by path.
+  """
+  return (field.default is not dataclasses.MISSING and value == field.default
+          and type(value) is type(field.default))
