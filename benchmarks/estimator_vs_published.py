@@ -45,6 +45,8 @@ XLA_REFERENCE = (
 def experiment_for(figure: calibration.PublishedFigure):
   cfg = getattr(experiments, figure.config)()
   experiments.devices(cfg, n=figure.num_devices)
+  if figure.fit_memory:
+    experiments.fit_memory(cfg, hardware=figure.hardware)
   return fdl.build(cfg)
 
 

@@ -6,7 +6,8 @@ command line is re-exported here.
 
 Configs:  demo, graphcast, graphcast_small, graphcast_operational
 Fiddlers: resolution, devices, set_phase, insert_phase, remove_phase,
-          annealing, single_step_only, scale_steps, finetune_from, precision
+          annealing, single_step_only, scale_steps, finetune_from, precision,
+          fit_memory
 Sweeps:   latent_sizes, mesh_sizes, resolutions, device_counts,
           learning_rates, max_rollouts, scaling, demo_widths
 """
@@ -18,6 +19,7 @@ from graphcast_fdl.experiments.base import graphcast_small
 from graphcast_fdl.experiments.fiddlers import annealing
 from graphcast_fdl.experiments.fiddlers import devices
 from graphcast_fdl.experiments.fiddlers import finetune_from
+from graphcast_fdl.experiments.fiddlers import fit_memory
 from graphcast_fdl.experiments.fiddlers import insert_phase
 from graphcast_fdl.experiments.fiddlers import precision
 from graphcast_fdl.experiments.fiddlers import remove_phase
@@ -37,6 +39,6 @@ from graphcast_fdl.experiments.sweeps import scaling
 CONFIGS = ("demo", "graphcast", "graphcast_small", "graphcast_operational")
 FIDDLERS = ("resolution", "devices", "set_phase", "insert_phase",
             "remove_phase", "annealing", "single_step_only", "scale_steps",
-            "finetune_from", "precision")
+            "finetune_from", "precision", "fit_memory")
 SWEEPS = ("latent_sizes", "mesh_sizes", "resolutions", "device_counts",
           "learning_rates", "max_rollouts", "scaling", "demo_widths")

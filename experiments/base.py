@@ -47,7 +47,11 @@ def graphcast() -> fdl.Config:
   Published cost: ~2 weeks of 1-step training + ~2 weeks of 2..12-step
   annealing on 32 TPU v4 (32 GB each), one example per chip. It fits 32 GB
   only with recomputation: every rollout step, every 3 processor steps, the
-  whole encoder and decoder, and encoder/decoder edges in blocks.
+  whole encoder and decoder, and encoder/decoder edges in blocks. That
+  published policy is kept here for every phase; add
+  `--config=fiddler:fit_memory()` to give each phase the fastest policy that
+  fits (our model then fits rollouts up to 8 steps in 32 GB; 9-12 steps need
+  about 34-39 GB, e.g. TPU v5p or an 80 GB GPU).
   """
   model = ModelConfig(
       resolution=0.25, mesh_size=6, latent_size=512, gnn_msg_steps=16,

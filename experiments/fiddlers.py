@@ -5,6 +5,8 @@ changes every field that depends on what it edits, so a user never has to
 know which fields move together.
 """
 
+import copy
+
 import fiddle as fdl
 from fiddle import selectors
 
@@ -128,3 +130,26 @@ def finetune_from(cfg: fdl.Config, checkpoint: str):
 def precision(cfg: fdl.Config, dtype: str):
   """Compute precision of the model ("bfloat16" or "float32")."""
   cfg.model.precision = dtype
+
+
+def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4",
+               memory_gib: float | None = None):
+  """Gives every phase the fastest remat policy that fits device memory.
+
+  Priced by the estimator's analytic model on `hardware` (its memory, or
+  `memory_gib`). Long rollouts get more recomputation than single steps; a
+  phase that fits under no policy gets the smallest-memory one, and
+  `estimate` reports it as not fitting.
+  """
+  from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
+  if hardware not in hardware_lib.names():
+    raise FiddlerError(f"fit_memory: hardware={hardware!r}; choose from "
+                       f"{', '.join(hardware_lib.names())}")
+  if memory_gib is not None and memory_gib <= 0:
+    raise FiddlerError(f"fit_memory: memory_gib={memory_gib} must be > 0")
+  experiment = fdl.build(copy.deepcopy(cfg))
+  budget = None if memory_gib is None else memory_gib * 2**30
+  policies = fit.phase_policies(experiment, hardware, budget)
+  for phase, policy in zip(cfg.schedule.phases, policies):
+    phase.remat = convert.as_config(policy.remat)

@@ -163,23 +163,44 @@ def test_rollout_and_loss_chain_single_steps():
   np.testing.assert_allclose(loss2, (loss_a + loss_b) / 2, rtol=1e-4)
 
 
-def test_memory_knobs_do_not_change_results():
-  batch = model_fakes.batch(steps=2)
+@pytest.mark.parametrize("steps,edge_block,remat", [
+    (2, 37, RematConfig(rollout_step=True, processor_every_k=2,
+                        encoder_decoder=True)),
+    # Segments of 2 over 5 steps (two segments and a remainder step); grid
+    # blocks of 37 rows do not divide the grid, so the last block overlaps.
+    (5, None, RematConfig(rollout_step=True, rollout_segment=2,
+                          grid_block_size=37)),
+    (3, 64, RematConfig(rollout_segment=3, encoder_decoder=True,
+                        grid_block_size=50)),
+])
+def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
+  batch = model_fakes.batch(steps=steps)
   base = _predictor()
   params = base.init_params(jax.random.PRNGKey(1), batch)
-  knobs = dataclasses.replace(
-      MODEL, edge_block_size=37,
-      remat=RematConfig(rollout_step=True, processor_every_k=2,
-                        encoder_decoder=True))
+  knobs = dataclasses.replace(MODEL, edge_block_size=edge_block, remat=remat)
   results = []
   for predictor in (base, _predictor(knobs)):
     (loss, _), grads = jax.jit(jax.value_and_grad(predictor.loss,
                                                   has_aux=True))(params, batch)
-    results.append((loss, grads))
+    rollout = jax.jit(predictor.rollout, static_argnums=3)(
+        params, batch.inputs, batch.forcings, steps)
+    results.append((loss, grads, rollout))
+  assert np.isfinite(results[0][0]) and results[0][0] > 0
   np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
                                                        atol=1e-6),
                results[0][1], results[1][1])
+  for name, value in results[0][2].items():
+    assert value.shape[1] == steps
+    np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_remat_config_rejects_bad_values():
+  with pytest.raises(ValueError, match="remat.rollout_segment=-1"):
+    RematConfig(rollout_segment=-1)
+  with pytest.raises(ValueError, match="remat.grid_block_size=0"):
+    RematConfig(grid_block_size=0)
 
 
 @pytest.mark.slow  # bf16 end to end is covered by test_model_parity (folder e).

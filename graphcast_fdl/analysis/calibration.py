@@ -31,6 +31,8 @@ class PublishedFigure:
     hardware: hardware table key it was measured on.
     num_devices: devices it ran on.
     source: where the figure comes from.
+    fit_memory: price the config after `fiddler:fit_memory` (each phase with
+      the fastest remat policy that fits the device), not as configured.
   """
 
   name: str
@@ -40,19 +42,33 @@ class PublishedFigure:
   hardware: str
   num_devices: int
   source: str
+  fit_memory: bool = False
 
 
 _ANNEALING = tuple(f"rollout_{k}" for k in range(2, 13))
-_GITHUB = ("DeepMind, google-deepmind/graphcast GitHub issue answer on training "
-           "time and memory ('about 2 weeks' + 'about 2 weeks', 32 TPU v4)")
+_GITHUB = ("DeepMind's answer in github.com/google-deepmind/weathernext/issues/77"
+           " (the graphcast repository, renamed): 'about two weeks' of 1-step "
+           "training + 'another two weeks' of 2-12 step annealing on 32 TPU v4")
+_GITHUB_PHASE3 = ("DeepMind's answer in github.com/google-deepmind/weathernext/"
+                  "issues/99: 'out of the approximately 4 weeks ... phase 3 "
+                  "was about 11 days'")
 PUBLISHED = (
     PublishedFigure("graphcast 1-step", "graphcast", ("single_step",),
                     14 * DAY, "tpu_v4", 32, _GITHUB),
     PublishedFigure("graphcast 2-12 step annealing", "graphcast", _ANNEALING,
                     14 * DAY, "tpu_v4", 32, _GITHUB),
+    PublishedFigure("graphcast annealing, later answer", "graphcast",
+                    _ANNEALING, 11 * DAY, "tpu_v4", 32, _GITHUB_PHASE3),
+    PublishedFigure("graphcast annealing, later answer, fit_memory",
+                    "graphcast", _ANNEALING, 11 * DAY, "tpu_v4", 32,
+                    _GITHUB_PHASE3, fit_memory=True),
     PublishedFigure("graphcast_operational extra 1-step fine-tune",
                     "graphcast_operational", ("finetune_hres",), 1 * DAY,
-                    "tpu_v4", 32, _GITHUB + "; 'about 1 more day'"),
+                    "tpu_v4", 32, _GITHUB + "; 'an extra day'"),
+    PublishedFigure("graphcast_operational fine-tune, fit_memory",
+                    "graphcast_operational", ("finetune_hres",), 1 * DAY,
+                    "tpu_v4", 32, _GITHUB + "; 'an extra day'",
+                    fit_memory=True),
     PublishedFigure("graphcast_small (1 deg) whole schedule", "graphcast_small",
                     (), 1.5 * DAY, "tpu_v4", 32, _GITHUB + "; 'about 1.5 days'"),
 )
@@ -66,7 +82,7 @@ TPU_FIT = PUBLISHED[0]
 CPU_FIT_STEP_SECONDS = 0.0776
 
 # Roofline / measured step time. Refit with `--refit` (see module docstring).
-EFFICIENCY = {"tpu": 0.28075767713245237, "cpu": 0.3616575824742268}
+EFFICIENCY = {"tpu": 0.31003981366042227, "cpu": 0.3616575824742268}
 # No published GPU figure exists for GraphCast training: GPUs use the TPU
 # factor (XLA on both; an assumption, stated in every GPU estimate).
 EFFICIENCY_SOURCE = {

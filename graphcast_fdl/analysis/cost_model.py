@@ -55,6 +55,9 @@ class MlpApplication:
       node and gathered (senders + receivers); 0 when inputs are concatenated.
     batched: False for edge embeddings of static features (once per step,
       not per example).
+    grid_rows: a grid-node MLP, run in blocks under `remat.grid_block_size`.
+    input_kept: whether a blocked application keeps its own input (False for
+      the output MLP, which runs inside the decoder's grid-update block).
   """
 
   name: str
@@ -67,6 +70,8 @@ class MlpApplication:
   edge_blocked: bool = False
   projected_nodes: int = 0
   batched: bool = True
+  grid_rows: bool = False
+  input_kept: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,14 +128,18 @@ def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
     return MlpApplication(name, stage, items, e, L, edge_blocked=blocked,
                           batched=published_layout)
 
+  def grid_nodes(name, stage, d_in, d_out, input_kept=True):
+    return MlpApplication(name, stage, n_grid, d_in, d_out, grid_rows=True,
+                          input_kept=input_kept)
+
   apps = [
-      MlpApplication("encoder_nodes_grid", "encoder", n_grid, c.grid_input, L),
+      grid_nodes("encoder_nodes_grid", "encoder", c.grid_input, L),
       MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
       embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
       edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh,
             True),
       MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
-      MlpApplication("grid2mesh_nodes_grid", "encoder", n_grid, L, L),
+      grid_nodes("grid2mesh_nodes_grid", "encoder", L, L),
       embed("encoder_edges_mesh", "processor", g.mesh_edges),
   ]
   for i in range(model.gnn_msg_steps):
@@ -142,8 +151,9 @@ def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
       embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
       edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid,
             True),
-      MlpApplication("mesh2grid_nodes_grid", "decoder", n_grid, 2 * L, L),
-      MlpApplication("decoder_nodes_grid", "decoder", n_grid, L, c.output),
+      grid_nodes("mesh2grid_nodes_grid", "decoder", 2 * L, L),
+      grid_nodes("decoder_nodes_grid", "decoder", L, c.output,
+                 input_kept=False),
   ]
   return apps
 
@@ -196,8 +206,36 @@ def temporary_elements(app: MlpApplication, model: ModelConfig,
   return n * (app.d_in + _hidden(model) + app.d_out)
 
 
-def _block(app: MlpApplication, model: ModelConfig) -> int | None:
-  return model.edge_block_size if app.edge_blocked else None
+def _block(app: MlpApplication, model: ModelConfig,
+           remat: RematConfig) -> int | None:
+  """Items of `app` resident at once: its edge or grid-node block, or None."""
+  if app.edge_blocked and model.edge_block_size:
+    return min(model.edge_block_size, app.items)
+  if app.grid_rows and remat.grid_block_size:
+    return min(remat.grid_block_size, app.items)
+  return None
+
+
+def blocked_saved_elements(app: MlpApplication, model: ModelConfig) -> float:
+  """Elements a checkpointed block loop keeps of `app`.
+
+  Grid-node MLPs keep their input; edge sets keep the per-node shares of
+  their first layer (their edge features are static inputs).
+  """
+  if app.grid_rows:
+    return app.items * app.d_in if app.input_kept else 0.0
+  return app.projected_nodes * model.latent_size
+
+
+def inner_remat_levels(app: MlpApplication, model: ModelConfig,
+                       remat: RematConfig) -> int:
+  """Times `app` is recomputed inside one rollout step's backward: once per
+  checkpoint that encloses it (stage, processor group, block loop)."""
+  in_encdec = app.stage in ("encoder", "decoder")
+  block = _block(app, model, remat)
+  return (int(remat.encoder_decoder and in_encdec)
+          + int(bool(remat.processor_every_k) and app.stage == "processor")
+          + int(block is not None and block < app.items))
 
 
 def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
@@ -206,38 +244,60 @@ def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
   """(saved, recompute_peak) elements of one rollout step's backward.
 
   saved: kept from the forward pass under `remat`;
-  recompute_peak: the largest remat segment re-materialised in the backward.
+  recompute_peak: the largest remat segment re-materialised in the backward
+  (a stage, a processor group, or one block of a block loop).
   Both for `batch` examples (static edge embeddings are not per example).
   """
   g = sizes_lib.graph_sizes(model)
   L = model.latent_size
   by_stage = {s: [a for a in apps if a.stage == s]
               for s in ("encoder", "processor", "decoder")}
+  per_batch = lambda a: batch if a.batched else 1
 
-  def saved(stage_apps, blocked=False):
-    return sum(saved_elements(a, model, _block(a, model) if blocked else None)
-               * (batch if a.batched else 1) for a in stage_apps)
+  def resident(app):
+    """Kept by one application when its stage is not recomputed."""
+    block = _block(app, model, remat)
+    if block is not None and block < app.items:
+      return blocked_saved_elements(app, model) * per_batch(app)
+    return saved_elements(app, model) * per_batch(app)
 
   segments = [0.0]
+  for a in apps:  # one block of each block loop, recomputed alone
+    block = _block(a, model, remat)
+    if block is not None and block < a.items:
+      segments.append(saved_elements(a, model, block) * per_batch(a))
   total = 0.0
   for stage in ("encoder", "decoder"):
+    stage_resident = sum(resident(a) for a in by_stage[stage])
     if remat.encoder_decoder:
-      # Only the stage inputs stay (grid and mesh latents, L wide); edge
-      # blocks are recomputed one at a time inside the segment.
+      # Only the stage inputs stay (grid and mesh latents, L wide); the stage
+      # is rerun in the backward, keeping what its parts keep.
       total += batch * (g.grid_nodes + g.mesh_nodes) * L
-      segments.append(saved(by_stage[stage], blocked=True))
+      segments.append(stage_resident)
     else:
-      total += saved(by_stage[stage])
+      total += stage_resident
   k = remat.processor_every_k
   steps = model.gnn_msg_steps
+  processor = by_stage["processor"]
   if k:
-    per_step = saved(by_stage["processor"][1:]) / max(steps, 1)
-    total += saved(by_stage["processor"][:1])  # mesh edge embedding
+    per_step = sum(resident(a) for a in processor[1:]) / max(steps, 1)
+    total += resident(processor[0])  # mesh edge embedding
     total += math.ceil(steps / k) * batch * (g.mesh_nodes + g.mesh_edges) * L
     segments.append(min(k, steps) * per_step)
   else:
-    total += saved(by_stage["processor"])
+    total += sum(resident(a) for a in processor)
   return total, max(segments)
+
+
+def rollout_segments(remat: RematConfig, rollout_steps: int
+                     ) -> tuple[int, int, int]:
+  """(segment length k, number of segments, remaining steps) of a rollout
+  under `remat.rollout_segment`; k = 0 when segments are off."""
+  k = remat.rollout_segment
+  if not 1 < k < rollout_steps:
+    return 0, 0, rollout_steps
+  num_segments, rest = divmod(rollout_steps, k)
+  return k, num_segments, rest
 
 
 def recompute_fraction(apps: list[MlpApplication], model: ModelConfig,
@@ -245,19 +305,17 @@ def recompute_fraction(apps: list[MlpApplication], model: ModelConfig,
   """Extra forward passes in the backward, as a fraction of one forward.
 
   A remat'd rollout step (only when there are 2+ steps, as in
-  `Predictor._scan`) reruns the whole step; inner remat segments (processor
-  groups, encoder/decoder, edge blocks) are rerun once more inside it.
+  `Predictor._scan`) reruns the whole step, and so does a rollout segment
+  for the steps inside segments; inner checkpoints (processor groups,
+  encoder/decoder, edge and grid-node block loops) rerun their part once
+  more for each checkpoint that encloses it.
   """
   total = sum(forward_flops(a, model) for a in apps)
-  inner = 0.0
-  for a in apps:
-    in_encdec = a.stage in ("encoder", "decoder")
-    if ((remat.encoder_decoder and in_encdec)
-        or (remat.processor_every_k and a.stage == "processor")
-        or (a.edge_blocked and model.edge_block_size
-            and model.edge_block_size < a.items)):
-      inner += forward_flops(a, model)
+  inner = sum(inner_remat_levels(a, model, remat) * forward_flops(a, model)
+              for a in apps)
   outer = 1.0 if remat.rollout_step and rollout_steps > 1 else 0.0
+  k, num_segments, _ = rollout_segments(remat, rollout_steps)
+  outer += num_segments * k / rollout_steps
   return outer + inner / total
 
 
@@ -300,12 +358,20 @@ def step_cost(model: ModelConfig, task: task_lib.TaskConfig, *,
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
   carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame
+  k, num_segments, rest = rollout_segments(remat, r)
+  # Steps whose state is live together in the backward: all of them, or
+  # with segments the segment inputs plus one recomputed segment (or the
+  # remainder steps, which come first).
+  live_steps = num_segments + max(k, rest) if k else r
   if remat.rollout_step and r > 1:
     # The step being differentiated is re-materialised under the inner policy.
-    activations = r * carry + act * (saved + recompute_peak)
+    activations = live_steps * carry + act * (saved + recompute_peak)
+  elif k:
+    activations = (num_segments * carry + max(k, rest) * (carry + act * saved)
+                   + act * recompute_peak)
   else:
     activations = r * (carry + act * saved) + act * recompute_peak
-  temporary = act * max(temporary_elements(a, model, _block(a, model))
+  temporary = act * max(temporary_elements(a, model, _block(a, model, remat))
                         * per_batch(a) for a in apps)
   return StepCost(
       flops=r * fwd_flops * passes + 10 * n_params / shard,

@@ -90,6 +90,10 @@ def remat_label(remat: RematConfig, edge_block_size: int | None) -> str:
     parts.append(f"proc/{remat.processor_every_k}")
   if remat.encoder_decoder:
     parts.append("enc+dec")
+  if remat.rollout_segment:
+    parts.append(f"seg/{remat.rollout_segment}")
+  if remat.grid_block_size:
+    parts.append(f"grid {remat.grid_block_size}")
   if edge_block_size:
     parts.append(f"blocks {edge_block_size}")
   return ",".join(parts) or "none"
@@ -177,6 +181,12 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     phases.append(entry)
   total = sum(p.duration_seconds for p in phases)
   worst = max(phases, key=lambda p: p.peak_bytes_per_device)
+  too_big = [p.name for p in phases if not p.fits]
+  if too_big:
+    notes.append(f"does not fit {hw.memory_bytes / GiB:.0f} GiB: "
+                 f"{', '.join(too_big)} (largest needs "
+                 f"{worst.peak_bytes_per_device / GiB:.1f} GiB); try "
+                 "--config=fiddler:fit_memory() or --fit")
   if worst.fits and worst.headroom_bytes < TIGHT_HEADROOM * hw.memory_bytes:
     notes.append(f"tight: phase {worst.name} leaves "
                  f"{worst.headroom_bytes / GiB:.1f} GiB headroom")

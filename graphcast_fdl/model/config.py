@@ -12,17 +12,41 @@ class RematConfig:
   """Which activations to recompute in the backward pass instead of storing.
 
   These trade compute for memory; none of them changes results beyond float
-  rounding. The published 0.25 deg model used all three to fit 32 GB.
+  rounding. The published 0.25 deg model used the first three to fit 32 GB;
+  the last two are ours, for long rollouts at 0.25 deg on 32 GB devices
+  (`graphcast_fdl.analysis` prices each of them).
 
   Attributes:
-    rollout_step: recompute each autoregressive step (checkpoint the scan body).
+    rollout_step: recompute each autoregressive step (checkpoint the scan body):
+      a rollout keeps one input window per step instead of its activations.
     processor_every_k: checkpoint every k processor message-passing steps (0: off).
     encoder_decoder: recompute the whole grid->mesh encoder and mesh->grid decoder.
+    rollout_segment: also checkpoint groups of this many rollout steps (0: off),
+      so that only each group's first input window is kept, plus the windows
+      of the one group being recomputed: about r/k + k windows instead of r
+      for one more forward pass of those steps. Best near sqrt(rollout).
+    grid_block_size: compute the grid-node MLPs (input embedding, grid updates,
+      output MLP) in checkpointed blocks of this many grid nodes (None: all
+      at once): their hidden activations are then never all kept, for one
+      more forward pass of those MLPs.
   """
 
   rollout_step: bool = False
   processor_every_k: int = 0
   encoder_decoder: bool = False
+  rollout_segment: int = 0
+  grid_block_size: int | None = None
+
+  def __post_init__(self):
+    if self.processor_every_k < 0:
+      raise ValueError(f"remat.processor_every_k={self.processor_every_k}: "
+                       "must be >= 0")
+    if self.rollout_segment < 0:
+      raise ValueError(f"remat.rollout_segment={self.rollout_segment}: "
+                       "must be >= 0")
+    if self.grid_block_size is not None and self.grid_block_size < 1:
+      raise ValueError(f"remat.grid_block_size={self.grid_block_size}: "
+                       "must be >= 1 or None")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import layers
+from graphcast_fdl.model import row_blocks
 from graphcast_fdl.model.config import ModelConfig
 
 EDGE_FEATURES = 4  # Edge length + 3D relative position in receiver frame.
@@ -82,31 +83,48 @@ def _messages_into(params: dict, name: str, edge_set, senders: jax.Array,
       f32=f32, block_size=block_size)
 
 
-def encode(params: dict, graph: gnn.GraphArrays,
-           grid_inputs: Sequence[jax.Array], block_size: int | None
-           ) -> tuple[jax.Array, jax.Array]:
-  """grid2mesh_gnn: channel-major input parts [B, C_i, n_grid] (concatenated
-  along channels they are the published node inputs) -> mesh latents
-  [n_mesh, B, L] and grid latents [n_grid, B, L]."""
-  dtype = grid_inputs[0].dtype
-  batch = grid_inputs[0].shape[0]
+def _embed_grid(params: dict, graph: gnn.GraphArrays,
+                grid_inputs: Sequence[jax.Array], start, size: int) -> jax.Array:
+  """Grid-node embedding of rows [start, start+size): [size, B, L].
 
-  # Embed grid nodes: MLP(concat[inputs, structural]) by first-layer parts,
-  # contracting each channel-major part where it lies.
+  MLP(concat[inputs, structural]) by first-layer parts, contracting each
+  channel-major part [B, C_i, n_grid] where it lies.
+  """
+  dtype = grid_inputs[0].dtype
   p = params["encoder_nodes_grid_nodes_mlp"]
   w = p["linear_0"]["w"]
   h = 0.0
-  start = 0
+  first = 0
   for part in grid_inputs:
-    stop = start + part.shape[1]
-    h = h + layers.channel_major_dot(part, w[start:stop])
-    start = stop
-  num_channels = start
-  structural = graph.grid_nodes.astype(dtype)
-  h = h + layers.first_layer_part(p, structural, num_channels, None)[:, None]
+    last = first + part.shape[1]
+    h = h + layers.channel_major_dot(row_blocks.rows(part, start, size, axis=2),
+                                     w[first:last])
+    first = last
+  structural = row_blocks.rows(graph.grid_nodes, start, size).astype(dtype)
+  h = h + layers.first_layer_part(p, structural, first, None)[:, None]
   h = layers.finish_first_layer(p, h, dtype)
-  grid = layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"],
+  return layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"],
                            layers.mlp_tail(p, h))
+
+
+def encode(params: dict, graph: gnn.GraphArrays,
+           grid_inputs: Sequence[jax.Array], block_size: int | None,
+           grid_block_size: int | None = None
+           ) -> tuple[jax.Array, jax.Array]:
+  """grid2mesh_gnn: channel-major input parts [B, C_i, n_grid] (concatenated
+  along channels they are the published node inputs) -> mesh latents
+  [n_mesh, B, L] and grid latents [n_grid, B, L].
+
+  `block_size` blocks the grid->mesh edges, `grid_block_size` the grid-node
+  MLPs (`row_blocks`); neither changes the result.
+  """
+  dtype = grid_inputs[0].dtype
+  batch = grid_inputs[0].shape[0]
+  num_grid = graph.grid_nodes.shape[0]
+  num_channels = sum(part.shape[1] for part in grid_inputs)
+  grid = row_blocks.map_row_blocks(
+      lambda start, size: _embed_grid(params, graph, grid_inputs, start, size),
+      num_grid, grid_block_size)
 
   # Embed mesh nodes: the published model feeds zeros in place of inputs, so
   # only the structural rows of the first layer contribute. Batch-independent.
@@ -123,9 +141,13 @@ def encode(params: dict, graph: gnn.GraphArrays,
                               dtype, f32=True, block_size=block_size)
   mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh,
                                 aggregated)
-  grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
-                                None)
-  return mesh, grid
+
+  def update_grid(start, size):
+    rows = row_blocks.rows(grid, start, size)
+    return rows + gnn.node_update(params, "processor_nodes_0_grid_nodes", rows,
+                                  None)
+
+  return mesh, row_blocks.map_row_blocks(update_grid, num_grid, grid_block_size)
 
 
 def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
@@ -191,18 +213,28 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
 
 
 def decode(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
-           grid: jax.Array, block_size: int | None) -> jax.Array:
-  """mesh2grid_gnn: mesh and grid latents -> [n_grid, B, outputs]."""
+           grid: jax.Array, block_size: int | None,
+           grid_block_size: int | None = None) -> jax.Array:
+  """mesh2grid_gnn: mesh and grid latents -> [B, outputs, n_grid].
+
+  The grid-node update and the output MLP act per grid node, so with
+  `grid_block_size` they run together block by block (`row_blocks`).
+  """
   aggregated = _messages_into(params, "mesh2grid", graph.mesh2grid, mesh, grid,
                               grid.dtype, f32=False, block_size=block_size)
-  grid = grid + gnn.node_update(params, "processor_nodes_0_grid_nodes", grid,
-                                aggregated)
-  # Output MLP; its last layer writes channel-major [B, outputs, n_grid].
   p = params["decoder_nodes_grid_nodes_mlp"]
-  h = grid
-  for i in range(len(p) - 1):
-    h = layers.swish(layers.linear(p[f"linear_{i}"], h))
-  return layers.linear_to_channel_major(p[f"linear_{len(p) - 1}"], h)
+
+  def outputs(start, size):
+    nodes = row_blocks.rows(grid, start, size)
+    h = nodes + gnn.node_update(params, "processor_nodes_0_grid_nodes", nodes,
+                                row_blocks.rows(aggregated, start, size))
+    # Output MLP; its last layer writes channel-major [B, outputs, size].
+    for i in range(len(p) - 1):
+      h = layers.swish(layers.linear(p[f"linear_{i}"], h))
+    return layers.linear_to_channel_major(p[f"linear_{len(p) - 1}"], h)
+
+  return row_blocks.map_row_blocks(outputs, grid.shape[0], grid_block_size,
+                                   out_axis=2)
 
 
 class GraphCastNet(nn.Module):
@@ -239,8 +271,9 @@ class GraphCastNet(nn.Module):
     model = self.model
     params = self.param_dicts()
     block = model.edge_block_size
-    encoder = lambda p, x: encode(p, graph, x, block)
-    decoder = lambda p, m, g: decode(p, graph, m, g, block)
+    grid_block = model.remat.grid_block_size
+    encoder = lambda p, x: encode(p, graph, x, block, grid_block)
+    decoder = lambda p, m, g: decode(p, graph, m, g, block, grid_block)
     if model.remat.encoder_decoder:
       encoder = jax.checkpoint(encoder)
       decoder = jax.checkpoint(decoder)

@@ -133,13 +133,36 @@ class Predictor:
     return self._net.apply({"params": params}, self._graph, parts)
 
   def _scan(self, body, carry, xs, num_steps):
-    """lax.scan of body over steps, remat per step if configured."""
-    if self.model.remat.rollout_step and num_steps > 1:
+    """lax.scan of body over steps, remat per step and per segment if
+    configured (see `RematConfig.rollout_segment`)."""
+    remat = self.model.remat
+    if remat.rollout_step and num_steps > 1:
       body = jax.checkpoint(body)
     if num_steps == 1:  # No loop: simpler and faster to compile.
       carry, ys = body(carry, jax.tree.map(lambda x: x[0], xs))
       return carry, jax.tree.map(lambda y: y[None], ys)
-    return jax.lax.scan(body, carry, xs, length=num_steps)
+    k = remat.rollout_segment
+    if not 1 < k < num_steps:
+      return jax.lax.scan(body, carry, xs, length=num_steps)
+    # Segments of k steps, each checkpointed (only its input window is kept),
+    # then the remaining num_steps % k steps as a plain scan.
+    num_segments, rest = divmod(num_steps, k)
+    head = jax.tree.map(
+        lambda x: x[:num_segments * k].reshape((num_segments, k) + x.shape[1:]),
+        xs)
+
+    @jax.checkpoint
+    def segment(carry, segment_xs):
+      return jax.lax.scan(body, carry, segment_xs, length=k)
+
+    carry, ys = jax.lax.scan(segment, carry, head, length=num_segments)
+    ys = jax.tree.map(lambda y: y.reshape((num_segments * k,) + y.shape[2:]),
+                      ys)
+    if rest:
+      tail = jax.tree.map(lambda x: x[num_segments * k:num_steps], xs)
+      carry, tail_ys = jax.lax.scan(body, carry, tail, length=rest)
+      ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ys, tail_ys)
+    return carry, ys
 
   def loss(self, params, batch: Batch
            ) -> tuple[jax.Array, dict[str, jax.Array]]:
