@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,13 +97,35 @@ def render() -> str:
   tests = sorted(f for f in os.listdir(os.path.join(REPO, "tests"))
                  if f.startswith("test_") and f.endswith(".py"))
   for test in tests:
-    path = os.path.join(REPO, "tests", test)
-    deps = _deps([path, os.path.join(REPO, "tests", "conftest.py")], packages, None)
+    helpers = _test_helpers(test)
+    paths = [os.path.join(REPO, "tests", f)
+             for f in ["conftest.py", test] + helpers]
+    deps = _deps(paths, packages, None)
+    srcs = [f"tests/{f}" for f in sorted(["conftest.py", test] + helpers)]
     rules.append(
-        f'py_test(\n    name = "{test[:-3]}",\n    srcs = [\n'
-        f'        "tests/conftest.py",\n        "tests/{test}",\n    ],\n'
+        f'py_test(\n    name = "{test[:-3]}",\n    srcs = {_list(srcs)},\n'
         f'    main = "tests/{test}",\n    deps = {_list(deps)},\n)\n')
   return "\n".join(rules)
+
+
+def _test_helpers(test: str) -> list[str]:
+  """Non-test modules of tests/ that `test` uses (imported, or run as a
+  worker script by file name), and theirs in turn."""
+  folder = os.path.join(REPO, "tests")
+  candidates = [f for f in os.listdir(folder) if f.endswith(".py")
+                and not f.startswith("test_") and f != "conftest.py"]
+  found, queue = set(), [test]
+  while queue:
+    with open(os.path.join(folder, queue.pop())) as f:
+      text = f.read()
+    for helper in candidates:
+      stem = helper[:-3]
+      if helper not in found and re.search(
+          rf"\b(import {stem}|from {stem} import|import_module\(.{stem}|"
+          rf"{re.escape(helper)})|\b{stem}\.", text):
+        found.add(helper)
+        queue.append(helper)
+  return sorted(found)
 
 
 def main(argv: list[str]) -> int:

@@ -148,11 +148,15 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     phase = span.phase
     remat = phase.remat or model.remat
     precision = phase.precision or model.precision
-    cost = cost_model.step_cost(
+    price = lambda dtype, phase=phase, remat=remat: cost_model.step_cost(
         model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
         num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
-        precision=precision)
-    seconds, bound = step_seconds(cost, precision, hw, n, eff)
+        precision=dtype)
+    cost = price(precision)
+    # Where bfloat16 matmuls run in float32, time is float32's.
+    timed = (price("float32") if hw.upcasts_bfloat16
+             and precision == "bfloat16" else cost)
+    seconds, bound = step_seconds(timed, precision, hw, n, eff)
     peak = cost.peak_bytes
     entry = PhaseEstimate(
         name=phase.name, steps=phase.num_steps,
@@ -205,8 +209,10 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
           "memory": "analytic: params + AdamW state + grads + batch + "
                     "activations saved under the remat policy + largest "
                     "temporary",
-          "xla": "jit(loss+grad).lower(abstract shapes).compile(): "
-                 "memory_analysis / cost_analysis (scan bodies x rollout)",
+          "xla": "the trainer's jitted train step (loss+grad+AdamW, the "
+                 "config's shardings) .lower(abstract shapes).compile(): "
+                 "memory_analysis / cost_analysis per device (scan bodies x "
+                 "rollout)",
       })
 
 
@@ -249,16 +255,19 @@ def format_table(est: Estimate) -> str:
       f" {est.total_device_hours:10.4g}")
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:
-    lines += ["", "XLA (compiled loss+grad, this backend) vs analytic, per step:",
+    lines += ["", "XLA (the compiled train step, this backend; "
+              f"{xla_rows[0].xla['devices']}) vs analytic, per device and step:",
               f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
-              f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"]
+              f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
+              f" {'peak xla':>9s} {'peak ana':>9s}"]
     for p in xla_rows:
       x = p.xla
       lines.append(
           f"{p.name:16s} {x['flops']:10.3g} {p.flops_per_step:10.3g}"
           f" {x['bytes_accessed']:10.3g} {p.bytes_per_step:10.3g}"
           f" {gib(x['temp_bytes']):>12s}"
-          f" {gib(p.activation_bytes + p.temporary_bytes):>11s}")
+          f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
+          f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}")
   lines += ["", "memory columns: GiB per device; peak = their sum."]
   lines += [f"source of {k}: {v}" for k, v in est.sources.items()]
   lines += [f"note: {n}" for n in est.notes]

@@ -27,6 +27,9 @@ class Hardware:
     memory_bytes: device memory per chip.
     interconnect_bandwidth: bytes/s per chip for the gradient all-reduce.
     source: where the numbers come from.
+    upcasts_bfloat16: the model runs bfloat16 matmuls in float32 here
+      (`model.layers.dot_f32` on CPU), so a bfloat16 step takes as long as a
+      float32 one (measured on this CPU: benchmarks/estimator_vs_measured.py).
   """
 
   name: str
@@ -36,6 +39,7 @@ class Hardware:
   memory_bytes: float
   interconnect_bandwidth: float
   source: str
+  upcasts_bfloat16: bool = False
 
   def peak(self, precision: str) -> float:
     return self.peak_flops[precision]
@@ -108,7 +112,8 @@ def this_cpu() -> Hardware:
       cores * CPU_BANDWIDTH_PER_CORE, mem, 0.0,
       f"/proc/cpuinfo: {cores} x {model}, {per_cycle} FLOP/cycle "
       f"(no native bf16 matmul); bandwidth assumed "
-      f"{CPU_BANDWIDTH_PER_CORE / 1e9:.0f} GB/s per core; /proc/meminfo")
+      f"{CPU_BANDWIDTH_PER_CORE / 1e9:.0f} GB/s per core; /proc/meminfo",
+      upcasts_bfloat16=True)
 
 
 def get(name: str) -> Hardware:

@@ -1,15 +1,20 @@
 """XLA's own cost and memory figures for the real training program.
 
-Lowers loss + grad of the real `Predictor` on abstract shapes
-(`jax.ShapeDtypeStruct`; no batch or parameter array is allocated) with the
-experiment's batch sharding, compiles it for the local backend, and reads
-`memory_analysis()` and `cost_analysis()`. The graph itself is a constant of
-the program and must be built, so configs whose graph is too large to build
-here are reported as unavailable (the estimator then shows analytic numbers
-only and says so).
+Lowers the trainer's own jitted train step (loss + grad + clipped AdamW,
+`train.train_step`) on abstract shapes (`jax.ShapeDtypeStruct`; no batch,
+parameter or optimiser array is allocated) with the experiment's shardings
+on a `jax.sharding.Mesh`, compiles it for the local backend, and reads
+`memory_analysis()` and `cost_analysis()` (both per device). When the
+config asks for more devices than are visible here, the program of one
+device is compiled instead (with data parallelism every device runs the same
+program on its share of the batch, plus the gradient all-reduce) and
+`devices` says so. The graph itself is a constant of the program and must be
+built, so configs whose graph is too large to build here are reported as
+unavailable (the estimator then shows analytic numbers only and says so).
 
 XLA counts a `lax.scan` body once: FLOPs and bytes of a rollout are scaled by
-the rollout length here; memory figures are for the whole program.
+the rollout length here (not exact for block loops and nested segments);
+memory figures are for the whole program.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class XlaCost:
   output_bytes: float | None = None
   peak_bytes: float | None = None
   compile_seconds: float | None = None
+  devices: str = ""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -104,11 +110,10 @@ def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int,
 def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
             precision: str, batch_per_device: int = 1,
             max_edges: int = MAX_EDGES_TO_BUILD) -> XlaCost:
-  """Compiles loss+grad of one device's share and reads XLA's analyses.
+  """Compiles the train step as the trainer jits it and reads XLA's analyses.
 
-  One device's program: the per-device batch on the local default device
-  (with data parallelism and replicated params each device runs this same
-  program, plus the gradient all-reduce).
+  Figures are per device: `peak_bytes` is arguments (params, optimiser
+  state, the device's batch) + temporaries + outputs - donated aliases.
   """
   model = dataclasses.replace(experiment.model, remat=remat, precision=precision)
   g = sizes_lib.graph_sizes(model)
@@ -118,19 +123,35 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
   try:
     import jax  # pylint: disable=g-import-not-at-top
     from graphcast_fdl.model import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+    from graphcast_fdl.train import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
+    from graphcast_fdl.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+    from graphcast_fdl.train import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     return XlaCost(False, f"model not importable ({e})")
   start = time.perf_counter()
+  wanted = experiment.mesh.num_devices or 1
+  visible = len(jax.devices())
+  n = wanted if wanted <= visible else 1
+  mesh = sharding_lib.make_mesh(
+      dataclasses.replace(experiment.mesh, num_devices=n))
+  devices = (f"{n} device(s), the config's mesh" if n == wanted else
+             f"1 device's program of {wanted} ({visible} visible here)")
   predictor = predictor_lib.Predictor(model, experiment.task,
                                       dummy_stats(experiment.task))
   batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon,
-                       batch_per_device, rollout_steps)
-  params = predictor_lib.param_shapes(model, experiment.task)
-
-  def loss(p, b):
-    return predictor.loss(p, b)[0]
-
-  compiled = jax.jit(jax.value_and_grad(loss)).lower(params, batch).compile()
+                       n * batch_per_device, rollout_steps)
+  tx = optimizer_lib.make_optimizer(experiment.optimizer)
+  abstract_state = jax.eval_shape(
+      lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
+      predictor_lib.param_shapes(model, experiment.task))
+  shardings = train_step_lib.state_shardings(abstract_state, mesh,
+                                             experiment.mesh.shard_params)
+  step = train_step_lib.jit_train_step(
+      train_step_lib.make_train_step(
+          sharding_lib.data_parallel(predictor.loss, mesh), tx,
+          optimizer_lib.schedule_learning_rate(experiment.schedule)),
+      shardings, mesh)
+  compiled = step.lower(abstract_state, batch).compile()
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
@@ -146,4 +167,4 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
       bytes_accessed=float(cost.get("bytes accessed", 0.0)) * scale,
       temp_bytes=temp, argument_bytes=args, output_bytes=out,
       peak_bytes=temp + args + out - alias,
-      compile_seconds=time.perf_counter() - start)
+      compile_seconds=time.perf_counter() - start, devices=devices)

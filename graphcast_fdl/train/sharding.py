@@ -71,6 +71,32 @@ def state_shardings(abstract_tree, mesh: Mesh, shard_params: bool = False):
   return jax.tree.map(leaf, abstract_tree)
 
 
+def data_parallel(loss_fn, mesh: Mesh):
+  """`loss_fn(params, batch)` run by each device on its share of the batch.
+
+  Returns a function with the same signature whose (loss, per-variable)
+  outputs are the means over devices, which equal the global-batch means
+  since every device holds the same number of examples. Gradients through it
+  are the global gradients (shard_map sums the replicated parameters'
+  cotangents over the data axis).
+
+  Why not let XLA partition the jitted loss by itself: the model keeps
+  latents as [nodes, batch, latent] and flattens them to [nodes * batch,
+  latent] for its row-wise layers; a batch split does not survive that
+  reshape, so XLA's propagation replicated the batch and every device
+  computed the whole global batch (seen in the compiled program's shapes).
+  """
+  if mesh.size == 1:
+    return loss_fn
+  axis = mesh.axis_names[0]
+
+  def local(params, batch):
+    return jax.lax.pmean(loss_fn(params, batch), axis)
+
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis)),
+                       out_specs=P())
+
+
 def per_process_batch_size(global_batch_size: int) -> int:
   """Examples each host loads; the global batch splits evenly over hosts."""
   count = jax.process_count()

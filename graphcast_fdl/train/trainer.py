@@ -178,7 +178,8 @@ class Trainer:
     predictor = self._predictor(None)
     if self._eval_step is None:
       self._eval_step = train_step_lib.jit_eval_step(
-          predictor.loss, self._param_shardings, self._mesh)
+          sharding_lib.data_parallel(predictor.loss, self._mesh),
+          self._param_shardings, self._mesh)
       from graphcast_fdl.train import baselines  # pylint: disable=g-import-not-at-top
       persistence_loss = getattr(predictor, "persistence_loss", None) or (
           baselines.persistence_loss_fn(
@@ -334,7 +335,8 @@ class Trainer:
         if id(phase_predictor) not in train_steps:
           train_steps[id(phase_predictor)] = train_step_lib.jit_train_step(
               train_step_lib.make_train_step(
-                  phase_predictor.loss, tx, learning_rate_fn),
+                  sharding_lib.data_parallel(phase_predictor.loss, self._mesh),
+                  tx, learning_rate_fn),
               state_shardings, self._mesh)
         train_step = train_steps[id(phase_predictor)]
         if iterator is None:
