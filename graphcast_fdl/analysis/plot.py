@@ -20,7 +20,7 @@ def save_png(est: Estimate, path: str) -> None:
   phases = est.phases
   days = 86_400.0
   fig, (ax_t, ax_m) = plt.subplots(
-      1, 2, figsize=(13, max(3.0, 0.35 * len(phases) + 1.5)))
+      1, 2, figsize=(14.5, max(3.0, 0.35 * len(phases) + 1.5)))
   start = 0.0
   for i, p in enumerate(phases):
     ax_t.barh(i, p.duration_seconds / days, left=start / days,
@@ -43,7 +43,8 @@ def save_png(est: Estimate, path: str) -> None:
   ax_m.invert_yaxis()
   ax_m.set_xlabel("GiB per device")
   ax_m.set_title("memory per device (analytic)")
-  ax_m.legend(fontsize=7, loc="lower right")
+  # Beside the bars, not over them: long rollouts fill the plot's width.
+  ax_m.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
