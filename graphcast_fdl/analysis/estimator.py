@@ -141,6 +141,11 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   notes = []
   if hw.family == "gpu":
     notes.append("GPU efficiency is the TPU factor (no published GPU figure).")
+  if hw.upcasts_bfloat16 and any(
+      (p.precision or model.precision) == "bfloat16"
+      for p in experiment.schedule.phases):
+    notes.append(f"bfloat16 runs as float32 on {hw.name} (matmuls upcast): "
+                 "priced as float32.")
   if experiment.mesh.num_devices is None:
     notes.append("mesh.num_devices unset: priced for 1 device.")
   xla_cache, phases = {}, []
@@ -152,11 +157,12 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
         model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
         num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
         precision=dtype)
-    cost = price(precision)
-    # Where bfloat16 matmuls run in float32, time is float32's.
-    timed = (price("float32") if hw.upcasts_bfloat16
-             and precision == "bfloat16" else cost)
-    seconds, bound = step_seconds(timed, precision, hw, n, eff)
+    # Where bfloat16 matmuls run in float32 (their operands upcast), time
+    # and memory are float32's: XLA:CPU's own figures at 1 deg are ~2x the
+    # bfloat16 analytic ones and match float32's.
+    upcast = hw.upcasts_bfloat16 and precision == "bfloat16"
+    cost = price("float32" if upcast else precision)
+    seconds, bound = step_seconds(cost, precision, hw, n, eff)
     peak = cost.peak_bytes
     entry = PhaseEstimate(
         name=phase.name, steps=phase.num_steps,

@@ -28,8 +28,9 @@ class Hardware:
     interconnect_bandwidth: bytes/s per chip for the gradient all-reduce.
     source: where the numbers come from.
     upcasts_bfloat16: the model runs bfloat16 matmuls in float32 here
-      (`model.layers.dot_f32` on CPU), so a bfloat16 step takes as long as a
-      float32 one (measured on this CPU: benchmarks/estimator_vs_measured.py).
+      (`model.layers.dot_f32` on CPU), so a bfloat16 step takes the time and
+      memory of a float32 one (measured on this CPU:
+      benchmarks/estimator_vs_measured.py, and XLA's memory figures).
   """
 
   name: str
