@@ -241,8 +241,15 @@ def test_estimate_structure():
              + p.data_bytes + p.activation_bytes + p.temporary_bytes)
     assert p.peak_bytes_per_device == pytest.approx(parts)
     assert p.fits == (p.peak_bytes_per_device <= est.memory_bytes_per_device)
+    # Each TPU v4 host feeds 4 chips their float32 frames every step.
+    assert p.host_input_bytes_per_second == pytest.approx(
+        4 * p.data_bytes / p.step_seconds)
+  # 0.25 deg, 37 levels: 3 frames of ~0.94 GB per example, 4 examples a step.
+  assert est.phases[0].host_input_bytes_per_second == pytest.approx(2.9e9,
+                                                                    rel=0.05)
   doc = json.loads(est.to_json())
   assert doc["phases"][0]["steps"] == 300_000
+  assert "host_input_bytes_per_second" in doc["phases"][0]
 
 
 def test_fit_returns_settings_that_fit():

@@ -31,6 +31,8 @@ class PhaseEstimate:
 
   Sources: every field comes from the analytic model except `xla`, which
   holds XLA's compiled-program figures when available (`source` says which).
+  `host_input_bytes_per_second` is what each host's loader must deliver
+  (float32 frames of its devices' examples per step time): a requirement.
   """
 
   name: str
@@ -53,6 +55,7 @@ class PhaseEstimate:
   peak_bytes_per_device: float
   fits: bool
   headroom_bytes: float
+  host_input_bytes_per_second: float = 0.0
   source: str = "analytic"
   xla: dict | None = None
 
@@ -176,7 +179,9 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
         gradient_bytes=cost.gradient_bytes, data_bytes=cost.data_bytes,
         activation_bytes=cost.activation_bytes,
         temporary_bytes=cost.temporary_bytes, peak_bytes_per_device=peak,
-        fits=peak <= hw.memory_bytes, headroom_bytes=hw.memory_bytes - peak)
+        fits=peak <= hw.memory_bytes, headroom_bytes=hw.memory_bytes - peak,
+        host_input_bytes_per_second=(
+            min(n, hw.devices_per_host) * cost.data_bytes / seconds))
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
@@ -215,6 +220,9 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
           "memory": "analytic: params + AdamW state + grads + batch + "
                     "activations saved under the remat policy + largest "
                     "temporary",
+          "input": "float32 frames each host's loader must deliver per "
+                   "second to keep its devices busy (a requirement; "
+                   "benchmarks/data_pipeline.py measures our loader)",
           "xla": "the trainer's jitted train step (loss+grad+AdamW, the "
                  "config's shardings) .lower(abstract shapes).compile(): "
                  "memory_analysis / cost_analysis per device (scan bodies x "
@@ -242,7 +250,7 @@ def format_table(est: Estimate) -> str:
       f"({est.efficiency_source})",
       "",
       f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'s/step':>8s} {'duration':>9s}"
-      f" {'dev-hours':>10s} {'bound':>7s} | {'params':>6s} {'optim':>6s}"
+      f" {'dev-hours':>10s} {'bound':>7s} {'in GB/s':>7s} | {'params':>6s} {'optim':>6s}"
       f" {'grads':>6s} {'batch':>6s} {'activ':>6s} {'temps':>6s} {'peak':>6s}"
       f" {'fits':>4s}  remat / source",
   ]
@@ -250,7 +258,8 @@ def format_table(est: Estimate) -> str:
     lines.append(
         f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
         f" {_duration(p.duration_seconds):>9s} {p.device_hours:10.4g}"
-        f" {p.bound:>7s} | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
+        f" {p.bound:>7s} {p.host_input_bytes_per_second / 1e9:7.2f}"
+        f" | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
         f" {gib(p.gradient_bytes):>6s} {gib(p.data_bytes):>6s}"
         f" {gib(p.activation_bytes):>6s} {gib(p.temporary_bytes):>6s}"
         f" {gib(p.peak_bytes_per_device):>6s} {'yes' if p.fits else 'NO':>4s}"
@@ -274,7 +283,8 @@ def format_table(est: Estimate) -> str:
           f" {gib(x['temp_bytes']):>12s}"
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
           f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}")
-  lines += ["", "memory columns: GiB per device; peak = their sum."]
+  lines += ["", "memory columns: GiB per device; peak = their sum. in GB/s: "
+            "input each host must load per second"]
   lines += [f"source of {k}: {v}" for k, v in est.sources.items()]
   lines += [f"note: {n}" for n in est.notes]
   headroom = min(p.headroom_bytes for p in est.phases)

@@ -27,6 +27,7 @@ class Hardware:
     memory_bytes: device memory per chip.
     interconnect_bandwidth: bytes/s per chip for the gradient all-reduce.
     source: where the numbers come from.
+    devices_per_host: devices one host feeds (its loader's share of a step).
     upcasts_bfloat16: the model runs bfloat16 matmuls in float32 here
       (`model.layers.dot_f32` on CPU), so a bfloat16 step takes the time and
       memory of a float32 one (measured on this CPU:
@@ -40,20 +41,31 @@ class Hardware:
   memory_bytes: float
   interconnect_bandwidth: float
   source: str
+  devices_per_host: int = 1
   upcasts_bfloat16: bool = False
 
   def peak(self, precision: str) -> float:
     return self.peak_flops[precision]
 
 
+# Chips per host of multi-host Cloud TPU slices (system architecture pages),
+# GPUs per node of 8-GPU HGX/DGX servers.
+TPU_CHIPS_PER_HOST = 4
+GPUS_PER_NODE = 8
+
+
 def _tpu(name, bf16, hbm_gbs, mem_gib, ici_gbs, source):
   return Hardware(name, "tpu", {"bfloat16": bf16, "float32": bf16},
-                  hbm_gbs * 1e9, mem_gib * GiB, ici_gbs * 1e9, source)
+                  hbm_gbs * 1e9, mem_gib * GiB, ici_gbs * 1e9,
+                  source + f"; {TPU_CHIPS_PER_HOST} chips per host",
+                  devices_per_host=TPU_CHIPS_PER_HOST)
 
 
 def _gpu(name, bf16, tf32, hbm_gbs, mem_bytes, nvlink_gbs, source):
   return Hardware(name, "gpu", {"bfloat16": bf16, "float32": tf32},
-                  hbm_gbs * 1e9, mem_bytes, nvlink_gbs * 1e9, source)
+                  hbm_gbs * 1e9, mem_bytes, nvlink_gbs * 1e9,
+                  source + f"; {GPUS_PER_NODE} GPUs per node",
+                  devices_per_host=GPUS_PER_NODE)
 
 
 _GCP = "Google Cloud TPU docs, system architecture page for "
