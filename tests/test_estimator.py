@@ -288,6 +288,16 @@ def test_cli_json_schema(tmp_path):
   assert png.stat().st_size > 10_000
 
 
+def test_cli_fit_explains_what_cannot_fit():
+  out = _run_cli("--config=config:graphcast_small", "--fit", "--memory_gib=3")
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.strip().splitlines()
+  assert lines[0] == ("no single setting fits every phase in 3.0 GiB per "
+                      "device on 32 device(s).")
+  assert "single_step" in lines[1] and "rollout_12" in lines[1]
+  assert lines[2] == "try: a device with more memory"
+
+
 def test_cli_bad_hardware_is_one_line():
   out = _run_cli("--config=config:demo", "--hardware=abacus")
   assert out.returncode == 2

@@ -24,7 +24,7 @@ HARDWARE = flags.DEFINE_string(
     "hardware", "tpu_v4", f"One of: {', '.join(hardware_lib.names())}.")
 FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
 XLA = flags.DEFINE_bool(
-    "xla", False, "Also compile loss+grad on abstract shapes and show XLA's "
+    "xla", False, "Also compile the train step on abstract shapes and show XLA's "
     "cost/memory analysis (small graphs only).")
 PNG = flags.DEFINE_string("png", None, "Write the timeline/memory figure here.")
 FIT = flags.DEFINE_bool(
@@ -55,6 +55,30 @@ def main(argv: list[str]) -> None:
       print(f"figure: {PNG.value}")
 
 
+def _explain_no_fit(experiment, budget: float | None, devices: int) -> None:
+  """Why no one setting fits: the phases that fit under no remat policy."""
+  hw = hardware_lib.get(HARDWARE.value)
+  gib = (hw.memory_bytes if budget is None else budget) / 2**30
+  print(f"no single setting fits every phase in {gib:.1f} GiB per device on "
+        f"{devices} device(s).")
+  policies = fit_lib.phase_policies(experiment, HARDWARE.value, budget)
+  hopeless = [p for p in policies if not p.fits]
+  rollouts = {p.name: p.rollout_steps for p in experiment.schedule.phases}
+  advice = []
+  if len(hopeless) < len(policies):
+    advice.append("--config=fiddler:fit_memory() (each phase its own policy)")
+  if hopeless:
+    print("phases that fit under no remat policy (smallest peak found): "
+          + ", ".join(f"{p.phase} {p.peak_bytes / 2**30:.1f} GiB"
+                      for p in hopeless))
+    fitting = [rollouts[p.phase] for p in policies if p.fits]
+    if fitting and max(fitting) > 1:
+      advice.append(f"'--config=fiddler:annealing(max_rollout={max(fitting)})'"
+                    " (only rollouts that fit)")
+    advice.append("a device with more memory")
+  print("try: " + "; or ".join(advice))
+
+
 def _fit(experiment) -> None:
   budget = None if MEMORY_GIB.value is None else MEMORY_GIB.value * 2**30
   devices = estimator.num_devices_of(experiment)
@@ -63,8 +87,7 @@ def _fit(experiment) -> None:
     print(json.dumps([r.to_dict() for r in results], indent=2))
     return
   if not results:
-    print(f"nothing fits {MEMORY_GIB.value or 'device'} GiB on {devices} "
-          f"device(s): add devices or shard params")
+    _explain_no_fit(experiment, budget, devices)
     return
   for rank, r in enumerate(results, 1):
     print(f"#{rank}: {r.seconds_per_example:.3g} device-s/example, "
