@@ -34,3 +34,24 @@ def test_more_devices_than_visible_is_named():
   with pytest.raises(UsageError, match=r"mesh.num_devices=32 but 1 device\(s\) "
                      r"are visible: use --config=fiddler:devices\(n=1\)"):
     train_command.check_fits_machine(experiment, 1)
+
+
+def test_estimate_is_reported_for_the_visible_devices(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  assert hardware.detect("gpu", "NVIDIA H200") == "h200"
+  assert hardware.detect("tpu", "TPU v4") == "tpu_v4"
+  assert hardware.detect("tpu", "TPU v5 lite") == "tpu_v5e"
+  assert hardware.detect("gpu", "NVIDIA A100-SXM4-80GB") == "a100_80gb"
+  assert hardware.detect("cpu", "cpu") == "cpu"
+  assert hardware.detect("gpu", "Quantum abacus") is None
+  cfg = experiments.graphcast()
+  experiments.devices(cfg, n=32)
+  tpu = types.SimpleNamespace(platform="tpu", device_kind="TPU v4")
+  doc = train_command.report_estimate(fdl.build(cfg), tpu, str(tmp_path))
+  assert doc["hardware"] == "tpu_v4" and doc["num_devices"] == 32
+  with open(tmp_path / "estimate.json") as f:
+    assert json.load(f)["phases"][0]["name"] == "single_step"
+  unknown = types.SimpleNamespace(platform="gpu", device_kind="abacus")
+  assert train_command.report_estimate(fdl.build(cfg), unknown, None) is None

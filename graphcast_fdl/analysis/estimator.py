@@ -216,7 +216,8 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
       sources={
           "hardware": hw.source,
           "time": "analytic roofline max(FLOPs/peak, bytes/bandwidth) / "
-                  "efficiency + gradient all-reduce",
+                  "efficiency + gradient all-reduce; steps only (not "
+                  "compilation, evaluation, checkpoints or input stalls)",
           "memory": "analytic: params + AdamW state + grads + batch + "
                     "activations saved under the remat policy + largest "
                     "temporary",

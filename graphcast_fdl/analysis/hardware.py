@@ -138,5 +138,23 @@ def get(name: str) -> Hardware:
   return TABLE[name]
 
 
+# jax `device_kind` substrings (lower case) -> table key, most specific first.
+_DEVICE_KINDS = (
+    ("tpu v4", "tpu_v4"), ("tpu v5 lite", "tpu_v5e"), ("tpu v5e", "tpu_v5e"),
+    ("tpu v5p", "tpu_v5p"), ("tpu v5", "tpu_v5p"), ("tpu v6", "tpu_v6e"),
+    ("h200", "h200"), ("h100", "h100"), ("a100-sxm4-80gb", "a100_80gb"),
+    ("a100 80gb", "a100_80gb"), ("a100", "a100_40gb"),
+)
+
+
+def detect(platform: str, device_kind: str) -> str | None:
+  """The table key of a JAX device (its `platform` and `device_kind`), or
+  None when the table does not know it."""
+  if platform == "cpu":
+    return "cpu"
+  kind = device_kind.lower()
+  return next((key for part, key in _DEVICE_KINDS if part in kind), None)
+
+
 def names() -> list[str]:
   return list(TABLE) + ["cpu"]

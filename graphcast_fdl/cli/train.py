@@ -65,6 +65,34 @@ def check_rollouts_fit_data(experiment) -> None:
           f"{data.train_split!r} of {data.source!r} allows ({available})")
 
 
+def report_estimate(experiment, device, workdir: str | None) -> dict | None:
+  """Logs the estimate for the devices this run sees; warns of phases that
+  will not fit. Writes `estimate.json` into the workdir (process 0)."""
+  from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  key = hardware.detect(device.platform, getattr(device, "device_kind", ""))
+  if key is None:
+    logging.info("No estimate: device kind %r is not in the hardware table",
+                 getattr(device, "device_kind", ""))
+    return None
+  est = estimator.estimate(experiment, key)
+  logging.info("Estimate on %d x %s: %.3g h in all (%s)", est.num_devices,
+               est.hardware, est.total_duration_seconds / 3600,
+               est.efficiency_source)
+  for phase in est.phases:
+    if not phase.fits:
+      logging.warning(
+          "Phase %s needs about %.1f GiB per device, more than the %.1f GiB "
+          "of a %s: it may run out of memory (try "
+          "--config=fiddler:fit_memory())", phase.name,
+          phase.peak_bytes_per_device / 2**30,
+          est.memory_bytes_per_device / 2**30, est.hardware)
+  if workdir is not None:
+    with open(os.path.join(workdir, "estimate.json"), "w") as f:
+      f.write(est.to_json() + "\n")
+  return est.to_dict()
+
+
 def main(argv: list[str]) -> None:
   del argv
   cfg = config_flags.experiment_config()
@@ -76,6 +104,8 @@ def main(argv: list[str]) -> None:
   check_fits_machine(experiment, jax.device_count())
   config_flags.write_config_files(cfg, workdir)
   logging.info("Wrote %s/config.json and config.txt", workdir)
+  report_estimate(experiment, jax.devices()[0],
+                  workdir if jax.process_index() == 0 else None)
 
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
   data_lib.prepare(experiment.data, experiment.task)
