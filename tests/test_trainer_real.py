@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 
+import fiddle as fdl
 import numpy as np
 import pytest
 
 import real_experiment
 import test_trainer_processes as processes
+from graphcast_fdl import experiments
 from graphcast_fdl.train import trainer as trainer_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,5 +81,7 @@ def test_demo_config_trains_and_beats_persistence(tmp_path):
   result = json.loads(proc.stdout[proc.stdout.index("{"):])
   print("demo:", {k: result[k] for k in
                   ("wall_time_s", "eval/loss", "persistence/loss")})
-  assert result["global_step"] == 750
+  demo = fdl.build(experiments.demo())
+  assert result["global_step"] == sum(p.num_steps
+                                      for p in demo.schedule.phases) == 360
   assert result["eval/loss"] < result["persistence/loss"]
