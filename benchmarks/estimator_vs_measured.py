@@ -19,9 +19,7 @@ import time
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import calibration
-from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import estimator
-from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.model.config import ModelConfig, RematConfig
 
 DEMO = ModelConfig(resolution=4.0, mesh_size=3, latent_size=32,
@@ -77,12 +75,9 @@ def measure(model: ModelConfig, batch_size: int, rollout: int,
 
 def predicted(model: ModelConfig, batch_size: int, rollout: int,
               efficiency: float | None = None) -> float:
-  hw = hardware_lib.this_cpu()
-  precision = "float32" if hw.upcasts_bfloat16 else model.precision
-  cost = cost_model.step_cost(model, task_lib.task_13(), rollout_steps=rollout,
-                              batch_per_device=batch_size, precision=precision)
-  eff = calibration.efficiency("cpu") if efficiency is None else efficiency
-  return estimator.step_seconds(cost, precision, hw, 1, eff)[0]
+  return estimator.model_step_seconds(
+      model, task_lib.task_13(), "cpu", rollout_steps=rollout,
+      batch_per_device=batch_size, efficiency=efficiency)
 
 
 def main():

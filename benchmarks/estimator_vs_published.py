@@ -22,7 +22,6 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import estimator
-from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.model.config import ModelConfig
 
 DAY = calibration.DAY
@@ -71,9 +70,7 @@ def published_code_cpu_estimate() -> float:
   """Our estimate, at the golden c size (4 deg, f32, batch 1) on this CPU."""
   model = ModelConfig(resolution=4.0, mesh_size=3, latent_size=32,
                       gnn_msg_steps=4, precision="float32")
-  cost = cost_model.step_cost(model, task_lib.task_13())
-  return estimator.step_seconds(cost, "float32", hardware_lib.this_cpu(), 1,
-                                calibration.efficiency("cpu"))[0]
+  return estimator.model_step_seconds(model, task_lib.task_13(), "cpu")
 
 
 def _days(s):

@@ -208,12 +208,15 @@ def temporary_elements(app: MlpApplication, model: ModelConfig,
 
 def _block(app: MlpApplication, model: ModelConfig,
            remat: RematConfig) -> int | None:
-  """Items of `app` resident at once: its edge or grid-node block, or None."""
+  """Items of `app` per block of its block loop, or None when it runs whole
+  (no block size, or one that covers the set: the model loops only then)."""
   if app.edge_blocked and model.edge_block_size:
-    return min(model.edge_block_size, app.items)
-  if app.grid_rows and remat.grid_block_size:
-    return min(remat.grid_block_size, app.items)
-  return None
+    block = model.edge_block_size
+  elif app.grid_rows and remat.grid_block_size:
+    block = remat.grid_block_size
+  else:
+    return None
+  return block if block < app.items else None
 
 
 def blocked_saved_elements(app: MlpApplication, model: ModelConfig) -> float:
@@ -232,10 +235,9 @@ def inner_remat_levels(app: MlpApplication, model: ModelConfig,
   """Times `app` is recomputed inside one rollout step's backward: once per
   checkpoint that encloses it (stage, processor group, block loop)."""
   in_encdec = app.stage in ("encoder", "decoder")
-  block = _block(app, model, remat)
   return (int(remat.encoder_decoder and in_encdec)
           + int(bool(remat.processor_every_k) and app.stage == "processor")
-          + int(block is not None and block < app.items))
+          + int(_block(app, model, remat) is not None))
 
 
 def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
@@ -256,15 +258,14 @@ def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
 
   def resident(app):
     """Kept by one application when its stage is not recomputed."""
-    block = _block(app, model, remat)
-    if block is not None and block < app.items:
+    if _block(app, model, remat) is not None:
       return blocked_saved_elements(app, model) * per_batch(app)
     return saved_elements(app, model) * per_batch(app)
 
   segments = [0.0]
   for a in apps:  # one block of each block loop, recomputed alone
     block = _block(a, model, remat)
-    if block is not None and block < a.items:
+    if block is not None:
       segments.append(saved_elements(a, model, block) * per_batch(a))
   total = 0.0
   for stage in ("encoder", "decoder"):

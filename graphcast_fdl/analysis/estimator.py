@@ -121,6 +121,29 @@ def step_seconds(cost: cost_model.StepCost, precision: str,
   return seconds, ("compute" if compute >= memory else "memory")
 
 
+def priced_precision(precision: str, hw: hardware_lib.Hardware) -> str:
+  """The dtype a step is priced at: where bfloat16 matmuls run in float32
+  (their operands upcast), time and memory are float32's (XLA:CPU's own
+  figures at 1 deg are ~2x the bfloat16 analytic ones and match float32's)."""
+  if hw.upcasts_bfloat16 and precision == "bfloat16":
+    return "float32"
+  return precision
+
+
+def model_step_seconds(model, task, hardware: str, *, rollout_steps: int = 1,
+                       batch_per_device: int = 1,
+                       efficiency: float | None = None) -> float:
+  """One device's train step of `model` on `hardware`, priced as `estimate`
+  prices a phase (for benchmarks that compare single steps)."""
+  hw = hardware_lib.get(hardware)
+  eff = calibration.efficiency(hw.family) if efficiency is None else efficiency
+  cost = cost_model.step_cost(
+      model, task, rollout_steps=rollout_steps,
+      batch_per_device=batch_per_device,
+      precision=priced_precision(model.precision, hw))
+  return step_seconds(cost, model.precision, hw, 1, eff)[0]
+
+
 def num_devices_of(experiment: Experiment) -> int:
   return experiment.mesh.num_devices or 1
 
@@ -144,9 +167,9 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   notes = []
   if hw.family == "gpu":
     notes.append("GPU efficiency is the TPU factor (no published GPU figure).")
-  if hw.upcasts_bfloat16 and any(
-      (p.precision or model.precision) == "bfloat16"
-      for p in experiment.schedule.phases):
+  if any(priced_precision(p.precision or model.precision, hw)
+         != (p.precision or model.precision)
+         for p in experiment.schedule.phases):
     notes.append(f"bfloat16 runs as float32 on {hw.name} (matmuls upcast): "
                  "priced as float32.")
   if experiment.mesh.num_devices is None:
@@ -156,15 +179,10 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     phase = span.phase
     remat = phase.remat or model.remat
     precision = phase.precision or model.precision
-    price = lambda dtype, phase=phase, remat=remat: cost_model.step_cost(
+    cost = cost_model.step_cost(
         model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
         num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
-        precision=dtype)
-    # Where bfloat16 matmuls run in float32 (their operands upcast), time
-    # and memory are float32's: XLA:CPU's own figures at 1 deg are ~2x the
-    # bfloat16 analytic ones and match float32's.
-    upcast = hw.upcasts_bfloat16 and precision == "bfloat16"
-    cost = price("float32" if upcast else precision)
+        precision=priced_precision(precision, hw))
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
     peak = cost.peak_bytes
     entry = PhaseEstimate(
