@@ -20,6 +20,7 @@ checkpoints already written stay as they were.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 from absl import logging
@@ -117,9 +118,17 @@ def shapes(items: dict) -> dict[str, dict[str, list[int]]]:
       _paths(tree), jax.tree.leaves(tree))} for name, tree in items.items()}
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException, limit: int = 240) -> str:
+  """`Type: first line`, shortened; an OS error code (tensorstore writes
+  `[os_error_code='28']`) is spelled out instead of the long original."""
   text = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+  text = text[0] if text else ""
+  code = re.search(r"os_error_code='(\d+)'", text)
+  if code:
+    return os.strerror(int(code.group(1))).lower()
+  if len(text) > limit:
+    text = text[:limit] + "..."
+  return f"{type(error).__name__}: {text}".rstrip(": ")
 
 
 def _check_shapes(meta: dict, target: dict, step: int) -> None:
@@ -197,10 +206,14 @@ class Checkpointer:
     return saved
 
   def _save_error(self, step, error) -> CheckpointSaveError:
+    try:
+      kept = ", ".join(map(str, self.all_steps())) or "none"
+    except Exception:  # pylint: disable=broad-except
+      kept = "unknown"
     return CheckpointSaveError(
         f"could not save checkpoint step {step} in {self.directory} "
-        f"({_first_line(error)}); the checkpoints already there are kept: "
-        f"{self.all_steps() or 'none'}")
+        f"({_first_line(error)}); the checkpoints already there are kept "
+        f"(steps: {kept})")
 
   def read_meta(self, step: int) -> dict:
     restored = self._manager.restore(step, args=ocp.args.Composite(

@@ -116,11 +116,19 @@ class _StopSignal:
 
 
 class _DropOrbaxInfo(logging.logging.Filter):
-  """Orbax logs dozens of INFO lines per save; keep its warnings only."""
+  """Orbax logs dozens of INFO lines per save; keep its warnings only, and
+  those without tracebacks (a failed save logs one per thread; the trainer
+  raises one error naming the cause)."""
 
   def filter(self, record):
-    return record.levelno > logging.logging.INFO or (
-        f"{os.sep}orbax{os.sep}" not in record.pathname)
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+      return True
+    if record.levelno <= logging.logging.INFO:
+      return False
+    if record.exc_info or len(record.getMessage()) > 300:
+      record.msg, record.args = record.getMessage()[:300] + "...", ()
+      record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _quiet_orbax() -> None:
