@@ -82,6 +82,8 @@ def one_line(error: BaseException) -> str | None:
   if os_error is not None:
     where = os_error.filename or ""
     return f"{_OS_CAUSES[os_error.errno]}: {where}".rstrip(": ")
+  if isinstance(error, FileNotFoundError) and str(error).strip():
+    return str(error).strip().splitlines()[0]  # Ours: the message names it.
   return None
 
 

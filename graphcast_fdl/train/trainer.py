@@ -333,8 +333,12 @@ class Trainer:
                    self._meta(step))
     else:
       step = 0
-      params = self._initial_params(predictor, init_rng, first_batch,
-                                    target.params)
+      try:
+        params = self._initial_params(predictor, init_rng, first_batch,
+                                      target.params)
+      except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"init_checkpoint={experiment.init_checkpoint}: {e}") from e
       state = jax.jit(
           lambda p: train_step_lib.create_state(p, tx, state_rng),
           out_shardings=state_shardings)(params)
