@@ -131,6 +131,17 @@ def _first_line(error: BaseException, limit: int = 240) -> str:
   return f"{type(error).__name__}: {text}".rstrip(": ")
 
 
+def _os_cause(error: BaseException) -> str | None:
+  """The strerror of the first OSError with an errno in the chain."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno:
+      return os.strerror(error.errno).lower()
+    error = error.__cause__ or error.__context__
+  return None
+
+
 def _check_shapes(meta: dict, target: dict, step: int) -> None:
   """CheckpointMismatch if the saved shapes are not the target's."""
   saved = meta.get("shapes")
@@ -211,9 +222,9 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except
       kept = "unknown"
     return CheckpointSaveError(
-        f"could not save checkpoint step {step} in {self.directory} "
-        f"({_first_line(error)}); the checkpoints already there are kept "
-        f"(steps: {kept})")
+        f"checkpoint saving failed at step {step} in {self.directory} "
+        f"({_os_cause(error) or _first_line(error)}); the checkpoints already "
+        f"there are kept (steps: {kept})")
 
   def read_meta(self, step: int) -> dict:
     restored = self._manager.restore(step, args=ocp.args.Composite(
