@@ -233,3 +233,10 @@ def test_second_writer_stops_at_once_and_a_killed_one_frees_the_lock(
   with workdir_lib.locked(str(tmp_path)):
     with workdir_lib.locked(str(tmp_path)):  # Re-entrant in one process.
       pass
+
+
+def test_a_file_where_checkpoints_go_stops_before_training(tmp_path):
+  (tmp_path / "checkpoints").write_text("")
+  with pytest.raises(checkpointing.CheckpointSaveError,
+                     match="checkpoints is a file, not a folder"):
+    _run(_experiment(), tmp_path)

@@ -178,6 +178,9 @@ class Checkpointer:
     self.damaged_directory = os.path.join(os.path.abspath(workdir),
                                           DAMAGED_SUBDIR)
     self._every_steps = config.every_steps
+    if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+      raise CheckpointSaveError(
+          f"cannot save checkpoints: {self.directory} is a file, not a folder")
     try:
       self._manager = ocp.CheckpointManager(
           self.directory,
