@@ -131,6 +131,36 @@ def test_every_flag_form_parses(parse_flags, tmp_path):
      "config file not found: /no/such/config.json"),
     (["--config=config:demo", "--config=fiddler:resolution(degrees=7)"],
      "must divide both 180 and 360"),
+    # Every numeric field is range-checked when the config is built.
+    (["--config=config:demo", "--config=set:model.latent_size=0"],
+     "model.latent_size=0: must be >= 1"),
+    (["--config=config:demo", "--config=set:model.gnn_msg_steps=-2"],
+     "model.gnn_msg_steps=-2: must be >= 1"),
+    (["--config=config:demo", "--config=set:log_every_steps=0"],
+     "log_every_steps=0: must be >= 1"),
+    (["--config=config:demo", "--config=set:checkpoint.every_steps=-1"],
+     "checkpoint.every_steps=-1: must be >= 0"),
+    (["--config=config:demo", "--config=set:checkpoint.max_to_keep=0"],
+     "checkpoint.max_to_keep=0: must be >= 1"),
+    (["--config=config:demo", "--config=set:eval.num_batches=0"],
+     "eval.num_batches=0: must be >= 1"),
+    (["--config=config:demo", "--config=set:optimizer.eps=0.0"],
+     "optimizer.eps=0.0: must be > 0"),
+    (["--config=config:demo", "--config=set:data.prefetch=-1"],
+     "data.prefetch=-1: must be >= 0"),
+    # Directive errors in words, not Python's.
+    (["--config=config:demo", "--config=set:model.precision=float32"],
+     "model.precision=float32 is not a Python literal: quote strings, "
+     "model.precision='float32'"),
+    (["--config=config:demo", "--config=set:model.latent_size="],
+     "'' is not a Python literal; write numbers as 48"),
+    (["--config=config:demo", "--config=set:model"],
+     "set: needs path=value"),
+    (["--config=config:demo", "--config=fiddler:resolution(degrees='x')"],
+     "degrees='x': expected float, got str; usage: resolution("),
+    (["--config=config:demo", "--config=fiddler:set_phase(single_step)"],
+     "name=single_step is not a Python literal: quote strings, "
+     "name='single_step'"),
 ])
 def test_bad_overrides_name_the_field(parse_flags, args, message):
   parse_flags(*args)

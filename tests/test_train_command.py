@@ -1,10 +1,20 @@
 """`train` refuses, in one line, what cannot run before building any model."""
 
+import errno
+import json
+import os
+import subprocess
+import sys
+
 import fiddle as fdl
+from fiddle.experimental import serialization
 import pytest
 
 from graphcast_fdl import experiments
+from graphcast_fdl.cli import config_files
 from graphcast_fdl.cli import train as train_command
+from graphcast_fdl.train import workdir as workdir_lib
+from conftest import REPO
 from graphcast_fdl.cli.errors import UsageError
 from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
 from graphcast_fdl.experiments import convert
@@ -55,3 +65,122 @@ def test_estimate_is_reported_for_the_visible_devices(tmp_path):
     assert json.load(f)["phases"][0]["name"] == "single_step"
   unknown = types.SimpleNamespace(platform="gpu", device_kind="abacus")
   assert train_command.report_estimate(fdl.build(cfg), unknown, None) is None
+
+
+def _train(*args, timeout=120):
+  return subprocess.run(
+      [sys.executable, "-m", "graphcast_fdl.main", "train", *args],
+      capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def _record_run(workdir, cfg, result=None):
+  config_files.write_config_files(cfg, str(workdir))
+  if result is not None:
+    (workdir / "result.json").write_text(json.dumps(result) + "\n")
+  return {p.name: (p.stat().st_mtime_ns, p.read_bytes())
+          for p in workdir.iterdir()}
+
+
+def test_workdir_states_are_told_apart_before_writing(tmp_path):
+  cfg = experiments.demo()
+  workdir = tmp_path / "run"
+  assert train_command.check_workdir(cfg, str(workdir), False) == "new"
+  _record_run(workdir, cfg)
+  assert train_command.check_workdir(cfg, str(workdir), False) == "resume"
+  # Replaying the recorded config.json is the same config.
+  replay = serialization.load_json((workdir / "config.json").read_text())
+  assert train_command.check_workdir(replay, str(workdir), False) == "resume"
+  wider = experiments.demo()
+  wider.model.latent_size = 48
+  with pytest.raises(UsageError) as info:
+    train_command.check_workdir(wider, str(workdir), False)
+  message = str(info.value)
+  assert "holds a run with another config (model.latent_size: " in message
+  assert "-> 48)" in message and "--allow_config_change" in message
+  assert "finetune_from(checkpoint=" in message and "\n" not in message
+  assert train_command.check_workdir(wider, str(workdir), True) == "changed"
+  (workdir / "result.json").write_text('{"global_step": 360}\n')
+  assert train_command.check_workdir(cfg, str(workdir), False) == "finished"
+
+
+def test_foreign_folder_and_file_are_refused(tmp_path):
+  (tmp_path / "notes.txt").write_text("mine")
+  with pytest.raises(UsageError, match="is not empty and holds no run"):
+    train_command.check_workdir(experiments.demo(), str(tmp_path), False)
+  with pytest.raises(UsageError, match="is a file, not a folder"):
+    train_command.check_workdir(experiments.demo(),
+                                str(tmp_path / "notes.txt"), False)
+
+
+def test_record_moves_to_history_when_the_config_changes(tmp_path):
+  _record_run(tmp_path, experiments.demo(), {"global_step": 5})
+  moved = workdir_lib.archive_record(str(tmp_path))
+  assert sorted(os.listdir(moved)) == ["config.json", "config.txt",
+                                       "result.json"]
+  assert moved.endswith(os.path.join("history", "1"))
+  assert not (tmp_path / "config.json").exists()
+
+
+def test_train_command_changes_nothing_it_should_not(tmp_path):
+  finished = tmp_path / "finished"
+  before = _record_run(finished, experiments.demo(),
+                       {"global_step": 360, "wall_time_s": 143.5})
+  result = _train("--config=config:demo", f"--workdir={finished}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "holds a finished run (global step 360" in result.stdout
+  after = {p.name: (p.stat().st_mtime_ns, p.read_bytes())
+           for p in finished.iterdir()}
+  assert after == before
+
+  result = _train("--config=config:demo", "--config=set:model.latent_size=48",
+                  f"--workdir={finished}")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f"error: --workdir={finished} holds a run with another config "
+      "(model.latent_size: 32 -> 48)")
+  assert {p.name: (p.stat().st_mtime_ns, p.read_bytes())
+          for p in finished.iterdir()} == before
+
+  foreign = tmp_path / "foreign"
+  foreign.mkdir()
+  (foreign / "config.txt").write_text("not ours")
+  result = _train("--config=config:demo", f"--workdir={foreign}")
+  assert result.returncode == 2
+  assert "holds no run (no config.json)" in result.stderr
+  assert sorted(os.listdir(foreign)) == ["config.txt"]
+
+
+_FAIL = """
+import errno, sys
+from absl import flags
+from graphcast_fdl.cli import errors
+flags.FLAGS(["prog"] + sys.argv[1:])
+def fail():
+  raise OSError(errno.ENOSPC, "No space left on device", "/data/run/x")
+errors.exit_on_failure(fail)
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_failures_users_cause_are_one_line_unless_debug(debug):
+  args = ["--debug"] if debug else []
+  result = subprocess.run([sys.executable, "-c", _FAIL, *args],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert lines[-1] == "error: no space left on device: /data/run/x"
+  assert (len(lines) > 1) == debug
+
+
+def test_one_line_names_the_cause_of_expected_errors():
+  from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top
+  assert errors.one_line(trainer.NonFiniteError("training diverged: x")) == (
+      "training diverged: x")
+  assert errors.one_line(FileNotFoundError(
+      "normalisation stats file not found: /s/mean.nc")) == (
+          "normalisation stats file not found: /s/mean.nc")
+  assert errors.one_line(PermissionError(
+      errno.EROFS, "Read-only file system", "/ro/run")) == (
+          "read-only file system: /ro/run")
+  assert errors.one_line(KeyError("bug")) is None

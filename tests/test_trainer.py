@@ -114,3 +114,15 @@ def test_finetune_from_our_checkpoint_is_one_field(reference, tmp_path):
   _run(experiment, tmp_path)
   jax.tree.map(np.testing.assert_array_equal, _final_params(tmp_path),
                _final_params(ref_dir))
+
+
+def test_evaluate_works_outside_a_run(reference):
+  workdir, _, result = reference
+  trainer = trainer_lib.Trainer(
+      train_fakes.tiny_experiment(), str(workdir),
+      predictor_factory=train_fakes.TinyPredictor,
+      data_module=train_fakes.TinyData())
+  run = trainer.setup()
+  assert run.step == 22 and run.iterator is None
+  assert trainer.evaluate(run.state.params) == {
+      k: v for k, v in result.items() if "/" in k}

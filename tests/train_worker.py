@@ -5,7 +5,10 @@ Usage: python tests/train_worker.py '<json spec>' with keys
     see test_trainer_real.py's small experiment)
   workdir, devices (CPU devices in this process), out (.npz of final params,
     written by process 0), delay (seconds per batch, tiny only),
-  num_processes, process_id, port (for jax.distributed; 1 process: omitted).
+  num_processes, process_id, port (for jax.distributed; 1 process: omitted),
+  break_checkpoints_at (tiny only): at this step's batch, a file takes the
+    place of checkpoints/ so that the next save fails.
+The run goes through the commands' failure guard (one line, exit 1).
 """
 
 import json
@@ -16,6 +19,23 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
+  """TinyData that swaps checkpoints/ for a file at global step `step`."""
+  import train_fakes  # pylint: disable=g-import-not-at-top
+
+  class Breaking(train_fakes.TinyData):
+
+    def train_batches(self, *args, **kw):
+      for batch in super().train_batches(*args, **kw):
+        directory = os.path.join(workdir, "checkpoints")
+        if self.yielded[-1] == step and os.path.isdir(directory):
+          os.rename(directory, directory + ".moved")
+          open(directory, "w").close()
+        yield batch
+
+  return Breaking(**kwargs)
 
 
 def main(spec):
@@ -34,16 +54,23 @@ def main(spec):
   total_devices = spec.get("devices", 1) * num_processes
   if spec["kind"] == "tiny":
     import train_fakes  # pylint: disable=g-import-not-at-top
+    data = train_fakes.TinyData(delay=spec.get("delay", 0.0))
+    if spec.get("break_checkpoints_at") is not None:
+      data = _BreakingData(spec["break_checkpoints_at"], spec["workdir"],
+                           delay=spec.get("delay", 0.0))
     trainer = trainer_lib.Trainer(
         train_fakes.tiny_experiment(num_devices=total_devices),
         spec["workdir"], predictor_factory=train_fakes.TinyPredictor,
-        data_module=train_fakes.TinyData(delay=spec.get("delay", 0.0)))
+        data_module=data)
   else:
     import real_experiment  # pylint: disable=g-import-not-at-top
     trainer = trainer_lib.Trainer(
         real_experiment.small_experiment(spec["data_dir"], total_devices),
         spec["workdir"])
-  result = trainer.run()
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top
+  flags.FLAGS(["train_worker"])
+  result = errors.exit_on_failure(trainer.run)
   if jax.process_index() == 0:
     from graphcast_fdl.train import metrics  # pylint: disable=g-import-not-at-top
     flat = {jax.tree_util.keystr(path): leaf for path, leaf in

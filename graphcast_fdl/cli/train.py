@@ -1,4 +1,10 @@
-"""`train`: build the experiment, record its config, run its phase schedule."""
+"""`train`: build the experiment, record its config, run its phase schedule.
+
+The workdir is checked before anything is written: a folder holding files
+but no run is refused; a run recorded with another config stops with the
+fields that differ (unless --allow_config_change); a finished run says so and
+is left as it is. One trainer at a time holds the workdir's lock.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from absl import flags
 from absl import logging
 
 from graphcast_fdl.cli import config_flags
+from graphcast_fdl.cli import errors
 from graphcast_fdl.cli.errors import UsageError
+from graphcast_fdl.train import workdir as workdir_lib
 
 
 DISTRIBUTED = flags.DEFINE_enum(
@@ -21,6 +29,11 @@ COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for hand-started multi-process runs.")
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in all.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False,
+    "Continue a workdir recorded with another config (a longer schedule, a "
+    "lower learning rate after a blow-up); its config.json/.txt and "
+    "result.json move to history/N/ first.")
 
 
 def _in_cluster() -> bool:
@@ -93,32 +106,81 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   return est.to_dict()
 
 
+def check_workdir(cfg, workdir: str, allow_config_change: bool) -> str:
+  """"new", "resume", "finished" or "changed"; refuses, before writing
+  anything, a foreign folder or an unasked-for change of config."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UsageError(f"--workdir={workdir} is a file, not a folder")
+  if workdir_lib.is_foreign(workdir):
+    raise UsageError(
+        f"--workdir={workdir} is not empty and holds no run (no config.json):"
+        " nothing there is overwritten; choose a new or empty folder")
+  old = workdir_lib.recorded_config(workdir)
+  if old is None:
+    return "new"
+  new = config_flags.flattened(cfg)
+  if old != new:
+    if allow_config_change:
+      return "changed"
+    raise UsageError(
+        f"--workdir={workdir} holds a run with another config ("
+        f"{workdir_lib.config_diff(old, new)}); nothing was written. Start a "
+        "new run with another --workdir (to fine-tune from this one: "
+        f"--config=fiddler:finetune_from(checkpoint='{workdir}')), or pass "
+        "--allow_config_change to continue this run with the new config")
+  return "finished" if workdir_lib.finished_step(workdir) is not None else (
+      "resume")
+
+
+def _finished_message(workdir: str) -> str:
+  return (
+      f"{workdir} holds a finished run (global step "
+      f"{workdir_lib.finished_step(workdir)}, see result.json): nothing to "
+      "do, nothing changed. Score it with: evaluate --config=config_file:"
+      f"{workdir}/config.json --checkpoint={workdir}; to train on, lengthen "
+      "the schedule and pass --allow_config_change")
+
+
 def main(argv: list[str]) -> None:
   del argv
+  errors.exit_on_failure(_main)
+
+
+def _main() -> None:
   cfg = config_flags.experiment_config()
   experiment = config_flags.build_experiment(cfg)
   workdir = config_flags.require_workdir()
+  state = check_workdir(cfg, workdir, ALLOW_CONFIG_CHANGE.value)
+  if state == "finished":
+    print(_finished_message(workdir))
+    return
 
   init_distributed()
   import jax  # pylint: disable=g-import-not-at-top
   check_fits_machine(experiment, jax.device_count())
-  config_flags.write_config_files(cfg, workdir)
-  logging.info("Wrote %s/config.json and config.txt", workdir)
-  report_estimate(experiment, jax.devices()[0],
-                  workdir if jax.process_index() == 0 else None)
+  with workdir_lib.locked(workdir, jax.process_index()):
+    if jax.process_index() == 0:
+      if state == "changed":
+        logging.warning("Config changed: the previous record moved to %s",
+                        workdir_lib.archive_record(workdir))
+      if state != "resume":
+        config_flags.write_config_files(cfg, workdir)
+        logging.info("Wrote %s/config.json and config.txt", workdir)
+    report_estimate(experiment, jax.devices()[0],
+                    workdir if jax.process_index() == 0 else None)
 
-  from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
-  data_lib.prepare(experiment.data, experiment.task)
-  for phase in experiment.schedule.phases:
-    if phase.data is not None:
-      data_lib.prepare(phase.data, experiment.task)
-  check_rollouts_fit_data(experiment)
+    from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
+    data_lib.prepare(experiment.data, experiment.task)
+    for phase in experiment.schedule.phases:
+      if phase.data is not None:
+        data_lib.prepare(phase.data, experiment.task)
+    check_rollouts_fit_data(experiment)
 
-  from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
-  result = trainer.Trainer(experiment, workdir).run()
-  text = json.dumps(result, indent=2, default=str)
-  if jax.process_index() == 0:
-    # Its presence marks the run finished (a sweep skips such members).
-    with open(os.path.join(workdir, "result.json"), "w") as f:
-      f.write(text + "\n")
-  print(text)
+    from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
+    result = trainer.Trainer(experiment, workdir).run()
+    text = json.dumps(result, indent=2, default=str)
+    if jax.process_index() == 0:
+      # Its presence marks the run finished (a sweep skips such members).
+      with open(os.path.join(workdir, "result.json"), "w") as f:
+        f.write(text + "\n")
+    print(text)

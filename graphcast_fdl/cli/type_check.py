@@ -51,6 +51,23 @@ def _hints(fn_or_cls) -> dict[str, Any]:
     return {}
 
 
+def function_hints(fn) -> dict[str, Any]:
+  """Type hints of a function's parameters ({} where they do not resolve)."""
+  try:
+    return typing.get_type_hints(fn)
+  except Exception:  # pylint: disable=broad-except
+    return {}
+
+
+def matches(value: Any, hint: Any) -> bool:
+  """Whether a plain value fits a type hint (as `check` decides)."""
+  return _matches(value, hint)
+
+
+def describe(hint: Any) -> str:
+  return _describe(hint)
+
+
 def _matches(value: Any, hint: Any) -> bool:
   if hint is Any:
     return True

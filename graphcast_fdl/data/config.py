@@ -38,3 +38,13 @@ class DataConfig:
   seed: int = 42
   prefetch: int = 2
   synthetic_days: tuple[int, int] = (120, 30)
+
+  def __post_init__(self):
+    if self.resolution <= 0:
+      raise ValueError(f"data.resolution={self.resolution}: must be > 0")
+    for name, low in (("global_batch_size", 1), ("prefetch", 0)):
+      if getattr(self, name) < low:
+        raise ValueError(f"data.{name}={getattr(self, name)}: must be >= {low}")
+    if len(self.synthetic_days) != 2 or min(self.synthetic_days) < 1:
+      raise ValueError(f"data.synthetic_days={self.synthetic_days}: must be "
+                       "(train days, validation days), each >= 1")

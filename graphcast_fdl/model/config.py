@@ -90,3 +90,16 @@ class ModelConfig:
       raise ValueError(f"model.resolution={self.resolution}: must be > 0")
     if not 0 <= self.mesh_size <= 7:
       raise ValueError(f"model.mesh_size={self.mesh_size}: must be in 0..7")
+    for name in ("latent_size", "gnn_msg_steps", "hidden_layers"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"model.{name}={getattr(self, name)}: must be >= 1")
+    if self.radius_query_fraction_edge_length <= 0:
+      raise ValueError("model.radius_query_fraction_edge_length="
+                       f"{self.radius_query_fraction_edge_length}: must be > 0")
+    factor = self.mesh2grid_edge_normalization_factor
+    if factor is not None and factor <= 0:
+      raise ValueError(f"model.mesh2grid_edge_normalization_factor={factor}: "
+                       "must be > 0 or None")
+    if self.edge_block_size is not None and self.edge_block_size < 1:
+      raise ValueError(f"model.edge_block_size={self.edge_block_size}: "
+                       "must be >= 1 or None")

@@ -5,6 +5,24 @@ from __future__ import annotations
 import dataclasses
 
 
+def check_range(prefix: str, config, minimums: dict, above: tuple = ()) -> None:
+  """ValueError naming the first field below its minimum (None is allowed).
+
+  Args:
+    prefix: the config's place in the experiment, e.g. "checkpoint".
+    config: the dataclass instance.
+    minimums: {field: smallest allowed value}.
+    above: fields that must be strictly greater than their minimum.
+  """
+  for name, low in minimums.items():
+    value = getattr(config, name)
+    if value is None:
+      continue
+    if value < low or (name in above and value == low):
+      relation = ">" if name in above else ">="
+      raise ValueError(f"{prefix}.{name}={value}: must be {relation} {low}")
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
   """AdamW as published: decay on weight matrices only, global-norm clipping."""
@@ -14,6 +32,14 @@ class OptimizerConfig:
   eps: float = 1e-8
   weight_decay: float = 0.1
   grad_clip_norm: float = 32.0
+
+  def __post_init__(self):
+    check_range("optimizer", self, {"b1": 0, "b2": 0, "eps": 0,
+                                    "weight_decay": 0, "grad_clip_norm": 0},
+                above=("eps", "grad_clip_norm"))
+    for name in ("b1", "b2"):
+      if getattr(self, name) >= 1:
+        raise ValueError(f"optimizer.{name}={getattr(self, name)}: must be < 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,22 +57,43 @@ class MeshConfig:
   data_axis: str = "data"
   shard_params: bool = False
 
+  def __post_init__(self):
+    check_range("mesh", self, {"num_devices": 1})
+
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-  """Orbax checkpoints: every `every_steps`, at each phase end and on SIGTERM."""
+  """Orbax checkpoints: every `every_steps`, at each phase end and on SIGTERM.
+
+  Attributes:
+    every_steps: periodic cadence (0: only at phase ends and on SIGTERM).
+    max_to_keep: newest checkpoints kept (at least 1).
+  """
 
   every_steps: int = 1000
   max_to_keep: int = 3
 
+  def __post_init__(self):
+    check_range("checkpoint", self, {"every_steps": 0, "max_to_keep": 1})
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """Periodic evaluation on the held-out split."""
+  """Periodic evaluation on the held-out split.
+
+  Attributes:
+    every_steps: cadence (0: only the final evaluation).
+    num_batches: held-out batches per evaluation (at least 1).
+    rollout_steps: autoregressive steps scored.
+  """
 
   every_steps: int = 1000
   num_batches: int = 4
   rollout_steps: int = 1
+
+  def __post_init__(self):
+    check_range("eval", self, {"every_steps": 0, "num_batches": 1,
+                               "rollout_steps": 1})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +119,5 @@ class TrainConfig:
   compilation_cache_dir: str | None = None
 
   def __post_init__(self):
-    if self.max_nonfinite_in_a_row < 1:
-      raise ValueError(f"train.max_nonfinite_in_a_row={self.max_nonfinite_in_a_row}"
-                       ": must be >= 1")
+    check_range("train", self, {"max_nonfinite_in_a_row": 1,
+                                "profile_steps": 0, "profile_first_step": 0})

@@ -72,6 +72,9 @@ def validate(experiment: Experiment, num_visible_devices: int | None = None) -> 
     raise ExperimentError(
         f"data.include_poles={data.include_poles} differs from "
         f"model.include_poles={model.include_poles}")
+  if experiment.log_every_steps < 1:
+    raise ExperimentError(
+        f"log_every_steps={experiment.log_every_steps}: must be >= 1")
   if data.global_batch_size < 1:
     raise ExperimentError(
         f"data.global_batch_size={data.global_batch_size}: must be >= 1")

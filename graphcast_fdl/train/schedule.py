@@ -35,6 +35,9 @@ class LearningRate:
           f"learning_rate.decay={self.decay!r}: must be one of {LR_DECAYS}")
     if self.warmup_steps < 0:
       raise ValueError(f"learning_rate.warmup_steps={self.warmup_steps}: must be >= 0")
+    for name in ("peak", "init_value", "end_value"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"learning_rate.{name}={getattr(self, name)}: must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Phase:
     if self.rollout_steps < 1:
       raise ValueError(
           f"phase {self.name!r}: rollout_steps={self.rollout_steps} must be >= 1")
+    if self.eval_every_steps is not None and self.eval_every_steps < 0:
+      raise ValueError(f"phase {self.name!r}: eval_every_steps="
+                       f"{self.eval_every_steps} must be >= 0 or None")
 
 
 @dataclasses.dataclass(frozen=True)

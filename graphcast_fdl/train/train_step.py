@@ -1,8 +1,11 @@
 """The training state and the jitted train and eval steps.
 
-A step whose loss or gradient is not finite changes nothing but its counters:
-parameters and optimiser state keep their values, the global step advances
-(the step's batch is consumed, so data order stays a function of the step).
+A step whose loss, gradient, updated parameters or updated optimiser state is
+not finite changes nothing but its counters: parameters and optimiser state
+keep their values, the global step advances (the step's batch is consumed, so
+data order stays a function of the step). Checking the updated state, not
+only the loss and gradients, matters: a huge learning rate turns finite
+gradients into infinite parameters, and those must never reach a checkpoint.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def state_shardings(abstract_state: TrainState, mesh, shard_params: bool):
 
 
 def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -74,11 +78,12 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
   def train_step(state: TrainState, batch):
     (loss, per_variable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, batch)
-    finite = jnp.isfinite(loss) & _all_finite(grads)
     learning_rate = learning_rate_fn(state.step)
     opt_state = optimizer_lib.set_learning_rate(state.opt_state, learning_rate)
     updates, new_opt_state = tx.update(grads, opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
+    finite = (jnp.isfinite(loss) & _all_finite(grads)
+              & _all_finite(new_params) & _all_finite(new_opt_state))
     keep = lambda new, old: jax.tree.map(  # pylint: disable=g-long-lambda
         lambda a, b: jnp.where(finite, a, b), new, old)
     skipped = (~finite).astype(jnp.int32)

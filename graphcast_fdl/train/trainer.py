@@ -20,7 +20,6 @@ from clu import metric_writers
 from clu import parameter_overview
 from clu import periodic_actions
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from graphcast_fdl.train import checkpointing
@@ -29,6 +28,7 @@ from graphcast_fdl.train import optimizer as optimizer_lib
 from graphcast_fdl.train import progress as progress_lib
 from graphcast_fdl.train import sharding as sharding_lib
 from graphcast_fdl.train import train_step as train_step_lib
+from graphcast_fdl.train import workdir as workdir_lib
 from graphcast_fdl.train.experiment import Experiment
 from graphcast_fdl.train.schedule import Phase, PhaseSpan
 
@@ -39,6 +39,36 @@ class NonFiniteError(RuntimeError):
 
 class Preempted(SystemExit):
   """SIGTERM/SIGINT arrived; the state was saved. Exit code 128 + signal."""
+
+
+@dataclasses.dataclass
+class RunState:
+  """What `Trainer.setup` builds and the loop reads (and advances).
+
+  Attributes:
+    mesh: the device mesh; the global batch splits over its data axis.
+    state_shardings: a TrainState of shardings, one per leaf.
+    stats: normalisation statistics the predictors were built with.
+    tx: the optimiser; learning_rate_fn: global step -> rate.
+    checkpointer: saves and restores `<workdir>/checkpoints`.
+    state: the TrainState (restored, or initialised).
+    step: the global step `state` is at.
+    iterator: training batches of the phase `step` is in (None: made when
+      needed); first_batch: the batch of `step`, read to learn the shapes.
+    num_params: parameter count.
+  """
+
+  mesh: Any
+  state_shardings: Any
+  stats: Any
+  tx: Any
+  learning_rate_fn: Callable[[int], Any]
+  checkpointer: checkpointing.Checkpointer
+  state: Any
+  step: int
+  iterator: Any
+  first_batch: Any
+  num_params: int
 
 
 def _default_predictor_factory(model, task, stats, graphs=None):
@@ -86,11 +116,19 @@ class _StopSignal:
 
 
 class _DropOrbaxInfo(logging.logging.Filter):
-  """Orbax logs dozens of INFO lines per save; keep its warnings only."""
+  """Orbax logs dozens of INFO lines per save; keep its warnings only, and
+  those without tracebacks (a failed save logs one per thread; the trainer
+  raises one error naming the cause)."""
 
   def filter(self, record):
-    return record.levelno > logging.logging.INFO or (
-        f"{os.sep}orbax{os.sep}" not in record.pathname)
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+      return True
+    if record.levelno <= logging.logging.INFO:
+      return False
+    if record.exc_info or len(record.getMessage()) > 300:
+      record.msg, record.args = record.getMessage()[:300] + "...", ()
+      record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _quiet_orbax() -> None:
@@ -113,7 +151,8 @@ class Trainer:
       `eval_batches` as `graphcast_fdl.data` does (the default).
     devices: devices to build the mesh from (default all visible).
 
-  After `run()`, `state` holds the final TrainState.
+  `setup()` builds the run's state (`run_state`) and `run()` the loop over
+  it; after `run()`, `state` holds the final TrainState.
   """
 
   def __init__(self, experiment: Experiment, workdir: str, *,
@@ -125,7 +164,9 @@ class Trainer:
     self._data = data_module or _default_data_module()
     self._devices = devices
     self._predictors = {}
+    self._train_steps = {}
     self.state = None
+    self.run_state = None
 
   # -- Pieces -------------------------------------------------------------
 
@@ -188,17 +229,19 @@ class Trainer:
           persistence_loss,
           in_shardings=(sharding_lib.batch_sharding(self._mesh),),
           out_shardings=sharding_lib.replicated(self._mesh))
-    model_means = metrics_lib.MeanMetrics("eval")
-    persistence_means = metrics_lib.MeanMetrics("persistence")
+    model_metrics = metrics_lib.EvalMetrics.empty()
+    persistence_metrics = metrics_lib.EvalMetrics.empty()
     for batch in self._eval_batches():
       loss, per_variable = metrics_lib.to_host(self._eval_step(params, batch))
-      model_means.add({"loss": loss, "per_variable": per_variable})
+      model_metrics = model_metrics.merge(metrics_lib.EvalMetrics.from_step(
+          {"loss": loss, "per_variable": per_variable}))
       loss, per_variable = metrics_lib.to_host(self._persistence_step(batch))
-      persistence_means.add({"loss": loss, "per_variable": per_variable})
-    result = model_means.result()
-    result.update(persistence_means.result())
-    result.pop("eval/skipped_steps")
-    result.pop("persistence/skipped_steps")
+      persistence_metrics = persistence_metrics.merge(
+          metrics_lib.EvalMetrics.from_step(
+              {"loss": loss, "per_variable": per_variable}))
+    result = metrics_lib.flatten(model_metrics.compute(), "eval")
+    result.update(metrics_lib.flatten(persistence_metrics.compute(),
+                                      "persistence"))
     return result
 
   def _initial_params(self, predictor, rng, batch, abstract_params):
@@ -230,13 +273,15 @@ class Trainer:
             "next_phase": span.phase.name if span else None,
             "next_rollout_steps": span.phase.rollout_steps if span else None}
 
-  # -- The run ------------------------------------------------------------
+  # -- Setup --------------------------------------------------------------
 
-  def run(self) -> dict:
-    """Runs (or resumes) the schedule to the end; returns final metrics."""
+  def setup(self) -> RunState:
+    """Builds everything the loop reads, restoring the newest intact checkpoint.
+
+    After it, `evaluate(self.run_state.state.params)` works outside a run.
+    """
     experiment, workdir = self.experiment, self.workdir
     schedule = experiment.schedule
-    start_time = time.time()
     os.makedirs(workdir, exist_ok=True)
     _quiet_orbax()
     cache_dir = experiment.train.compilation_cache_dir
@@ -248,14 +293,9 @@ class Trainer:
     self._eval_step = None
     self._persistence_step = None
 
-    # Create the metric writer: TensorBoard event files and the console.
-    writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
-
     # Lay out the device mesh; the global batch splits over its data axis.
     self._mesh = sharding_lib.make_mesh(experiment.mesh, self._devices)
     sharding_lib.per_process_batch_size(experiment.data.global_batch_size)
-    multi_device = self._mesh.size > 1 or jax.process_count() > 1
     logging.info("Mesh %s over %d process(es)", dict(self._mesh.shape),
                  jax.process_count())
 
@@ -268,45 +308,123 @@ class Trainer:
     tx = optimizer_lib.make_optimizer(experiment.optimizer)
     learning_rate_fn = optimizer_lib.schedule_learning_rate(schedule)
 
-    # Restore the latest checkpoint, or initialise (randomly or fine-tuning).
+    # The first batch gives the shapes to initialise (or restore) with; it is
+    # the batch of the step the run resumes at, so the loop trains on it.
     checkpointer = checkpointing.Checkpointer(workdir, experiment.checkpoint)
-    latest = checkpointer.latest_step()
-    step = latest or 0
-    first_span = schedule.span_at(step)
     rng = jax.random.PRNGKey(experiment.seed)
     init_rng, state_rng = jax.random.split(rng)
-    # The first batch also gives the shapes to initialise (or restore) with.
-    shape_span = first_span or schedule.spans()[-1]
-    iterator = self._train_iterator(
-        shape_span, step if first_span else shape_span.start)
-    first_batch = self._global(next(iterator))
+    expected_step = checkpointer.latest_step() or 0
+    iterator, first_batch = self._first_batch(expected_step)
     abstract_state = jax.eval_shape(
         lambda b: train_step_lib.create_state(
             predictor.init_params(init_rng, b), tx, state_rng), first_batch)
     state_shardings = train_step_lib.state_shardings(
         abstract_state, self._mesh, experiment.mesh.shard_params)
     self._param_shardings = state_shardings.params
-    if latest is not None:
-      target = jax.tree.map(
-          lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-          abstract_state, state_shardings)
-      state = checkpointer.restore(target, latest)
-      logging.info("Resumed from checkpoint at global step %d (%s)", latest,
-                   self._meta(latest))
+    target = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        abstract_state, state_shardings)
+
+    # Restore the newest intact checkpoint, or initialise (randomly or
+    # fine-tuning); damaged checkpoints are moved aside on the way.
+    step, state = checkpointer.restore_latest_intact(target)
+    if step is not None:
+      logging.info("Resumed from checkpoint at global step %d (%s)", step,
+                   self._meta(step))
     else:
-      abstract_params = jax.tree.map(
-          lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-          abstract_state.params, state_shardings.params)
-      params = self._initial_params(predictor, init_rng, first_batch,
-                                    abstract_params)
+      step = 0
+      try:
+        params = self._initial_params(predictor, init_rng, first_batch,
+                                      target.params)
+      except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"init_checkpoint={experiment.init_checkpoint}: {e}") from e
       state = jax.jit(
           lambda p: train_step_lib.create_state(p, tx, state_rng),
           out_shardings=state_shardings)(params)
       parameter_overview.log_parameter_overview(state.params)
-    if first_span is None:
+    if step != expected_step:  # An older checkpoint: its batches come first.
+      iterator, first_batch = self._first_batch(step)
+    if schedule.span_at(step) is None:
       iterator, first_batch = None, None  # Nothing left to train.
-    writer.write_hparams({"num_params": int(sum(
-        np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params)))})
+
+    self.run_state = RunState(
+        mesh=self._mesh, state_shardings=state_shardings, stats=self._stats,
+        tx=tx, learning_rate_fn=learning_rate_fn, checkpointer=checkpointer,
+        state=state, step=step, iterator=iterator, first_batch=first_batch,
+        num_params=int(sum(np.prod(x.shape) for x in
+                           jax.tree.leaves(abstract_state.params))))
+    return self.run_state
+
+  def _first_batch(self, step: int):
+    """(iterator, its first batch) at `step` (past the end: the last phase's)."""
+    schedule = self.experiment.schedule
+    span = schedule.span_at(step) or schedule.spans()[-1]
+    iterator = self._train_iterator(span, max(step, span.start) if
+                                    schedule.span_at(step) else span.start)
+    return iterator, self._global(next(iterator))
+
+  def train_step_for(self, phase: Phase):
+    """The jitted step of a phase; phases with the same precision and remat
+    share one (and its executable when the rollout length matches)."""
+    run = self.run_state
+    phase_predictor = self._predictor(phase)
+    key = id(phase_predictor)
+    if key not in self._train_steps:
+      self._train_steps[key] = train_step_lib.jit_train_step(
+          train_step_lib.make_train_step(
+              sharding_lib.data_parallel(phase_predictor.loss, run.mesh),
+              run.tx, run.learning_rate_fn),
+          run.state_shardings, run.mesh)
+    return self._train_steps[key]
+
+  def _next_batch(self, span: PhaseSpan, step: int):
+    run = self.run_state
+    if run.first_batch is not None:
+      batch, run.first_batch = run.first_batch, None
+      return batch
+    if run.iterator is None:
+      run.iterator = self._train_iterator(span, step)
+    return self._global(next(run.iterator))
+
+  def _nonfinite_error(self, phase: Phase, step: int, in_a_row: int,
+                       learning_rate: float) -> NonFiniteError:
+    """Names the phase, steps and rate at fault, and a finite checkpoint."""
+    checkpointer = self.run_state.checkpointer
+    limit = self.experiment.train.max_nonfinite_in_a_row
+    good = checkpointer.latest_step()
+    where = (f"the last good checkpoint is step {good} in "
+             f"{checkpointer.directory} (every saved state is finite)"
+             if good is not None else
+             "no checkpoint was written before it (nothing to resume from)")
+    return NonFiniteError(
+        f"training diverged: {in_a_row} non-finite steps in a row (train."
+        f"max_nonfinite_in_a_row={limit}), global steps {step - in_a_row + 1}"
+        f"-{step} in phase {phase.name!r} at learning rate "
+        f"{learning_rate:.3g}; {where}; lower that phase's learning rate "
+        f"(fiddler:set_phase('{phase.name}',lr=...)) and rerun")
+
+  # -- The run ------------------------------------------------------------
+
+  def run(self) -> dict:
+    """Runs (or resumes) the schedule to the end; returns final metrics."""
+    with workdir_lib.locked(self.workdir, jax.process_index()):
+      return self._run()
+
+  def _run(self) -> dict:
+    experiment, workdir = self.experiment, self.workdir
+    schedule = experiment.schedule
+    start_time = time.time()
+
+    # Build the mesh, statistics, model, optimiser and state (restored or new).
+    run = self.setup()
+    checkpointer = run.checkpointer
+    step = run.step
+
+    # Create the metric writer: TensorBoard event files and the console.
+    writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+    writer.write_hparams({"num_params": run.num_params})
 
     # Hooks: progress with ETAs, and a profiler trace on request.
     report_progress = progress_lib.ScheduleProgress(
@@ -318,9 +436,9 @@ class Trainer:
           first_profile=experiment.train.profile_first_step, every_secs=None,
           profile_duration_ms=None))
 
-    train_means = metrics_lib.MeanMetrics("train")
-    train_steps = {}
+    train_metrics = metrics_lib.TrainMetrics.empty()
     max_nonfinite = experiment.train.max_nonfinite_in_a_row
+    first_span = schedule.span_at(step)
     with _StopSignal() as stop:
       # The outer loop runs phases; the inner one their steps.
       for span in schedule.spans()[first_span.index if first_span else
@@ -329,86 +447,80 @@ class Trainer:
         logging.info("Phase %s (%d/%d): steps [%d, %d), rollout %d, start %d",
                      phase.name, span.index + 1, len(schedule.phases),
                      span.start, span.end, phase.rollout_steps, step)
-        # Phases with the same precision and remat share one jitted step
-        # (and its compiled executable when the rollout length matches).
-        phase_predictor = self._predictor(phase)
-        if id(phase_predictor) not in train_steps:
-          train_steps[id(phase_predictor)] = train_step_lib.jit_train_step(
-              train_step_lib.make_train_step(
-                  sharding_lib.data_parallel(phase_predictor.loss, self._mesh),
-                  tx, learning_rate_fn),
-              state_shardings, self._mesh)
-        train_step = train_steps[id(phase_predictor)]
-        if iterator is None:
-          iterator = self._train_iterator(span, step)
+        train_step = self.train_step_for(phase)
         eval_every = phase.eval_every_steps or experiment.eval.every_steps
         while step < span.end:
-          if first_batch is not None:
-            batch, first_batch = first_batch, None
-          else:
-            batch = self._global(next(iterator))
+          # Take one step; a non-finite one changes only its counters.
+          batch = self._next_batch(span, step)
           with jax.profiler.StepTraceAnnotation("train", step_num=step):
-            state, step_metrics = train_step(state, batch)
+            run.state, step_metrics = train_step(run.state, batch)
           step += 1
           # Reading back the counters waits for the step: with several
           # devices (and gloo across processes) this also avoids hangs.
-          host = metrics_lib.to_host(
-              (step_metrics, state.nonfinite_in_a_row, state.nonfinite_total))
-          step_metrics, in_a_row, total_nonfinite = host
-          train_means.add(step_metrics)
+          step_metrics, in_a_row, total_nonfinite = metrics_lib.to_host(
+              (step_metrics, run.state.nonfinite_in_a_row,
+               run.state.nonfinite_total))
+          train_metrics = train_metrics.merge(
+              metrics_lib.TrainMetrics.from_step(step_metrics))
+
+          # Stop a divergence, naming a checkpoint that is finite.
           if in_a_row:
-            logging.warning("Skipped step %d: non-finite loss or gradient "
-                            "(%d in a row, %d in total)", step, in_a_row,
-                            total_nonfinite)
+            logging.warning("Skipped step %d: non-finite loss, gradient or "
+                            "update (%d in a row, %d in total)", step,
+                            in_a_row, total_nonfinite)
           if in_a_row >= max_nonfinite:
             checkpointer.close()
             writer.flush()
-            raise NonFiniteError(
-                f"{in_a_row} non-finite steps in a row (train."
-                f"max_nonfinite_in_a_row={max_nonfinite}) at global step "
-                f"{step} in phase {phase.name!r}; last good checkpoint: step "
-                f"{checkpointer.latest_step()} in {checkpointer.directory}")
+            raise self._nonfinite_error(
+                phase, step, int(in_a_row),
+                float(step_metrics["learning_rate"]))
           for hook in hooks:
             hook(step)
 
+          # Write the averaged training metrics every log_every_steps.
           if step % experiment.log_every_steps == 0 or step == span.end:
-            scalars = train_means.result()
+            scalars = metrics_lib.flatten(train_metrics.compute(), "train")
             scalars["train/nonfinite_total"] = float(total_nonfinite)
             scalars["train/rollout_steps"] = float(phase.rollout_steps)
             writer.write_scalars(step, scalars)
-            train_means.reset()
+            train_metrics = metrics_lib.TrainMetrics.empty()
 
+          # Evaluate on the held-out split every eval_every steps.
           if eval_every and step % eval_every == 0:
             with report_progress.timed("eval"):
-              writer.write_scalars(step, self.evaluate(state.params))
+              writer.write_scalars(step, self.evaluate(run.state.params))
 
+          # Checkpoint on the cadence and at phase ends, never mid-streak.
           if not in_a_row:
-            checkpointer.save(state, self._meta(step), force=step == span.end)
+            checkpointer.save(run.state, self._meta(step),
+                              force=step == span.end)
 
+          # On SIGTERM/SIGINT (any process), checkpoint and exit.
           signum = stop.any_process()
           if signum:
             if in_a_row:
               logging.warning("Stopping during a non-finite streak: keeping "
                               "the last good checkpoint")
             else:
-              checkpointer.save(state, self._meta(step), force=True)
+              checkpointer.save(run.state, self._meta(step), force=True)
             checkpointer.close()
             writer.flush()
             logging.warning("Stopped by signal %d at global step %d; rerun "
                             "with the same workdir to resume", signum, step)
             raise Preempted(128 + signum)
-        iterator = None
+        run.iterator = None
         logging.info("Finished phase %s at global step %d", phase.name, step)
 
     # Final evaluation on the held-out split, against persistence.
-    checkpointer.save(state, self._meta(step), force=True)
+    checkpointer.save(run.state, self._meta(step), force=True)
     checkpointer.close()
-    self.state = state
-    final = self.evaluate(state.params)
+    self.state = run.state
+    final = self.evaluate(run.state.params)
     writer.write_scalars(step, final)
     writer.flush()
     result = {"global_step": step,
-              "nonfinite_total": int(metrics_lib.to_host(state.nonfinite_total)),
+              "nonfinite_total": int(metrics_lib.to_host(
+                  run.state.nonfinite_total)),
               "wall_time_s": time.time() - start_time}
     result.update(final)
     logging.info("Final evaluation at step %d: %s", step, result)
