@@ -1,8 +1,8 @@
-"""`estimate`: time and memory per phase before launching.
+r"""`estimate`: time and memory per phase before launching.
 
-  python -m graphcast_fdl.main estimate --config=config:graphcast \
+  graphcast_fdl estimate --config=config:graphcast \
       [--hardware=tpu_v4] [--format=json] [--xla] [--png=out.png]
-  python -m graphcast_fdl.main estimate --config=config:graphcast --fit \
+  graphcast_fdl estimate --config=config:graphcast --fit \
       [--memory_gib=32] [--config=fiddler:devices(n=32)]
 """
 

@@ -1,6 +1,6 @@
-"""`evaluate`: score a checkpoint on the evaluation split, with baselines.
+r"""`evaluate`: score a checkpoint on the evaluation split, with baselines.
 
-  python -m graphcast_fdl.main evaluate --config=config:demo \
+  graphcast_fdl evaluate --config=config:demo \
       --checkpoint=/tmp/demo --lead_time=10d --output_dir=/tmp/demo/evaluation
 
 Writes scorecard.csv/.json (RMSE both ways, bias, ACC per variable, level and

@@ -1,6 +1,6 @@
-"""`forecast`: one forecast from one initial time, as a file and maps.
+r"""`forecast`: one forecast from one initial time, as a file and maps.
 
-  python -m graphcast_fdl.main forecast --config=config:demo \
+  graphcast_fdl forecast --config=config:demo \
       --checkpoint=/tmp/demo --init_time=2020-05-01T00 --lead_time=5d \
       --output_dir=/tmp/demo/forecast
 

@@ -1,6 +1,6 @@
-"""`sweep`: expand a sweep, validate and estimate every member, then run or launch.
+r"""`sweep`: expand a sweep, validate and estimate every member, then run or launch.
 
-  python -m graphcast_fdl.main sweep --config=config:demo \
+  graphcast_fdl sweep --config=config:demo \
       --config=sweep:demo_widths --workdir=/tmp/sweep --mode=run
 
 Each member gets its own workdir with `config.json`; `--mode=run` trains the
