@@ -48,5 +48,6 @@ def main(argv: list[str]) -> None:
                            np.asarray([setup.frames.datetimes[index]]))
   ds.attrs.update(checkpoint=setup.checkpoint, description=setup.description)
   files = forecast.write(ds, output_dir, eval_flags.FORMAT.value)
-  maps = forecast.plot_maps(ds, output_dir, max_panels=MAP_PANELS.value)
+  maps = forecast.plot_maps(ds, output_dir, max_panels=MAP_PANELS.value,
+                            truth=template)
   print(json.dumps({"forecast": files, "maps": maps}, indent=2))
