@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from graphcast_fdl.cli import help as command_help
+from graphcast_fdl.cli import logs
 from graphcast_fdl.cli.errors import UsageError
 
 COMMANDS = {
@@ -66,6 +67,7 @@ def run(argv: list[str] | None = None) -> None:
     print(f"error: unknown command {command!r}; choose from "
           f"{', '.join(COMMANDS)}", file=sys.stderr)
     sys.exit(2)
+  logs.quiet_environment(argv[2:])
   try:
     module = _load(command)
   except UsageError as e:
@@ -77,6 +79,9 @@ def run(argv: list[str] | None = None) -> None:
   if any(a in command_help.HELPFULL_ARGS for a in argv[2:]):
     print(flags.FLAGS.get_help())
     sys.exit(0)
+  logs.install()
+  if command == "train":  # Its metric writers import TensorFlow.
+    logs.import_tensorflow_quietly(argv[2:])
   app.run(_guarded(module.main), argv=[f"{argv[0]} {command}"] + argv[2:])
 
 
