@@ -1,4 +1,6 @@
-"""The one entry point: `python -m graphcast_fdl.main COMMAND --flags`.
+"""The one entry point: `graphcast_fdl COMMAND --flags`.
+
+(`python -m graphcast_fdl.main COMMAND` is the same.)
 
 Each command is a module `graphcast_fdl.cli.COMMAND` with a `main(argv)`;
 only the chosen one is imported, so `print_config` does not pay for JAX.
@@ -10,7 +12,10 @@ import importlib
 import sys
 
 from absl import app
+from absl import flags
 
+from graphcast_fdl.cli import help as command_help
+from graphcast_fdl.cli import logs
 from graphcast_fdl.cli.errors import UsageError
 
 COMMANDS = {
@@ -26,8 +31,9 @@ COMMANDS = {
 
 
 def _usage() -> str:
-  lines = ["usage: python -m graphcast_fdl.main COMMAND [--flags]", "commands:"]
+  lines = ["usage: graphcast_fdl COMMAND [--flags]", "commands:"]
   lines += [f"  {name:14s} {text}" for name, text in COMMANDS.items()]
+  lines += ["`graphcast_fdl COMMAND --help` lists the flags of one command."]
   return "\n".join(lines)
 
 
@@ -61,11 +67,21 @@ def run(argv: list[str] | None = None) -> None:
     print(f"error: unknown command {command!r}; choose from "
           f"{', '.join(COMMANDS)}", file=sys.stderr)
     sys.exit(2)
+  logs.quiet_environment(argv[2:])
   try:
     module = _load(command)
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  if any(a in command_help.HELP_ARGS for a in argv[2:]):
+    print(command_help.command_help(command, COMMANDS[command], module))
+    sys.exit(0)
+  if any(a in command_help.HELPFULL_ARGS for a in argv[2:]):
+    print(flags.FLAGS.get_help())
+    sys.exit(0)
+  logs.install()
+  if command == "train":  # Its metric writers import TensorFlow.
+    logs.import_tensorflow_quietly(argv[2:])
   app.run(_guarded(module.main), argv=[f"{argv[0]} {command}"] + argv[2:])
 
 

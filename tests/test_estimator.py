@@ -253,7 +253,7 @@ def test_estimate_structure():
 
 
 def test_fit_returns_settings_that_fit():
-  experiment = build("graphcast_small")
+  experiment = build("graphcast_small", n=8)
   budget = 8 * 2**30
   results = fit_lib.search(experiment, "tpu_v4", budget, devices=8, top=3)
   assert results
@@ -262,9 +262,35 @@ def test_fit_returns_settings_that_fit():
                                       r.precision, 8, r.per_device_batch)
     est = estimator.estimate(candidate, "tpu_v4")
     assert all(p.peak_bytes_per_device <= budget for p in est.phases)
-    assert any("devices(n=8" in f for f in r.flags)
-  costs = [r.seconds_per_example for r in results]
-  assert costs == sorted(costs)
+    # Only what differs from the experiment, as config paths and values.
+    current = fit_lib.model_settings(
+        experiment.model.remat, experiment.model.edge_block_size,
+        experiment.model.precision)
+    assert all(current[k] != v for k, v in r.changes.items()
+               if k != "per_device_batch")
+    assert r.changes.get("per_device_batch", 1) == r.per_device_batch
+  # Ranked by wall time, not by device-seconds per example.
+  durations = [r.total_duration_seconds for r in results]
+  assert durations == sorted(durations)
+
+
+def test_fit_does_not_offer_bfloat16_where_it_runs_as_float32():
+  experiment = build("demo")
+  results = fit_lib.search(experiment, "cpu", None, devices=1, top=50)
+  assert results and {r.precision for r in results} == {"float32"}
+  # The demo already fits as configured: nothing to change comes first.
+  assert results[0].changes == {}
+
+
+def test_fit_flags_render_changes_only():
+  from graphcast_fdl.cli import estimate as estimate_cli  # pylint: disable=g-import-not-at-top
+  assert estimate_cli.fit_flags({}, 8) == []
+  assert estimate_cli.fit_flags(
+      {"model.remat.rollout_step": True, "model.precision": "float32",
+       "per_device_batch": 2}, 8) == [
+           "--config=fiddler:devices(n=8,per_device_batch=2)",
+           "--config=set:model.remat.rollout_step=True",
+           "--config=set:model.precision='float32'"]
 
 
 def _run_cli(*args):
@@ -384,3 +410,11 @@ def test_estimate_peak_vs_xla_at_graphcast_small_size(remat, edge_block,
   assert phase.xla["available"], phase.source
   ratio = phase.xla["peak_bytes"] / phase.peak_bytes_per_device
   assert 0.85 <= ratio <= 1.25
+
+
+def test_cli_notes_devices_this_host_lacks():
+  out = _run_cli("--config=config:demo", "--config=fiddler:devices(n=64)",
+                 "--hardware=cpu")
+  assert out.returncode == 0, out.stderr
+  assert "note: priced for 64 CPU devices like this host's, which has " in (
+      out.stdout)

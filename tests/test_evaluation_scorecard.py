@@ -63,13 +63,25 @@ def test_daily_bins_without_smoothing_return_each_frame():
 
 def test_smoothing_window_and_fallbacks():
   frames = _frames(days=4)  # days 1..4 of 2020
-  clim = climatology.compute(frames, ["2m_temperature"], [], days_per_bin=1, window_days=3)
+  # WB2's weights over 5 days: 0, 0.5, 1, 0.5, 0.
+  clim = climatology.compute(frames, ["2m_temperature"], [], days_per_bin=1, window_days=5)
   at = lambda s: climatology.at(clim, "2m_temperature", np.array([s], "datetime64[s]"))[0, 0, 0]
-  assert at("2021-01-02T06") == pytest.approx(201.0)  # days 1..3: mean 2 -> 201
-  assert at("2021-01-01T12") == pytest.approx(152.0)  # days 1..2 (and day 366: none)
+  assert at("2021-01-02T06") == pytest.approx(201.0)  # days 1, 2, 3 at .5, 1, .5
+  # Day 1 (1) and day 2 (.5); day 366 has no data: (102 + .5 x 202) / 1.5.
+  assert at("2021-01-01T12") == pytest.approx(203.0 / 1.5)
   assert at("2021-01-05T18") == pytest.approx(403.0)  # day 4 only
   # Far from the data: that hour's mean over the split (days 1..4, hour 18).
   assert at("2021-07-01T18") == pytest.approx(253.0)
+
+
+def test_window_weights_match_weatherbench2():
+  """WB2's 61-day weights: linspace(0, 1, 31) then back down, per day."""
+  kernel = climatology._smoothing_kernel(366, 1, 61)  # pylint: disable=protected-access
+  half = np.linspace(0, 1, 31)
+  wb2 = np.concatenate([half, half[::-1][1:]])
+  row = np.roll(kernel[100], -70)[:61]  # days 70..130 around day 100
+  np.testing.assert_allclose(row, wb2, atol=1e-12)
+  assert kernel[100].sum() == pytest.approx(wb2.sum())
 
 
 def test_bins_of_several_days():

@@ -1,5 +1,7 @@
 """Sweep expansion, member validation, and launch-file contents."""
 
+import os
+
 import pytest
 
 from graphcast_fdl import experiments
@@ -75,19 +77,82 @@ def test_slurm_script_runs_one_process_per_gpu_from_the_config_file():
                               launch_files.SlurmOptions(gpus_per_node=8))
 
 
-def test_tpu_vm_script_runs_on_all_workers_of_the_right_slice():
+def test_tpu_vm_script_installs_and_runs_on_all_workers_of_its_own_slice():
   script = launch_files.tpu_vm_script(
-      "m01", 32, "/runs/m01/config.json", "gs://bucket/m01",
-      launch_files.TpuVmOptions(name="pod", zone="us-central2-b"))
+      "m01_n=32", 32, "/runs/m01/config.json", "/mnt/shared/m01",
+      launch_files.TpuVmOptions(name="pod", zone="us-central2-b",
+                                package="/src/graphcast_fdl",
+                                jax_requirement="jax[tpu]==0.10.2"))
   assert "--accelerator-type=v4-64" in script  # 32 chips = 64 TensorCores.
-  assert script.count("--worker=all") == 3
-  assert "scp /runs/m01/config.json pod:graphcast_fdl/launch/m01.config.json" in script
-  assert ("cd graphcast_fdl && python3 -m graphcast_fdl.main train "
-          "--config=config_file:launch/m01.config.json "
-          "--workdir=gs://bucket/m01 --distributed=auto") in script
+  assert "tpu-vm create pod-m01-n-32-v4-64 " in script
+  assert script.count("--worker=all") == 4
+  assert "PACKAGE=${PACKAGE:-/src/graphcast_fdl}" in script
+  assert 'pip wheel --no-deps -q -w "$dist" "$PACKAGE"' in script
+  assert "pip install -q graphcast_fdl-*.whl" in script
+  assert "jax[tpu]==0.10.2" in script
+  assert ("scp /runs/m01/config.json pod-m01-n-32-v4-64:launch/m01_n=32.config"
+          ".json --worker=all") in script
+  assert ("python3 -m graphcast_fdl.main train "
+          "--config=config_file:launch/m01_n=32.config.json "
+          "--workdir=/mnt/shared/m01 --distributed=auto") in script
   v6e = launch_files.tpu_vm_script(
       "m", 8, "c.json", "w", launch_files.TpuVmOptions(accelerator="v6e"))
   assert "--accelerator-type=v6e-8" in v6e
+
+
+def test_vm_names_differ_by_member_and_slice_and_stay_valid():
+  names = {launch_files.vm_name("graphcast-fdl", member, accelerator)
+           for member in ("m00_n=16", "m01_n=32")
+           for accelerator in ("v4-32", "v4-64")}
+  assert len(names) == 4
+  long = launch_files.vm_name("p", "m00_" + "x=1_" * 30, "v4-8")
+  assert len(long) <= 63 and long[0].isalpha()
+  assert long != launch_files.vm_name("p", "m01_" + "x=1_" * 30, "v4-8")
+
+
+def _rows(tmp_path, counts, hardware="tpu_v4", extra=()):
+  from graphcast_fdl.cli import sweep_runner  # pylint: disable=g-import-not-at-top
+  return sweep_runner.prepare_members(
+      ["config:graphcast", f"sweep:device_counts(counts={counts})",
+       "set:model.latent_size=64", *extra], str(tmp_path), hardware)
+
+
+def test_launch_needs_shared_workdir_for_multi_host_and_no_slurm_for_tpu(
+    tmp_path):
+  from graphcast_fdl.cli import sweep_runner  # pylint: disable=g-import-not-at-top
+  rows = _rows(tmp_path, (4, 16), extra=["fiddler:fit_memory()"])
+  slurm, tpu = launch_files.SlurmOptions(), launch_files.TpuVmOptions()
+  with pytest.raises(UsageError, match=r"m01_n=16_per_device_batch=1 runs on "
+                     r"16 chips \(4 hosts\): pass --remote_workdir="):
+    sweep_runner.write_launch_files(rows, str(tmp_path), slurm, tpu,
+                                    family="tpu")
+  with pytest.raises(UsageError, match="gs:// is not supported yet"):
+    sweep_runner.write_launch_files(rows, str(tmp_path), slurm, tpu,
+                                    family="tpu", remote_workdir="gs://b/s")
+  written, skipped = sweep_runner.write_launch_files(
+      rows, str(tmp_path), slurm, tpu, family="tpu",
+      remote_workdir="/mnt/shared/s")
+  assert skipped == []
+  assert [os.path.basename(p) for p in written] == [
+      "m00_n=4_per_device_batch=1.tpu_vm.sh",
+      "m01_n=16_per_device_batch=1.tpu_vm.sh"]
+  assert "--workdir=/mnt/shared/s/m01_n=16_per_device_batch=1" in open(
+      written[1]).read()
+  with pytest.raises(UsageError, match="choose a TPU or GPU --hardware"):
+    sweep_runner.write_launch_files(rows, str(tmp_path), slurm, tpu,
+                                    family="cpu")
+
+
+def test_members_that_do_not_fit_are_skipped_with_a_warning(tmp_path):
+  from graphcast_fdl.cli import sweep_runner  # pylint: disable=g-import-not-at-top
+  rows = _rows(tmp_path, (4,), extra=["set:model.latent_size=1024"])
+  written, skipped = sweep_runner.write_launch_files(
+      rows, str(tmp_path), launch_files.SlurmOptions(),
+      launch_files.TpuVmOptions(), family="tpu")
+  assert written == []
+  (warning,) = skipped
+  assert warning.startswith("skipped m00_n=4_per_device_batch=1: does not "
+                            "fit: phase ")
 
 
 def test_prepare_members_writes_replayable_configs_and_estimates(tmp_path):
@@ -147,3 +212,28 @@ def test_two_member_demo_sweep_runs_to_completion_and_resumes(tmp_path):
   again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("finished earlier, skipped") == 2
+  # The members' results side by side, names in full.
+  table = again.stdout.splitlines()[-3:]
+  assert table[0].split() == ["member", "steps", "wall", "time", "eval/loss",
+                              "persistence/loss"]
+  assert table[2].startswith("m01_factor=0.05_latent_size=32      17 ")
+
+
+def test_results_table_compares_members(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.cli import sweep_runner  # pylint: disable=g-import-not-at-top
+  members = sweep_members.expand(["config:demo", "sweep:demo_widths"])
+  rows = []
+  for i, member in enumerate(members):
+    workdir = tmp_path / member.name
+    workdir.mkdir()
+    if i == 0:
+      (workdir / "result.json").write_text(json.dumps(
+          {"global_step": 17, "wall_time_s": 90.0, "eval/loss": 1.25,
+           "persistence/loss": 8.5}))
+    rows.append({"member": member, "workdir": str(workdir)})
+  lines = sweep_runner.format_results(rows).splitlines()
+  assert lines[2].split() == ["m00_factor=0.05_latent_size=16", "17", "1.5",
+                              "min", "1.25", "8.5"]
+  assert lines[3].split() == ["m01_factor=0.05_latent_size=32", "-", "-", "-",
+                              "-"]

@@ -249,7 +249,7 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
       })
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
   if seconds >= 2 * 86_400:
     return f"{seconds / 86_400:.1f} d"
   if seconds >= 2 * 3600:
@@ -276,7 +276,7 @@ def format_table(est: Estimate) -> str:
   for p in est.phases:
     lines.append(
         f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
-        f" {_duration(p.duration_seconds):>9s} {p.device_hours:10.4g}"
+        f" {format_duration(p.duration_seconds):>9s} {p.device_hours:10.4g}"
         f" {p.bound:>7s} {p.host_input_bytes_per_second / 1e9:7.2f}"
         f" | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
         f" {gib(p.gradient_bytes):>6s} {gib(p.data_bytes):>6s}"
@@ -285,7 +285,7 @@ def format_table(est: Estimate) -> str:
         f"  {p.remat} / {p.source}")
   lines.append(
       f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
-      f" {_duration(est.total_duration_seconds):>9s}"
+      f" {format_duration(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}")
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:

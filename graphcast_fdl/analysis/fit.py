@@ -3,9 +3,10 @@
 Tries every remat policy (including rollout segments and grid-node blocks),
 edge block size, precision and per-device batch,
 prices the whole schedule with the analytic estimator, keeps the settings
-whose every phase fits `memory_bytes`, and ranks them by device-seconds per
-training example (so a bigger per-device batch that trains the same number
-of examples faster wins). Results are printed as `--config` flags to paste.
+whose every phase fits `memory_bytes`, and ranks them by the schedule's wall
+time (what a user waits for; the schedule's step counts stay as configured).
+Each result carries the config fields it changes, as data; `estimate --fit`
+renders them as `--config` flags.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class FitResult:
   seconds_per_example: float
   total_duration_seconds: float
   peak_bytes: float
-  flags: list
+  # Config paths whose value these settings change, and the new values;
+  # `per_device_batch` is listed only when it changes.
+  changes: dict
 
   def to_dict(self) -> dict:
     d = dataclasses.asdict(self)
@@ -49,19 +52,36 @@ class FitResult:
     return d
 
 
-def config_flags(remat: RematConfig, block: int | None, precision: str,
-                 devices: int, per_device_batch: int) -> list[str]:
-  """The `--config` directives that select these settings."""
-  return [
-      f"--config=fiddler:devices(n={devices},per_device_batch={per_device_batch})",
-      f"--config=set:model.remat.rollout_step={remat.rollout_step}",
-      f"--config=set:model.remat.processor_every_k={remat.processor_every_k}",
-      f"--config=set:model.remat.encoder_decoder={remat.encoder_decoder}",
-      f"--config=set:model.remat.rollout_segment={remat.rollout_segment}",
-      f"--config=set:model.remat.grid_block_size={remat.grid_block_size}",
-      f"--config=set:model.edge_block_size={block}",
-      f'--config=set:model.precision="{precision}"',
-  ]
+def model_settings(remat: RematConfig, block: int | None,
+                   precision: str) -> dict:
+  """Config path -> value of the model fields the search varies."""
+  settings = {f"model.remat.{f.name}": getattr(remat, f.name)
+              for f in dataclasses.fields(RematConfig)}
+  settings["model.edge_block_size"] = block
+  settings["model.precision"] = precision
+  return settings
+
+
+def changes(experiment: Experiment, remat: RematConfig, block: int | None,
+            precision: str, per_device_batch: int) -> dict:
+  """The settings that differ from `experiment` (a phase override of remat
+  or precision counts as a difference: the settings clear it)."""
+  current = model_settings(experiment.model.remat,
+                           experiment.model.edge_block_size,
+                           experiment.model.precision)
+  overridden = set()
+  for phase in experiment.schedule.phases:
+    if phase.remat is not None:
+      overridden |= {k for k in current if k.startswith("model.remat.")}
+    if phase.precision is not None:
+      overridden.add("model.precision")
+  wanted = model_settings(remat, block, precision)
+  diff = {k: v for k, v in wanted.items()
+          if k in overridden or current[k] != v}
+  devices = estimator.num_devices_of(experiment)
+  if per_device_batch != max(1, experiment.data.global_batch_size // devices):
+    diff["per_device_batch"] = per_device_batch
+  return diff
 
 
 def with_settings(experiment: Experiment, remat: RematConfig,
@@ -81,16 +101,28 @@ def with_settings(experiment: Experiment, remat: RematConfig,
 
 
 def search(experiment: Experiment, hardware: str, memory_bytes: float | None,
-           devices: int, precisions=PRECISIONS, top: int = 5) -> list[FitResult]:
-  """The `top` cheapest settings whose every phase fits `memory_bytes`.
+           devices: int, precisions=PRECISIONS, top: int = 5,
+           per_device_batches=None) -> list[FitResult]:
+  """The `top` fastest settings whose every phase fits `memory_bytes`.
 
-  `memory_bytes` None: the hardware's device memory.
+  `memory_bytes` None: the hardware's device memory. The per-device batch
+  stays the experiment's unless `per_device_batches` lists others: a batch
+  changes the recipe (examples seen, learning dynamics), not just its cost.
+  A precision the
+  hardware runs as another (bfloat16 on a CPU without bf16 matmuls) is
+  tried as the one it runs as.
   """
+  hw = hardware_lib.get(hardware)
+  precisions = tuple(dict.fromkeys(
+      estimator.priced_precision(p, hw) for p in precisions))
+  if per_device_batches is None:
+    per_device_batches = (max(1, experiment.data.global_batch_size
+                              // devices),)
   g = sizes.graph_sizes(experiment.model)
   most_edges = max(g.grid2mesh_edges, g.mesh2grid_edges)
   results = []
   for remat, block, precision, batch in itertools.product(
-      REMAT_POLICIES, EDGE_BLOCKS, precisions, PER_DEVICE_BATCHES):
+      REMAT_POLICIES, EDGE_BLOCKS, precisions, per_device_batches):
     if ((block is not None and block >= most_edges)
         or (remat.grid_block_size or 0) >= g.grid_nodes):
       continue  # a block as large as its set changes nothing: seen unblocked
@@ -107,8 +139,9 @@ def search(experiment: Experiment, hardware: str, memory_bytes: float | None,
         per_device_batch=batch,
         seconds_per_example=est.total_duration_seconds * devices / examples,
         total_duration_seconds=est.total_duration_seconds, peak_bytes=peak,
-        flags=config_flags(remat, block, precision, devices, batch)))
-  results.sort(key=lambda r: (r.seconds_per_example, r.peak_bytes))
+        changes=changes(experiment, remat, block, precision, batch)))
+  results.sort(key=lambda r: (r.total_duration_seconds, r.peak_bytes,
+                              len(r.changes)))
   return results[:top]
 
 

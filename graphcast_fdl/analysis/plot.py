@@ -5,9 +5,20 @@ from __future__ import annotations
 from graphcast_fdl.analysis.estimator import Estimate
 
 GiB = 2**30
+# (seconds per unit, name): the first the whole schedule fills 2 of.
+_TIME_UNITS = ((86_400.0, "days"), (3600.0, "hours"), (60.0, "minutes"),
+               (1.0, "seconds"))
+_DOES_NOT_FIT = "tab:red"
+_FITS = "tab:blue"
 _PARTS = (("params_bytes", "params"), ("optimizer_bytes", "AdamW state"),
           ("gradient_bytes", "grads"), ("data_bytes", "batch"),
           ("activation_bytes", "activations"), ("temporary_bytes", "temporaries"))
+
+
+def time_unit(seconds: float) -> tuple[float, str]:
+  """(seconds per unit, unit name): the largest unit `seconds` fills 2 of."""
+  return next(((s, u) for s, u in _TIME_UNITS if seconds >= 2 * s),
+              _TIME_UNITS[-1])
 
 
 def save_png(est: Estimate, path: str) -> None:
@@ -18,24 +29,33 @@ def save_png(est: Estimate, path: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   phases = est.phases
-  days = 86_400.0
+  total = est.total_duration_seconds
+  scale, unit = time_unit(total)
   fig, (ax_t, ax_m) = plt.subplots(
       1, 2, figsize=(14.5, max(3.0, 0.35 * len(phases) + 1.5)))
   start = 0.0
   for i, p in enumerate(phases):
-    ax_t.barh(i, p.duration_seconds / days, left=start / days,
-              color="tab:red" if not p.fits else "tab:blue")
+    ax_t.barh(i, p.duration_seconds / scale, left=start / scale,
+              color=_FITS if p.fits else _DOES_NOT_FIT, edgecolor="k",
+              linewidth=0.5, hatch=None if p.fits else "//")
     start += p.duration_seconds
   ax_t.set_yticks(range(len(phases)), [f"{p.name} (x{p.rollout_steps})"
                                        for p in phases])
   ax_t.invert_yaxis()
-  ax_t.set_xlabel("days (wall clock)")
-  ax_t.set_title(f"{est.experiment}: {est.total_duration_seconds / days:.2f} d "
-                 f"on {est.num_devices} x {est.hardware} (red: does not fit)")
+  ax_t.set_xlabel(f"wall clock ({unit}; steps only, no compilation)")
+  ax_t.set_title(f"{est.experiment}: {total / scale:.3g} {unit} "
+                 f"on {est.num_devices} x {est.hardware}")
+  from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top
+  ax_t.legend(handles=[Patch(facecolor=_FITS, edgecolor="k", label="fits"),
+                       Patch(facecolor=_DOES_NOT_FIT, edgecolor="k",
+                             hatch="//", label="does not fit")],
+              fontsize=7, loc="upper right")
   left = [0.0] * len(phases)
-  for field, label in _PARTS:
+  # Memory parts from a map without red, which means "does not fit".
+  colours = matplotlib.colormaps["Set2"].colors
+  for (field, label), colour in zip(_PARTS, colours):
     values = [getattr(p, field) / GiB for p in phases]
-    ax_m.barh(range(len(phases)), values, left=left, label=label)
+    ax_m.barh(range(len(phases)), values, left=left, label=label, color=colour)
     left = [a + b for a, b in zip(left, values)]
   ax_m.axvline(est.memory_bytes_per_device / GiB, color="k", linestyle="--",
                label="device memory")

@@ -1,6 +1,6 @@
-"""`compute_stats`: normalisation statistics of a data split, in one pass.
+r"""`compute_stats`: normalisation statistics of a data split, in one pass.
 
-  python -m graphcast_fdl.main compute_stats --config=config:demo --output_dir=/tmp/stats
+  graphcast_fdl compute_stats --config=config:demo --output_dir=/tmp/stats
 
 Streams over the experiment's training split (or --split) with bounded
 memory and writes mean_by_level.nc, stddev_by_level.nc and

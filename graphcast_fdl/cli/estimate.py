@@ -1,8 +1,8 @@
-"""`estimate`: time and memory per phase before launching.
+r"""`estimate`: time and memory per phase before launching.
 
-  python -m graphcast_fdl.main estimate --config=config:graphcast \
+  graphcast_fdl estimate --config=config:graphcast \
       [--hardware=tpu_v4] [--format=json] [--xla] [--png=out.png]
-  python -m graphcast_fdl.main estimate --config=config:graphcast --fit \
+  graphcast_fdl estimate --config=config:graphcast --fit \
       [--memory_gib=32] [--config=fiddler:devices(n=32)]
 """
 
@@ -28,8 +28,8 @@ XLA = flags.DEFINE_bool(
     "cost/memory analysis (small graphs only).")
 PNG = flags.DEFINE_string("png", None, "Write the timeline/memory figure here.")
 FIT = flags.DEFINE_bool(
-    "fit", False, "Search remat, edge blocks, precision and per-device batch "
-    "for the cheapest settings that fit; print them as --config flags.")
+    "fit", False, "Search remat, edge blocks and precision for the fastest "
+    "settings that fit; print what they change as --config flags.")
 MEMORY_GIB = flags.DEFINE_float(
     "memory_gib", None, "Memory budget per device for --fit (default: the "
     "hardware's).")
@@ -45,6 +45,9 @@ def main(argv: list[str]) -> None:
     _fit(experiment)
     return
   est = estimator.estimate(experiment, HARDWARE.value, use_xla=XLA.value)
+  note = _host_note(est.num_devices)
+  if note:
+    est.notes.append(note)
   if FORMAT.value == "json":
     print(est.to_json())
   else:
@@ -53,6 +56,19 @@ def main(argv: list[str]) -> None:
     plot.save_png(est, PNG.value)
     if FORMAT.value == "text":
       print(f"figure: {PNG.value}")
+
+
+def _host_note(num_devices: int) -> str | None:
+  """`--hardware=cpu` means this machine: say when it has fewer devices."""
+  if HARDWARE.value != "cpu":
+    return None
+  import jax  # pylint: disable=g-import-not-at-top
+  here = jax.device_count()
+  if num_devices <= here:
+    return None
+  return (f"priced for {num_devices} CPU devices like this host's, which has "
+          f"{here}: read the figures as {num_devices} such machines, or "
+          f"price this one with --config=fiddler:devices(n={here})")
 
 
 def _explain_no_fit(experiment, budget: float | None, devices: int) -> None:
@@ -83,6 +99,9 @@ def _fit(experiment) -> None:
   budget = None if MEMORY_GIB.value is None else MEMORY_GIB.value * 2**30
   devices = estimator.num_devices_of(experiment)
   results = fit_lib.search(experiment, HARDWARE.value, budget, devices)
+  note = _host_note(devices)
+  if note and FORMAT.value == "text":
+    print(f"note: {note}")
   if FORMAT.value == "json":
     print(json.dumps([r.to_dict() for r in results], indent=2))
     return
@@ -90,7 +109,20 @@ def _fit(experiment) -> None:
     _explain_no_fit(experiment, budget, devices)
     return
   for rank, r in enumerate(results, 1):
-    print(f"#{rank}: {r.seconds_per_example:.3g} device-s/example, "
-          f"{r.total_duration_seconds / 86400:.2f} d, peak "
-          f"{r.peak_bytes / 2**30:.2f} GiB")
-    print("  " + " ".join(shlex.quote(f) for f in r.flags))
+    print(f"#{rank}: {estimator.format_duration(r.total_duration_seconds)}, "
+          f"peak {r.peak_bytes / 2**30:.2f} GiB, "
+          f"{r.seconds_per_example:.3g} device-s/example")
+    print("  " + (" ".join(shlex.quote(f) for f in fit_flags(r.changes,
+                                                           devices))
+                  or "(the settings as configured)"))
+
+
+def fit_flags(changes: dict, devices: int) -> list[str]:
+  """`--config` flags that make `changes` (a FitResult's), in config order."""
+  flags_ = []
+  if "per_device_batch" in changes:
+    flags_.append(f"--config=fiddler:devices(n={devices},per_device_batch="
+                  f"{changes['per_device_batch']})")
+  flags_ += [f"--config=set:{path}={value!r}"
+             for path, value in changes.items() if path != "per_device_batch"]
+  return flags_

@@ -1,6 +1,6 @@
-"""`evaluate`: score a checkpoint on the evaluation split, with baselines.
+r"""`evaluate`: score a checkpoint on the evaluation split, with baselines.
 
-  python -m graphcast_fdl.main evaluate --config=config:demo \
+  graphcast_fdl evaluate --config=config:demo \
       --checkpoint=/tmp/demo --lead_time=10d --output_dir=/tmp/demo/evaluation
 
 Writes scorecard.csv/.json (RMSE both ways, bias, ACC per variable, level and
@@ -35,7 +35,8 @@ CLIMATOLOGY_DIR = flags.DEFINE_string(
 CLIM_DAYS_PER_BIN = flags.DEFINE_integer(
     "climatology_days_per_bin", 15, "Days of the year per climatology bin (1 as WB2).")
 CLIM_WINDOW_DAYS = flags.DEFINE_integer(
-    "climatology_window_days", 61, "Smoothing window of the climatology in days (WB2: 61).")
+    "climatology_window_days", 61, "Smoothing window of the climatology in "
+    "days, weights falling linearly from its centre as in WB2 (WB2: 61).")
 CLIM_STRIDE = flags.DEFINE_integer(
     "climatology_stride", 1, "Read every n-th training frame for the climatology.")
 

@@ -1,6 +1,6 @@
-"""`forecast`: one forecast from one initial time, as a file and maps.
+r"""`forecast`: one forecast from one initial time, as a file and maps.
 
-  python -m graphcast_fdl.main forecast --config=config:demo \
+  graphcast_fdl forecast --config=config:demo \
       --checkpoint=/tmp/demo --init_time=2020-05-01T00 --lead_time=5d \
       --output_dir=/tmp/demo/forecast
 
@@ -48,5 +48,6 @@ def main(argv: list[str]) -> None:
                            np.asarray([setup.frames.datetimes[index]]))
   ds.attrs.update(checkpoint=setup.checkpoint, description=setup.description)
   files = forecast.write(ds, output_dir, eval_flags.FORMAT.value)
-  maps = forecast.plot_maps(ds, output_dir, max_panels=MAP_PANELS.value)
+  maps = forecast.plot_maps(ds, output_dir, max_panels=MAP_PANELS.value,
+                            truth=template)
   print(json.dumps({"forecast": files, "maps": maps}, indent=2))

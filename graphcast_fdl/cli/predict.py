@@ -1,6 +1,6 @@
-"""`predict`: roll a published-format checkpoint out on netCDF inputs.
+r"""`predict`: roll a published-format checkpoint out on netCDF inputs.
 
-  python -m graphcast_fdl.main predict --checkpoint=params.npz \
+  graphcast_fdl predict --checkpoint=params.npz \
       --stats_dir=stats/ --inputs=inputs.nc --forcings=forcings.nc \
       --targets_template=targets.nc --output=predictions.nc
 

@@ -1,6 +1,6 @@
-"""`sweep`: expand a sweep, validate and estimate every member, then run or launch.
+r"""`sweep`: expand a sweep, validate and estimate every member, then run or launch.
 
-  python -m graphcast_fdl.main sweep --config=config:demo \
+  graphcast_fdl sweep --config=config:demo \
       --config=sweep:demo_widths --workdir=/tmp/sweep --mode=run
 
 Each member gets its own workdir with `config.json`; `--mode=run` trains the
@@ -11,6 +11,7 @@ script and a Cloud TPU VM script per member instead.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 
@@ -36,10 +37,30 @@ HARDWARE = flags.DEFINE_string(
     "hardware", "cpu", "Hardware the estimates assume (see `estimate --help`).")
 GPUS_PER_NODE = flags.DEFINE_integer("slurm_gpus_per_node", 8, "GPUs per SLURM node.")
 PARTITION = flags.DEFINE_string("slurm_partition", None, "SLURM partition.")
-TPU_NAME = flags.DEFINE_string("tpu_name", "graphcast-fdl", "Cloud TPU VM name.")
+TPU_NAME = flags.DEFINE_string(
+    "tpu_name", "graphcast-fdl",
+    "Prefix of the Cloud TPU VM names; each member gets its own VM.")
 TPU_ZONE = flags.DEFINE_string("tpu_zone", "us-central2-b", "Cloud TPU zone.")
 TPU_ACCELERATOR = flags.DEFINE_enum(
-    "tpu_accelerator", "v4", ["v4", "v5p", "v5litepod", "v6e"], "TPU generation.")
+    "tpu_accelerator", None, ["v4", "v5p", "v5litepod", "v6e"],
+    "TPU generation (default: that of --hardware).")
+REMOTE_WORKDIR = flags.DEFINE_string(
+    "remote_workdir", None,
+    "Run folders as the launched machines see them, one subfolder per member;"
+    " required for multi-host TPU slices: a folder every worker mounts.")
+
+_ACCELERATORS = {"tpu_v4": "v4", "tpu_v5e": "v5litepod", "tpu_v5p": "v5p",
+                 "tpu_v6e": "v6e"}
+
+
+def _package() -> str:
+  """What the TPU VMs install: this checkout when run from one, else the
+  same version from the package index."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))))
+  if os.path.exists(os.path.join(root, "pyproject.toml")):
+    return root
+  return f"graphcast_fdl=={importlib.metadata.version('graphcast_fdl')}"
 
 
 def main(argv: list[str]) -> None:
@@ -55,10 +76,22 @@ def main(argv: list[str]) -> None:
     json.dump(summary, f, indent=2)
   if MODE.value == "run":
     sweep_runner.run_members(rows)
+    print(sweep_runner.format_results(rows))
   elif MODE.value == "launch":
+    from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
     slurm = launch_files.SlurmOptions(
         gpus_per_node=GPUS_PER_NODE.value, partition=PARTITION.value)
     tpu = launch_files.TpuVmOptions(
-        name=TPU_NAME.value, zone=TPU_ZONE.value, accelerator=TPU_ACCELERATOR.value)
-    for path in sweep_runner.write_launch_files(rows, WORKDIR.value, slurm, tpu):
+        name=TPU_NAME.value, zone=TPU_ZONE.value,
+        accelerator=(TPU_ACCELERATOR.value
+                     or _ACCELERATORS.get(HARDWARE.value, "v4")),
+        package=_package(),
+        jax_requirement=f"jax[tpu]=={importlib.metadata.version('jax')}")
+    written, skipped = sweep_runner.write_launch_files(
+        rows, WORKDIR.value, slurm, tpu,
+        family=hardware.get(HARDWARE.value).family,
+        remote_workdir=REMOTE_WORKDIR.value)
+    for warning in skipped:
+      print(f"warning: {warning}")
+    for path in written:
       print(f"wrote {path}")

@@ -7,10 +7,13 @@ can drive a sweep in-process.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import subprocess
 import sys
 
+from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.cli import config_files
 from graphcast_fdl.cli import directives as directives_lib
 from graphcast_fdl.cli import launch_files
@@ -46,14 +49,16 @@ def _estimate(experiment, hardware: str) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-  header = f"{'member':40s} {'steps':>8s} {'est. time':>11s} {'peak/device':>12s} fits  overrides"
+  width = max([len("member")] + [len(r["member"].name) for r in rows])
+  header = (f"{'member':{width}s} {'steps':>8s} {'est. time':>11s} "
+            f"{'peak/device':>12s} fits  overrides")
   lines = [header, "-" * len(header)]
   for row in rows:
     estimate = row["estimate"]
     peak = max(p["peak_bytes_per_device"] for p in estimate["phases"])
     fits = all(p["fits"] for p in estimate["phases"])
     lines.append(
-        f"{row['member'].name[:40]:40s} {row['experiment'].schedule.total_steps:8d} "
+        f"{row['member'].name:{width}s} {row['experiment'].schedule.total_steps:8d} "
         f"{_duration(estimate['total_duration_seconds']):>11s} "
         f"{peak / 2**30:10.2f}Gi {'yes ' if fits else 'NO  '}  "
         + " ".join(f"--config={d}" for d in row["member"].overrides))
@@ -85,26 +90,90 @@ def run_members(rows: list[dict]) -> None:
                        f"{result.returncode}); rerun the sweep to resume it")
 
 
+def format_results(rows: list[dict]) -> str:
+  """The members' final results side by side (a member without a
+  `result.json` shows dashes)."""
+  width = max([len("member")] + [len(r["member"].name) for r in rows])
+  keys = ("eval/loss", "persistence/loss")
+  header = (f"{'member':{width}s} {'steps':>7s} {'wall time':>10s} "
+            + " ".join(f"{k:>17s}" for k in keys))
+  lines = [header, "-" * len(header)]
+  for row in rows:
+    path = os.path.join(row["workdir"], "result.json")
+    result = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        result = json.load(f)
+    cells = [f"{result[k]:17.4g}" if k in result else f"{'-':>17s}"
+             for k in keys]
+    wall = result.get("wall_time_s")
+    lines.append(
+        f"{row['member'].name:{width}s} {result.get('global_step', '-'):>7} "
+        f"{'-' if wall is None else f'{wall / 60:.1f} min':>10s} "
+        + " ".join(cells))
+  return "\n".join(lines)
+
+
+def _does_not_fit(row: dict) -> str | None:
+  """Why a member would run out of memory, or None when it fits."""
+  estimate = row["estimate"]
+  worst = max(estimate["phases"], key=lambda p: p["peak_bytes_per_device"])
+  if all(p["fits"] for p in estimate["phases"]):
+    return None
+  return (f"does not fit: phase {worst['name']} needs "
+          f"{worst['peak_bytes_per_device'] / 2**30:.1f} GiB per device of "
+          f"{estimate['memory_bytes_per_device'] / 2**30:.1f} on "
+          f"{estimate['hardware']} (try --config=fiddler:fit_memory(), a smaller "
+          "model or a device with more memory)")
+
+
 def write_launch_files(rows: list[dict], workdir: str,
                        slurm: launch_files.SlurmOptions,
-                       tpu: launch_files.TpuVmOptions) -> list[str]:
-  """One SLURM script and one TPU VM script per member, under workdir/launch."""
+                       tpu: launch_files.TpuVmOptions, *, family: str,
+                       remote_workdir: str | None = None
+                       ) -> tuple[list[str], list[str]]:
+  """Per member, a TPU VM script (`family` "tpu") or a SLURM script ("gpu"),
+  under workdir/launch. Members that would not fit get none.
+
+  Returns (paths written, one warning per member skipped).
+  """
+  if family not in ("tpu", "gpu"):
+    raise UsageError(f"--mode=launch writes TPU VM or SLURM GPU scripts: "
+                     f"choose a TPU or GPU --hardware, not a {family}")
+  if remote_workdir and remote_workdir.startswith("gs://"):
+    raise UsageError(f"--remote_workdir={remote_workdir}: gs:// is not "
+                     "supported yet (the trainer writes config and result "
+                     "files with open()); use a folder every worker mounts")
   launch_dir = os.path.join(workdir, "launch")
   os.makedirs(launch_dir, exist_ok=True)
-  written = []
+  written, skipped = [], []
   for row in rows:
     name, member_dir = row["member"].name, os.path.abspath(row["workdir"])
+    reason = _does_not_fit(row)
+    if reason:
+      skipped.append(f"skipped {name}: {reason}")
+      continue
     devices = row["experiment"].mesh.num_devices or 1
     config_json = os.path.join(member_dir, "config.json")
     hours = row["estimate"]["total_duration_seconds"] / 3600 * 1.2 + 1
+    run_dir = (f"{remote_workdir.rstrip('/')}/{name}" if remote_workdir
+               else member_dir)
     try:
-      scripts = {
-          f"{name}.slurm.sh": launch_files.slurm_script(
-              name, devices, config_json, member_dir,
-              dataclasses.replace(slurm, hours=hours)),
-          f"{name}.tpu_vm.sh": launch_files.tpu_vm_script(
-              name, devices, config_json, member_dir, tpu),
-      }
+      if family == "tpu":
+        hosts = math.ceil(devices / hardware_lib.TPU_CHIPS_PER_HOST)
+        if hosts > 1 and not remote_workdir:
+          raise UsageError(
+              f"sweep member {name} runs on {devices} chips ({hosts} hosts): "
+              "pass --remote_workdir=DIR, a folder every worker mounts (e.g. "
+              "a Filestore share), so all of them write one run")
+        if not remote_workdir:
+          run_dir = f"graphcast_fdl_runs/{name}"  # In the single host's home.
+        scripts = {f"{name}.tpu_vm.sh": launch_files.tpu_vm_script(
+            name, devices, config_json, run_dir, tpu)}
+      else:
+        scripts = {f"{name}.slurm.sh": launch_files.slurm_script(
+            name, devices, config_json, run_dir,
+            dataclasses.replace(slurm, hours=hours))}
     except ValueError as e:
       raise UsageError(f"sweep member {name}: {e}") from e
     for filename, text in scripts.items():
@@ -113,6 +182,6 @@ def write_launch_files(rows: list[dict], workdir: str,
         f.write(text)
       os.chmod(path, 0o755)
       written.append(path)
-  return written
+  return written, skipped
 
 

@@ -83,15 +83,17 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   will not fit. Writes `estimate.json` into the workdir (process 0)."""
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.train import progress  # pylint: disable=g-import-not-at-top
   key = hardware.detect(device.platform, getattr(device, "device_kind", ""))
   if key is None:
     logging.info("No estimate: device kind %r is not in the hardware table",
                  getattr(device, "device_kind", ""))
     return None
   est = estimator.estimate(experiment, key)
-  logging.info("Estimate on %d x %s: %.3g h in all (%s)", est.num_devices,
-               est.hardware, est.total_duration_seconds / 3600,
-               est.efficiency_source)
+  logging.info("Estimate on %d x %s: %s of training steps (excludes %s)",
+               est.num_devices, est.hardware,
+               progress.format_seconds(est.total_duration_seconds),
+               progress.EXCLUDED)
   for phase in est.phases:
     if not phase.fits:
       logging.warning(
@@ -166,8 +168,8 @@ def _main() -> None:
       if state != "resume":
         config_flags.write_config_files(cfg, workdir)
         logging.info("Wrote %s/config.json and config.txt", workdir)
-    report_estimate(experiment, jax.devices()[0],
-                    workdir if jax.process_index() == 0 else None)
+    est = report_estimate(experiment, jax.devices()[0],
+                          workdir if jax.process_index() == 0 else None)
 
     from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
     data_lib.prepare(experiment.data, experiment.task)
@@ -177,7 +179,8 @@ def _main() -> None:
     check_rollouts_fit_data(experiment)
 
     from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
-    result = trainer.Trainer(experiment, workdir).run()
+    result = trainer.Trainer(experiment, workdir, step_seconds=est and [
+        p["step_seconds"] for p in est["phases"]]).run()
     text = json.dumps(result, indent=2, default=str)
     if jax.process_index() == 0:
       # Its presence marks the run finished (a sweep skips such members).

@@ -5,9 +5,11 @@ with a 61-day window. This one follows it with two simplifications that keep
 it small enough to compute on the fly and to store next to the data:
   * days of the year are grouped into bins of `days_per_bin` days (default 15;
     1 gives WB2's daily resolution, at 15 x the memory);
-  * smoothing is a circular box of `window_days` (default 61, as WB2) over
-    bins, applied to sums and counts, so a split shorter than a year still
-    gives a value wherever the window saw data. Bins the window never saw
+  * smoothing weighs days as WB2 does (its `create_window_weights`): 1 at the
+    centre, falling linearly to 0 at `window_days // 2` days away (default 61
+    days, so +-30), circular over the year, here between bin centres. It is
+    applied to sums and counts, so a split shorter than a year still gives a
+    weighted mean wherever the window saw data. Bins the window never saw
     fall back to that hour's mean over the split, then to the split's mean.
 It is the reference of ACC (anomalies) and the climatology baseline forecast.
 
@@ -28,6 +30,8 @@ import pandas as pd
 import xarray as xr
 
 HOURS = (0, 6, 12, 18)
+# In cache keys and attributes: files smoothed another way are not reused.
+WINDOW_WEIGHTS = "linear (WeatherBench 2)"
 
 
 def num_bins(days_per_bin: int) -> int:
@@ -49,11 +53,15 @@ def hour_index(datetimes) -> np.ndarray:
 
 
 def _smoothing_kernel(bins: int, days_per_bin: int, window_days: int) -> np.ndarray:
-  """[bins, bins] 0/1: source bin centres within half a window (circularly)."""
+  """[bins, bins] weights: 1 - gap / half-window between bin centres
+  (circularly), 0 beyond; a bin always weighs itself 1."""
   centres = (np.arange(bins) + 0.5) * days_per_bin
   gap = np.abs(centres[:, None] - centres[None, :])
   gap = np.minimum(gap, 366 - gap)
-  return (gap <= max(window_days / 2, days_per_bin / 2)).astype(np.float64)
+  half = window_days // 2
+  if half == 0:
+    return (gap == 0).astype(np.float64)
+  return np.maximum(1.0 - gap / half, 0.0)
 
 
 def compute(frames, variables: Sequence[str], levels: Sequence[int],
@@ -110,8 +118,9 @@ def compute(frames, variables: Sequence[str], levels: Sequence[int],
     overall = hour_sum.sum(0) / counts.sum()
     hour_mean = np.where(expand(hour_counts) > 0,
                          hour_sum / np.maximum(expand(hour_counts), 1), overall)
-    mean = np.where(expand(smooth_counts) > 0,
-                    smooth / np.maximum(expand(smooth_counts), 1), hour_mean[None])
+    weight = expand(smooth_counts)  # Weighted counts: may be below 1.
+    mean = np.where(weight > 0, smooth / np.where(weight > 0, weight, 1),
+                    hour_mean[None])
     dims = ("dayofyear", "hour") + (("level",) if extra == 3 else ()) + ("lat", "lon")
     data_vars[name] = (dims, mean.astype(np.float32))
   coords = {"dayofyear": 1 + days_per_bin * np.arange(bins), "hour": list(HOURS),
@@ -120,7 +129,7 @@ def compute(frames, variables: Sequence[str], levels: Sequence[int],
     coords["level"] = np.asarray(levels, np.int32)
   return xr.Dataset(data_vars, coords=coords, attrs={
       "days_per_bin": days_per_bin, "window_days": window_days,
-      "stride": stride, "num_frames": int(len(indices)),
+      "window_weights": WINDOW_WEIGHTS, "stride": stride, "num_frames": int(len(indices)),
       "first_time": str(frames.datetimes[0]), "last_time": str(frames.datetimes[-1])})
 
 
@@ -147,7 +156,7 @@ def load_or_compute(frames, variables: Sequence[str], levels: Sequence[int],
   `kwargs` are added to it.
   """
   key = dict(key, variables=list(variables), levels=[int(x) for x in levels],
-             **kwargs)
+             window_weights=WINDOW_WEIGHTS, **kwargs)
   path = cache_path(cache_dir, key) if cache_dir else None
   if path and os.path.exists(path):
     logging.info("Reading climatology from %s", path)

@@ -20,6 +20,7 @@ import xarray as xr
 
 from graphcast_fdl.data import windowing
 from graphcast_fdl.evaluation import metrics
+from graphcast_fdl.evaluation import plot_style
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.batch import arrays_to_dataset
 from graphcast_fdl.task import TaskConfig
@@ -131,13 +132,28 @@ def write(ds: xr.Dataset, output_dir: str, fmt: str = "netcdf") -> list[str]:
   return paths
 
 
+def _field(ds: xr.Dataset, name: str, level) -> np.ndarray | None:
+  """[time, lat, lon] of the first batch row, in display units; None if absent."""
+  if name not in ds:
+    return None
+  field = ds[name].isel(batch=0)
+  if level is not None:
+    if "level" not in field.dims or level not in field.level.values:
+      return None
+    field = field.sel(level=level)
+  return plot_style.to_display(name, field.transpose("time", "lat", "lon").values)
+
+
 def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
-              prefix: str = "map") -> dict[str, str]:
+              prefix: str = "map", truth: xr.Dataset | None = None
+              ) -> dict[str, str]:
   """PNG maps of the headline fields of one forecast at a few lead times.
 
   Args:
     ds: a forecast dataset (first batch row is drawn).
     max_panels: lead times drawn: first, last and evenly between.
+    truth: the verifying data, same layout (NaN past the end of the data);
+      with it each map adds a truth row and a forecast-minus-truth row.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -149,24 +165,30 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
   init = pd.Timestamp(ds.init_time.values[0]).strftime("%Y-%m-%d %H UTC")
   paths = {}
   for short, (name, level) in metrics.HEADLINE.items():
-    if name not in ds:
+    values = _field(ds, name, level)
+    if values is None:
       continue
-    field = ds[name].isel(batch=0)
-    if level is not None:
-      if "level" not in field.dims or level not in field.level.values:
-        continue
-      field = field.sel(level=level)
-    values = field.transpose("time", "lat", "lon").values
-    vmin, vmax = np.nanmin(values[picks]), np.nanmax(values[picks])
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks) + 1, 2.8),
-                             squeeze=False, layout="constrained")
-    for ax, t in zip(axes[0], picks):
-      mesh = ax.pcolormesh(ds.lon.values, ds.lat.values, values[t], shading="nearest",
-                           vmin=vmin, vmax=vmax, cmap="viridis")
-      ax.set_title(f"{short} +{lead_hours[t]:g} h", fontsize=9)
-      ax.set_xlabel("lon")
-    axes[0, 0].set_ylabel("lat")
-    fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.8)
+    rows = [("forecast", values)]
+    known = _field(truth, name, level) if truth is not None else None
+    if known is not None and np.isfinite(known[picks]).any():
+      rows += [("truth", known), ("forecast - truth", values - known)]
+    shared = plot_style.colour_range(
+        name, np.concatenate([r[1][picks].ravel() for r in rows[:2]]))
+    fig, axes = plt.subplots(
+        len(rows), len(picks), figsize=(3.6 * len(picks) + 1.2, 2.5 * len(rows)),
+        squeeze=False, layout="constrained")
+    for r, (what, data) in enumerate(rows):
+      style = (plot_style.error_range(data[picks]) if what == "forecast - truth"
+               else shared)
+      for ax, t in zip(axes[r], picks):
+        mesh = ax.pcolormesh(ds.lon.values, ds.lat.values, data[t],
+                             shading="nearest", **style)
+        ax.set_title(f"{what} +{lead_hours[t]:g} h", fontsize=9)
+      axes[r, 0].set_ylabel("latitude (°)")
+      fig.colorbar(mesh, ax=axes[r].tolist(), shrink=0.9,
+                   label=plot_style.label(short if r < 2 else "error", name))
+    for ax in axes[-1]:
+      ax.set_xlabel("longitude (°)")
     fig.suptitle(f"{name}{'' if level is None else f' {level} hPa'} from {init}", fontsize=9)
     path = os.path.join(output_dir, f"{prefix}_{short}.png")
     fig.savefig(path, dpi=90)

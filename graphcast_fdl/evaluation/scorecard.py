@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from graphcast_fdl.evaluation import metrics
+from graphcast_fdl.evaluation import plot_style
 
 METRICS = ("rmse", "rmse_per_forecast", "bias", "acc")
 COLUMNS = ("model", "variable", "field", "level", "lead_hours") + METRICS + (
@@ -174,16 +175,20 @@ def _jsonable(value):
 
 
 def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
-  """One PNG per headline field: RMSE against lead time (days), per model."""
+  """One PNG per headline field: RMSE against lead time (days), per model,
+  in the field's unit, saying how many initial times each curve averages."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   paths = {}
   for field, (name, level) in metrics.HEADLINE.items():
     series = collections.defaultdict(list)
+    counts = {}
     for row in rows:
       if row["field"] == field and row["rmse"] is not None:
-        series[row["model"]].append((row["lead_hours"] / 24, row["rmse"]))
+        rmse = float(plot_style.to_display(name, row["rmse"]))
+        series[row["model"]].append((row["lead_hours"] / 24, rmse))
+        counts[row["model"]] = row.get("num_init_times")
     if not series:
       continue
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -193,8 +198,13 @@ def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
               linestyle="--" if model in ("persistence", "climatology") else "-",
               label=model)
     title = name if level is None else f"{name} {level} hPa"
-    ax.set(title=f"{field}: {title}", xlabel="lead time (days)",
-           ylabel="RMSE")
+    known = sorted({c for c in counts.values() if c is not None})
+    over = (f"mean over {known[0]} initial time{'s' if known[0] != 1 else ''}"
+            if len(known) == 1 else
+            "initial times: " + ", ".join(f"{m} {c}" for m, c in counts.items()))
+    ax.set(title=f"{field}: {title}\n{over}", xlabel="lead time (days)",
+           ylabel=plot_style.label("RMSE", name))
+    ax.title.set_fontsize(10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -150,6 +150,8 @@ class Trainer:
     data_module: provides `normalization_stats`, `train_batches` and
       `eval_batches` as `graphcast_fdl.data` does (the default).
     devices: devices to build the mesh from (default all visible).
+    step_seconds: estimated seconds per step of each phase (the estimator's);
+      the ETA prices the phases ahead with their ratios.
 
   `setup()` builds the run's state (`run_state`) and `run()` the loop over
   it; after `run()`, `state` holds the final TrainState.
@@ -157,12 +159,13 @@ class Trainer:
 
   def __init__(self, experiment: Experiment, workdir: str, *,
                predictor_factory: Callable[..., Any] | None = None,
-               data_module: Any = None, devices=None):
+               data_module: Any = None, devices=None, step_seconds=None):
     self.experiment = experiment
     self.workdir = workdir
     self._predictor_factory = predictor_factory or _default_predictor_factory
     self._data = data_module or _default_data_module()
     self._devices = devices
+    self._step_seconds = step_seconds
     self._predictors = {}
     self._train_steps = {}
     self.state = None
@@ -428,7 +431,8 @@ class Trainer:
 
     # Hooks: progress with ETAs, and a profiler trace on request.
     report_progress = progress_lib.ScheduleProgress(
-        schedule, writer=writer, every_steps=experiment.log_every_steps)
+        schedule, writer=writer, every_steps=experiment.log_every_steps,
+        step_seconds=self._step_seconds)
     hooks = [report_progress]
     if experiment.train.profile_steps and jax.process_index() == 0:
       hooks.append(periodic_actions.Profile(
@@ -523,5 +527,5 @@ class Trainer:
                   run.state.nonfinite_total)),
               "wall_time_s": time.time() - start_time}
     result.update(final)
-    logging.info("Final evaluation at step %d: %s", step, result)
+    logging.vlog(1, "Final evaluation at step %d: %s", step, result)
     return result
