@@ -77,8 +77,12 @@ def _record_run(workdir, cfg, result=None):
   config_files.write_config_files(cfg, str(workdir))
   if result is not None:
     (workdir / "result.json").write_text(json.dumps(result) + "\n")
+  return _snapshot(workdir)
+
+
+def _snapshot(workdir):
   return {p.name: (p.stat().st_mtime_ns, p.read_bytes())
-          for p in workdir.iterdir()}
+          for p in workdir.iterdir() if p.is_file()}
 
 
 def test_workdir_states_are_told_apart_before_writing(tmp_path):
@@ -92,6 +96,9 @@ def test_workdir_states_are_told_apart_before_writing(tmp_path):
   assert train_command.check_workdir(replay, str(workdir), False) == "resume"
   wider = experiments.demo()
   wider.model.latent_size = 48
+  # Before any checkpoint, a corrected config simply replaces the record.
+  assert train_command.check_workdir(wider, str(workdir), False) == "changed"
+  (workdir / "checkpoints" / "10").mkdir(parents=True)
   with pytest.raises(UsageError) as info:
     train_command.check_workdir(wider, str(workdir), False)
   message = str(info.value)
@@ -123,14 +130,13 @@ def test_record_moves_to_history_when_the_config_changes(tmp_path):
 
 def test_train_command_changes_nothing_it_should_not(tmp_path):
   finished = tmp_path / "finished"
+  (finished / "checkpoints" / "360").mkdir(parents=True)
   before = _record_run(finished, experiments.demo(),
                        {"global_step": 360, "wall_time_s": 143.5})
   result = _train("--config=config:demo", f"--workdir={finished}")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "holds a finished run (global step 360" in result.stdout
-  after = {p.name: (p.stat().st_mtime_ns, p.read_bytes())
-           for p in finished.iterdir()}
-  assert after == before
+  assert _snapshot(finished) == before
 
   result = _train("--config=config:demo", "--config=set:model.latent_size=48",
                   f"--workdir={finished}")
@@ -138,8 +144,7 @@ def test_train_command_changes_nothing_it_should_not(tmp_path):
   assert result.stderr.strip().splitlines()[-1].startswith(
       f"error: --workdir={finished} holds a run with another config "
       "(model.latent_size: 32 -> 48)")
-  assert {p.name: (p.stat().st_mtime_ns, p.read_bytes())
-          for p in finished.iterdir()} == before
+  assert _snapshot(finished) == before
 
   foreign = tmp_path / "foreign"
   foreign.mkdir()

@@ -122,8 +122,8 @@ def check_workdir(cfg, workdir: str, allow_config_change: bool) -> str:
     return "new"
   new = config_flags.flattened(cfg)
   if old != new:
-    if allow_config_change:
-      return "changed"
+    if allow_config_change or not workdir_lib.has_checkpoints(workdir):
+      return "changed"  # Asked for, or nothing trained yet to disagree with.
     raise UsageError(
         f"--workdir={workdir} holds a run with another config ("
         f"{workdir_lib.config_diff(old, new)}); nothing was written. Start a "
@@ -161,6 +161,13 @@ def _main() -> None:
   import jax  # pylint: disable=g-import-not-at-top
   check_fits_machine(experiment, jax.device_count())
   with workdir_lib.locked(workdir, jax.process_index()):
+    from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
+    data_lib.prepare(experiment.data, experiment.task)
+    for phase in experiment.schedule.phases:
+      if phase.data is not None:
+        data_lib.prepare(phase.data, experiment.task)
+    check_rollouts_fit_data(experiment)
+
     if jax.process_index() == 0:
       if state == "changed":
         logging.warning("Config changed: the previous record moved to %s",
@@ -170,13 +177,6 @@ def _main() -> None:
         logging.info("Wrote %s/config.json and config.txt", workdir)
     est = report_estimate(experiment, jax.devices()[0],
                           workdir if jax.process_index() == 0 else None)
-
-    from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
-    data_lib.prepare(experiment.data, experiment.task)
-    for phase in experiment.schedule.phases:
-      if phase.data is not None:
-        data_lib.prepare(phase.data, experiment.task)
-    check_rollouts_fit_data(experiment)
 
     from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
     result = trainer.Trainer(experiment, workdir, step_seconds=est and [

@@ -49,6 +49,28 @@ class CheckpointMismatch(ValueError):
   """A readable checkpoint of another model: the config changed, not the files."""
 
 
+class _DropOrbaxInfo(logging.logging.Filter):
+  """Orbax logs dozens of INFO lines per save; keep its warnings only, and
+  those without tracebacks (a failed save logs one per thread; the trainer
+  raises one error naming the cause)."""
+
+  def filter(self, record):
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+      return True
+    if record.levelno <= logging.logging.INFO:
+      return False
+    if record.exc_info or len(record.getMessage()) > 300:
+      record.msg, record.args = record.getMessage()[:300] + "...", ()
+      record.exc_info, record.exc_text = None, None
+    return True
+
+
+def quiet_orbax() -> None:
+  absl_logger = logging.get_absl_logger()
+  if not any(isinstance(f, _DropOrbaxInfo) for f in absl_logger.filters):
+    absl_logger.addFilter(_DropOrbaxInfo())
+
+
 def _split(state: TrainState) -> dict:
   return {
       "params": state.params,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import time
 from typing import Any, Callable
 
@@ -25,20 +24,18 @@ import numpy as np
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import metrics as metrics_lib
 from graphcast_fdl.train import optimizer as optimizer_lib
+from graphcast_fdl.train import preemption
 from graphcast_fdl.train import progress as progress_lib
 from graphcast_fdl.train import sharding as sharding_lib
 from graphcast_fdl.train import train_step as train_step_lib
 from graphcast_fdl.train import workdir as workdir_lib
 from graphcast_fdl.train.experiment import Experiment
+from graphcast_fdl.train.preemption import Preempted  # pylint: disable=unused-import
 from graphcast_fdl.train.schedule import Phase, PhaseSpan
 
 
 class NonFiniteError(RuntimeError):
   """Too many non-finite steps in a row; the last good checkpoint is kept."""
-
-
-class Preempted(SystemExit):
-  """SIGTERM/SIGINT arrived; the state was saved. Exit code 128 + signal."""
 
 
 @dataclasses.dataclass
@@ -79,62 +76,6 @@ def _default_predictor_factory(model, task, stats, graphs=None):
 def _default_data_module():
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
   return data
-
-
-class _StopSignal:
-  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint first."""
-
-  def __init__(self):
-    self.signum = None
-    self._previous = {}
-
-  def __enter__(self):
-    for signum in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._previous[signum] = signal.signal(signum, self._handle)
-      except ValueError:  # Not the main thread: leave signals alone.
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    logging.warning("Received signal %d: saving a checkpoint after this step",
-                    signum)
-    self.signum = signum
-
-  def __exit__(self, *exc):
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
-
-  def any_process(self) -> int | None:
-    """The signal if any process got one (all processes agree on stopping)."""
-    local = self.signum or 0
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      local = int(np.max(multihost_utils.process_allgather(np.int32(local))))
-    return local or None
-
-
-class _DropOrbaxInfo(logging.logging.Filter):
-  """Orbax logs dozens of INFO lines per save; keep its warnings only, and
-  those without tracebacks (a failed save logs one per thread; the trainer
-  raises one error naming the cause)."""
-
-  def filter(self, record):
-    if f"{os.sep}orbax{os.sep}" not in record.pathname:
-      return True
-    if record.levelno <= logging.logging.INFO:
-      return False
-    if record.exc_info or len(record.getMessage()) > 300:
-      record.msg, record.args = record.getMessage()[:300] + "...", ()
-      record.exc_info, record.exc_text = None, None
-    return True
-
-
-def _quiet_orbax() -> None:
-  absl_logger = logging.get_absl_logger()
-  if not any(isinstance(f, _DropOrbaxInfo) for f in absl_logger.filters):
-    absl_logger.addFilter(_DropOrbaxInfo())
 
 
 class Trainer:
@@ -286,7 +227,7 @@ class Trainer:
     experiment, workdir = self.experiment, self.workdir
     schedule = experiment.schedule
     os.makedirs(workdir, exist_ok=True)
-    _quiet_orbax()
+    checkpointing.quiet_orbax()
     cache_dir = experiment.train.compilation_cache_dir
     if cache_dir:
       jax.config.update("jax_compilation_cache_dir",
@@ -443,7 +384,7 @@ class Trainer:
     train_metrics = metrics_lib.TrainMetrics.empty()
     max_nonfinite = experiment.train.max_nonfinite_in_a_row
     first_span = schedule.span_at(step)
-    with _StopSignal() as stop:
+    with preemption.StopSignal() as stop:
       # The outer loop runs phases; the inner one their steps.
       for span in schedule.spans()[first_span.index if first_span else
                                    len(schedule.phases):]:

@@ -86,6 +86,13 @@ def is_foreign(workdir: str) -> bool:
   return bool(entries) and CONFIG_JSON not in entries
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Whether any training state was saved (a config change then matters)."""
+  directory = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(directory) and any(
+      name.split(".")[0].isdigit() for name in os.listdir(directory))
+
+
 def recorded_config(workdir: str) -> str | None:
   path = os.path.join(workdir, CONFIG_TXT)
   if not os.path.exists(path):
