@@ -9,6 +9,7 @@ from absl import flags
 from absl import logging
 
 from graphcast_fdl.cli import config_flags
+from graphcast_fdl.cli import init_checkpoint
 from graphcast_fdl.cli.errors import UsageError
 
 
@@ -100,6 +101,7 @@ def main(argv: list[str]) -> None:
   cfg = config_flags.experiment_config()
   experiment = config_flags.build_experiment(cfg)
   workdir = config_flags.require_workdir()
+  init_checkpoint.check(experiment)  # Weights for this model and task only.
 
   init_distributed()
   import jax  # pylint: disable=g-import-not-at-top
