@@ -40,6 +40,13 @@ def tag_dependent_fields(cfg: fdl.Config) -> None:
     fdl.add_tag(data, "global_batch_size", tags.GlobalBatchSize)
 
 
+# The released GraphCast weights were trained with these graph settings (the
+# values stored in their checkpoints); `finetune_from` refuses weights
+# trained with others.
+RELEASED_RADIUS_FRACTION = 0.5999912857713345
+RELEASED_MESH2GRID_NORMALIZATION = 0.6180338738074472
+
+
 def graphcast() -> fdl.Config:
   """GraphCast as published: 0.25 deg, 37 levels, mesh 6, on 32 TPU v4.
 
@@ -55,6 +62,8 @@ def graphcast() -> fdl.Config:
   """
   model = ModelConfig(
       resolution=0.25, mesh_size=6, latent_size=512, gnn_msg_steps=16,
+      radius_query_fraction_edge_length=RELEASED_RADIUS_FRACTION,
+      mesh2grid_edge_normalization_factor=RELEASED_MESH2GRID_NORMALIZATION,
       precision="bfloat16",
       remat=RematConfig(rollout_step=True, processor_every_k=3,
                         encoder_decoder=True),
@@ -71,6 +80,8 @@ def graphcast_small() -> fdl.Config:
   """
   model = ModelConfig(
       resolution=1.0, mesh_size=5, latent_size=512, gnn_msg_steps=16,
+      radius_query_fraction_edge_length=RELEASED_RADIUS_FRACTION,
+      mesh2grid_edge_normalization_factor=RELEASED_MESH2GRID_NORMALIZATION,
       precision="bfloat16", remat=RematConfig(rollout_step=True))
   data = DataConfig(source="era5", resolution=1.0, global_batch_size=32)
   return _experiment("graphcast_small", model, task_lib.task_13(), data,

@@ -224,7 +224,9 @@ def test_fitted_figure_reproduced_and_predictions_computed():
                if not figure.phases or p.name in figure.phases)
 
   fit = calibration.TPU_FIT
-  assert predicted(fit) == pytest.approx(fit.seconds, rel=1e-9)
+  # Fitted with radius fraction 0.6; the released 0.5999912857713345 the
+  # config now carries moves the figure by 5e-6 until the next refit.
+  assert predicted(fit) == pytest.approx(fit.seconds, rel=1e-5)
   for figure in calibration.PUBLISHED:
     ratio = predicted(figure) / figure.seconds
     assert 0.05 < ratio < 20, figure.name

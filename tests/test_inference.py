@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from graphcast_fdl.model import inference
@@ -41,3 +42,34 @@ def test_predict_command_names_a_missing_file(tmp_path):
       capture_output=True, text=True, cwd=REPO, timeout=120)
   assert result.returncode == 2
   assert "missing.npz" in result.stderr.strip().splitlines()[-1]
+
+
+def _without_poles(ds: xr.Dataset) -> xr.Dataset:
+  """The 4 deg fields linearly interpolated to cell centres -88, ..., 88."""
+  lat = np.arange(-88.0, 89.0, 4.0)
+  return ds.interp(lat=lat)
+
+
+def test_grid_comes_from_the_inputs():
+  lon = np.arange(0.0, 360.0, 2.0)
+  poles = xr.Dataset(coords={"lat": np.linspace(-90, 90, 91), "lon": lon})
+  centres = xr.Dataset(coords={"lat": np.arange(-89.0, 90.0, 2.0), "lon": lon})
+  assert inference.grid_of(poles) == (2.0, True)
+  assert inference.grid_of(centres) == (2.0, False)
+  bad = xr.Dataset(coords={"lat": np.linspace(90, -90, 91), "lon": lon})
+  with pytest.raises(ValueError, match="not a regular global grid"):
+    inference.grid_of(bad)
+
+
+def test_predict_runs_on_a_grid_without_poles(tmp_path):
+  """As the published code does: the inputs' grid, not the checkpoint's."""
+  path = golden_dir("c_4deg_m3_l32_f32")
+  load = lambda name: _without_poles(xr.load_dataset(os.path.join(path, name)))
+  predictions = inference.predict_to_file(
+      os.path.join(path, "checkpoint.npz"), os.path.join(path, "stats"),
+      load("inputs.nc"), load("forcings.nc"), load("targets.nc"),
+      str(tmp_path / "pred.nc"), precision="float32")
+  assert predictions.sizes["lat"] == 45 and predictions.sizes["lon"] == 90
+  np.testing.assert_array_equal(predictions.lat, np.arange(-88.0, 89.0, 4.0))
+  for name, var in predictions.data_vars.items():
+    assert np.isfinite(var.values).all(), name

@@ -16,6 +16,7 @@ from absl import logging
 
 from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli import errors
+from graphcast_fdl.cli import init_checkpoint
 from graphcast_fdl.cli.errors import UsageError
 from graphcast_fdl.train import workdir as workdir_lib
 
@@ -152,6 +153,7 @@ def _main() -> None:
   cfg = config_flags.experiment_config()
   experiment = config_flags.build_experiment(cfg)
   workdir = config_flags.require_workdir()
+  init_checkpoint.check(experiment)  # Weights for this model and task only.
   state = check_workdir(cfg, workdir, ALLOW_CONFIG_CHANGE.value)
   if state == "finished":
     print(_finished_message(workdir))

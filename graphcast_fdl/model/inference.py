@@ -3,14 +3,21 @@
 The inputs, forcings and targets template are the datasets the published data
 extraction writes (golden `inputs.nc`, `forcings.nc`, `targets.nc`); the output
 has the template's variables, dims and coords, one step per template time.
+As the published code, the grid is the inputs' own (with or without rows at
+the poles, at any spacing): the checkpoint's `resolution` only names the grid
+it was trained on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
+import numpy as np
 import xarray as xr
+
+from graphcast_fdl.graph.grid_mesh_connectivity import grid_lat_lon
 
 from graphcast_fdl.model.batch import arrays_to_dataset
 from graphcast_fdl.model.batch import dataset_to_arrays
@@ -27,6 +34,27 @@ def _dataset(value, what: str) -> xr.Dataset:
     return ds.load()
 
 
+def grid_of(inputs: xr.Dataset) -> tuple[float, bool]:
+  """(resolution, include_poles) of the inputs' regular lat/lon grid."""
+  lat = np.asarray(inputs["lat"].values, np.float64)
+  lon = np.asarray(inputs["lon"].values, np.float64)
+  if lon.size > 1:
+    resolution = float(lon[1] - lon[0])
+    for include_poles in (True, False):
+      try:
+        want_lat, want_lon = grid_lat_lon(resolution, include_poles)
+      except ValueError:
+        break
+      if (want_lat.shape == lat.shape and want_lon.shape == lon.shape
+          and np.allclose(want_lat, lat, atol=1e-6)
+          and np.allclose(want_lon, lon, atol=1e-6)):
+        return resolution, include_poles
+  raise ValueError(
+      f"inputs have a {lat.size}x{lon.size} lat/lon grid (lat {lat[:1]}..."
+      f"{lat[-1:]}, lon {lon[:1]}...{lon[-1:]}) that is not a regular global "
+      "grid ascending in lat from -90 (or -90 + spacing/2) and lon from 0")
+
+
 def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
             forcings: xr.Dataset, targets_template: xr.Dataset,
             graphs=None) -> xr.Dataset:
@@ -40,13 +68,15 @@ def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
   if "time" not in targets_template.dims:
     raise ValueError("targets template has no 'time' dim")
   num_steps = targets_template.sizes["time"]
-  predictor = Predictor(checkpoint.model, checkpoint.task, stats, graphs)
+  resolution, include_poles = grid_of(inputs)
+  model = dataclasses.replace(checkpoint.model, resolution=resolution,
+                              include_poles=include_poles)
+  predictor = Predictor(model, checkpoint.task, stats, graphs)
   grid = predictor.grid_shape
   got = (inputs.sizes.get("lat"), inputs.sizes.get("lon"))
   if got != grid:
     raise ValueError(f"inputs have a {got[0]}x{got[1]} lat/lon grid, the "
-                     f"checkpoint's {checkpoint.model.resolution} deg model "
-                     f"expects {grid[0]}x{grid[1]}")
+                     f"graphs given are for {grid[0]}x{grid[1]}")
   batch_size = inputs.sizes.get("batch", 1)
   rollout = jax.jit(predictor.rollout, static_argnums=3)
   predictions = rollout(checkpoint.params,
