@@ -17,9 +17,11 @@ import xarray as xr
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import examples as examples_lib
+from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import iterators
 from graphcast_fdl.data import stats as stats_lib
+from graphcast_fdl.data import validation
 from graphcast_fdl.data import windowing
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.batch import Batch
@@ -165,7 +167,9 @@ def _stats_cache_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
     return os.path.join(str(_synthetic_builder(data, task).data_dir), "stats", data.train_split)
   if data.source == "era5":
     return os.path.join(str(_era5_builder(data, task).data_dir), "stats", data.train_split)
-  key = hashlib.sha1(repr((data.path, data.train_split, data.resolution,
+  # By content: a store replaced at the same path gets fresh statistics.
+  key = hashlib.sha1(repr((fingerprint.store_fingerprint(data.path), data.train_split,
+                           data.resolution,
                            data.include_poles, task.pressure_levels)).encode()).hexdigest()[:12]
   root = data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl")
   return os.path.join(root, "stats", key)
@@ -182,6 +186,8 @@ def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
     if not os.path.exists(os.path.join(stats_dir, "diffs_stddev_by_level.nc")):
       stats_lib.compute_stats(_frames(data, task, data.train_split)).save(stats_dir)
   stats = NormalizationStats.load(stats_dir)
+  validation.check_stats(stats, stats_dir, set(task.input_variables) | set(
+      task.target_variables) | set(task.forcing_variables))
   missing = sorted(set(task.pressure_levels) - set(stats.mean.level.values.tolist()))
   if missing:
     raise DataError(f"normalisation stats in {stats_dir} lack pressure levels {missing}")
