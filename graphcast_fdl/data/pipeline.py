@@ -21,6 +21,7 @@ from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import iterators
 from graphcast_fdl.data import stats as stats_lib
+from graphcast_fdl.data import transfer
 from graphcast_fdl.data import validation
 from graphcast_fdl.data import windowing
 from graphcast_fdl.data.config import DataConfig
@@ -123,7 +124,7 @@ def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
     picks = iterators.step_indices(data.seed, step, len(maker.starts),
                                    data.global_batch_size)
     local = iterators.host_slice(picks, process_index, process_count)
-    return maker.batch(maker.starts[local])
+    return transfer.cast(maker.batch(maker.starts[local]), data.transfer_dtype)
 
   steps = iter(range(int(start_step), 2 ** 62))
   return iterators.prefetched(load, steps, data.prefetch)
@@ -141,7 +142,8 @@ def eval_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int
   maker = _maker(data, task, data.eval_split, rollout_steps)
   starts = _eval_starts(maker, num_batches * data.global_batch_size)
   size = data.global_batch_size
-  return [maker.batch(starts[i * size:(i + 1) * size]) for i in range(num_batches)]
+  return [transfer.cast(maker.batch(starts[i * size:(i + 1) * size]), data.transfer_dtype)
+          for i in range(num_batches)]
 
 
 def example_times(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
