@@ -5,9 +5,11 @@ alone, a store replaced at the same path would be trained with the old
 store's statistics. The fingerprint hashes the store's metadata documents
 (shapes, chunking, attributes, coordinates' encoding) by content, and every
 file's size and modification time: rewriting any chunk, or the whole store,
-changes it. Listing is one `os.scandir` walk for local stores (about a second
-per 10^5 chunk files). A remote store (gs://...) is listed once through fsspec
-and each object's size and version field (generation, ETag, mtime) is hashed.
+changes it. Locally that is one `os.walk` (about a second per 10^5 chunk
+files). For a remote store (gs://..., through fsspec) only the metadata
+documents are read, with their version fields (generation, ETag, mtime): a
+store rewritten in place rewrites them, while listing every chunk of a WB2
+store would take thousands of requests.
 """
 
 from __future__ import annotations
@@ -42,13 +44,35 @@ def _local_entries(path: str):
 
 
 def _remote_entries(path: str):
+  """Metadata documents of the store and of each array, with their versions.
+
+  Listing every chunk of a WB2 store would take thousands of requests; a
+  store rewritten in place rewrites its metadata documents, whose
+  generation / modification time changes.
+  """
   fs, root = fsspec.core.url_to_fs(path)
-  listing = fs.find(root, detail=True) if fs.isdir(root) else {root: fs.info(root)}
-  for name in sorted(listing):
-    info = listing[name]
-    version = tuple(str(info.get(k)) for k in _VERSION_FIELDS if info.get(k) is not None)
-    content = fs.cat_file(name) if name.rsplit("/", 1)[-1] in _METADATA else None
-    yield name[len(root):], info.get("size"), version, content
+  root = root.rstrip("/")
+  if not fs.isdir(root):
+    info = fs.info(root)
+    yield "", info.get("size"), _version(info), None
+    return
+  candidates = []
+  for entry in sorted(fs.ls(root, detail=True), key=lambda e: e["name"]):
+    name = entry["name"].rstrip("/")
+    if entry["type"] == "directory":
+      candidates += [f"{name}/{m}" for m in _METADATA]
+    elif name.rsplit("/", 1)[-1] in _METADATA:
+      candidates.append(name)
+  for name in candidates:
+    try:
+      info = fs.info(name)
+    except FileNotFoundError:
+      continue
+    yield name[len(root):], info.get("size"), _version(info), fs.cat_file(name)
+
+
+def _version(info) -> tuple:
+  return tuple(str(info[k]) for k in _VERSION_FIELDS if info.get(k) is not None)
 
 
 def store_fingerprint(path: str) -> str:
