@@ -100,3 +100,7 @@ def test_batch_arrays_are_reused_only_when_released(tiny_data):
   fourth = maker.batch([6, 7])
   assert fourth.inputs["temperature"].ctypes.data == address
   _assert_batches_equal(fourth, _stacked(maker, [6, 7]))
+
+
+def test_remote_record_files_are_left_to_the_library():
+  assert record_reader.open_records("gs://bucket/x.array_record-00000-of-00001", 1) is None

@@ -74,6 +74,14 @@ class RecordFile:
   def __len__(self) -> int:
     return len(self.starts)
 
+  def close(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)
+      self._fd = None
+
+  def __del__(self):
+    self.close()
+
   def read(self, start: int, size: int) -> bytes:
     """`size` bytes at usable offset `start`."""
     out = bytearray(size)
@@ -142,10 +150,13 @@ class RecordFile:
 def open_records(path: str, num_records: int) -> RecordFile | None:
   """Indexes the first `num_records` records of a file from its chunk headers.
 
-  Returns None when the file is not in our layout (compressed, or several
-  records per chunk) or does not hold that many records.
+  Returns None when the file is not a local file in our layout (compressed,
+  or several records per chunk) or does not hold that many records.
   """
-  fd = os.open(path, os.O_RDONLY)
+  try:
+    fd = os.open(os.fspath(path), os.O_RDONLY)  # gs:// etc.: the library reads those.
+  except (OSError, TypeError):
+    return None
   file_size = os.fstat(fd).st_size
   index = RecordFile(path, fd, [], [])
   chunk = 0
@@ -172,7 +183,7 @@ def open_records(path: str, num_records: int) -> RecordFile | None:
   except (IndexError, OSError, ValueError, struct.error):
     index.starts = []
   if len(index) != num_records:
-    os.close(fd)
+    index.close()
     return None
   return index
 
