@@ -136,3 +136,16 @@ def test_missing_store_and_unbuilt_dataset(tmp_path):
     data.prepare(cfg, TASK)
   with pytest.raises(data.DataError, match="no 6-hourly times in split 'train'"):
     _open(_broken(tmp_path, lambda ds: ds), split="train")
+
+
+def test_yearly_chunks_give_train_and_validation(zarr_path, tmp_path):
+  base = era5.Era5Config(name="y", path=zarr_path, resolution=10.0, pressure_levels=(500, 850))
+  train = era5.shard_configs(base, "2018-01-01", "2018-01-03T18", freq="2D")
+  validation = dataclasses.replace(base, name="y_val",
+                                   splits=(("validation", "2018-01-04/2018-01-04T18"),))
+  for chunk in train + [validation]:
+    era5.make_builder(chunk, str(tmp_path)).download_and_prepare()
+  cfg = data.DataConfig(source="era5", resolution=10.0, data_dir=str(tmp_path),
+                        path=",".join(c.name for c in train + [validation]))
+  assert len(data.split_frames(cfg, TASK, "train")) == 12
+  assert len(data.split_frames(cfg, TASK, "validation")) == 4

@@ -172,6 +172,9 @@ def find_builder(data_dir, resolution, include_poles, pressure_levels, name=None
 def open_frames(data_dir, resolution, include_poles, pressure_levels, names, split):
   """Frames of one or more built configs ("NAME1,NAME2": chunks in time order)."""
   names = [n for n in (names or "").split(",") if n] or [None]
-  parts = [frames_lib.TfdsFrames(find_builder(data_dir, resolution, include_poles,
-                                              pressure_levels, n), split) for n in names]
+  builders = [find_builder(data_dir, resolution, include_poles, pressure_levels, n)
+              for n in names]
+  # Chunks built per year hold one split each: take those that have `split`.
+  having = [b for b in builders if split in b.info.metadata["splits"]] or builders[:1]
+  parts = [frames_lib.TfdsFrames(b, split) for b in having]
   return parts[0] if len(parts) == 1 else ConcatFrames(parts)

@@ -79,6 +79,18 @@ def check_rollouts_fit_data(experiment) -> None:
           f"{data.train_split!r} of {data.source!r} allows ({available})")
 
 
+def check_eval_data(experiment) -> None:
+  """A NaN/Inf in the evaluation windows, found before the first step."""
+  if not experiment.eval.every_steps:
+    return
+  from graphcast_fdl.data import preflight  # pylint: disable=g-import-not-at-top
+  try:
+    preflight.check_eval_split(experiment.data, experiment.task,
+                               experiment.eval.rollout_steps, experiment.eval.num_batches)
+  except preflight.validation.DataError as e:
+    raise UsageError(str(e)) from e
+
+
 def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   """Logs the estimate for the devices this run sees; warns of phases that
   will not fit. Writes `estimate.json` into the workdir (process 0)."""
@@ -169,6 +181,7 @@ def _main() -> None:
       if phase.data is not None:
         data_lib.prepare(phase.data, experiment.task)
     check_rollouts_fit_data(experiment)
+    check_eval_data(experiment)
 
     if jax.process_index() == 0:
       if state == "changed":

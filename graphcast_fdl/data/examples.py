@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_fdl import task as task_lib
+from graphcast_fdl.data import assembly
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import windowing
@@ -100,11 +101,8 @@ class ExampleMaker:
         datetimes, self.frames.lat, self.frames.lon)
 
   def batch(self, starts) -> Batch:
-    """Examples stacked on a leading batch axis."""
-    examples = [self.example(int(s)) for s in starts]
-    return Batch(**{part: {k: np.stack([getattr(e, part)[k] for e in examples])
-                           for k in getattr(examples[0], part)}
-                    for part in ("inputs", "targets", "forcings")})
+    """Examples stacked on a leading batch axis (read in place: `assembly`)."""
+    return assembly.assemble(self, starts)
 
   def init_time(self, start: int) -> np.datetime64:
     """Datetime of the last input frame (lead time 0) of a window."""

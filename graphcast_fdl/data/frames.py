@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import abc
 import functools
+import threading
 
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
+
+from graphcast_fdl.data import record_reader
 
 STEP = np.timedelta64(6, "h")
 
@@ -57,6 +60,22 @@ class Frames(abc.ABC):
   def frame(self, index: int) -> dict[str, np.ndarray]:
     """{variable: float32 array} at `datetimes[index]`."""
 
+  def frame_into(self, index: int, out: dict[str, np.ndarray], level_index=None) -> None:
+    """Writes the variables named in `out` at `datetimes[index]` into `out`.
+
+    Args:
+      index: frame index.
+      out: {variable: float32 array to fill}, atmospheric `[levels, lat, lon]`
+        (the levels picked by `level_index`), surface `[lat, lon]`.
+      level_index: positions of the wanted levels in `levels` (None: all).
+    """
+    frame = self.frame(index)
+    for name, dest in out.items():
+      value = frame[name]
+      if level_index is not None and name in self.atmospheric:
+        value = value[level_index]
+      dest[...] = value
+
   def level_indices(self, levels) -> np.ndarray:
     """Positions of `levels` (hPa) in the stored level axis."""
     stored = [int(x) for x in self.levels]
@@ -92,9 +111,34 @@ class TfdsFrames(Frames):
     self.atmospheric = tuple(meta["atmospheric"])
     self.surface = tuple(meta["surface"])
     self._static_names = tuple(meta["statics"])
+    self._instructions = builder.info.splits[split].file_instructions
+    self._files = None  # [(first index, RecordFile)], opened on first read.
+    self._lock = threading.Lock()
+
+  def _record_files(self):
+    """Direct readers of the split's files, or () for other layouts."""
+    with self._lock:
+      if self._files is None:
+        files, first = [], 0
+        for instruction in self._instructions:
+          opened = record_reader.open_records(instruction.filename,
+                                              instruction.examples_in_shard)
+          if opened is None or instruction.skip or instruction.take not in (
+              -1, instruction.examples_in_shard):
+            files = ()
+            break
+          files.append((first, opened))
+          first += len(opened)
+        self._files = files if first == len(self) else ()
+    return self._files
 
   @functools.cached_property
   def statics(self) -> dict[str, np.ndarray]:
+    if self._record_files():
+      out = {k: np.empty((len(self.lat), len(self.lon)), np.float32)
+             for k in self._static_names}
+      self.frame_into(0, out)
+      return out
     record = self._raw(0)
     return {k: record[k] for k in self._static_names}
 
@@ -112,7 +156,38 @@ class TfdsFrames(Frames):
       out[name] = np.frombuffer(feature[name].bytes_list.value[0], np.float32).reshape(shape)
     return out
 
+  def frame_into(self, index: int, out: dict[str, np.ndarray], level_index=None) -> None:
+    """See `Frames.frame_into`: one copy, from the file into `out`."""
+    files = self._record_files()
+    if not files:
+      return super().frame_into(index, out, level_index)
+    first, file = files[np.searchsorted([f for f, _ in files], index, side="right") - 1]
+    fields = file.fields(int(index) - first)
+    stored = file.int64(fields["datetime"])
+    if stored != int(self.datetimes[index].astype(np.int64)):
+      raise DataError(f"record {index} holds time {stored} s, expected "
+                      f"{self.datetimes[index]}: the split is out of order")
+    plane = len(self.lat) * len(self.lon) * 4
+    for name, dest in out.items():
+      start, size = fields[name]
+      levels = len(self.levels) if name in self.atmospheric else 1
+      if size != levels * plane or dest.dtype != np.float32 or not dest.flags.c_contiguous:
+        raise DataError(f"record {index} field {name}: {size} bytes, expected "
+                        f"{levels * plane} ({file.path})")
+      view = memoryview(dest).cast("B")
+      if level_index is None or name not in self.atmospheric:
+        file.read_into(start, view)
+      else:
+        for j, level in enumerate(level_index):
+          file.read_into(start + int(level) * plane, view[j * plane:(j + 1) * plane])
+
   def frame(self, index: int) -> dict[str, np.ndarray]:
+    if self._record_files():
+      shape = (len(self.lat), len(self.lon))
+      out = {k: np.empty(((len(self.levels),) if k in self.atmospheric else ()) + shape,
+                         np.float32) for k in self.variables}
+      self.frame_into(index, out)
+      return out
     record = self._raw(index)
     expected = self.datetimes[index].astype(np.int64)
     if int(record["datetime"]) != int(expected):

@@ -17,9 +17,12 @@ import xarray as xr
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import examples as examples_lib
+from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import iterators
 from graphcast_fdl.data import stats as stats_lib
+from graphcast_fdl.data import transfer
+from graphcast_fdl.data import validation
 from graphcast_fdl.data import windowing
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.batch import Batch
@@ -121,7 +124,7 @@ def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
     picks = iterators.step_indices(data.seed, step, len(maker.starts),
                                    data.global_batch_size)
     local = iterators.host_slice(picks, process_index, process_count)
-    return maker.batch(maker.starts[local])
+    return transfer.cast(maker.batch(maker.starts[local]), data.transfer_dtype)
 
   steps = iter(range(int(start_step), 2 ** 62))
   return iterators.prefetched(load, steps, data.prefetch)
@@ -139,7 +142,8 @@ def eval_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int
   maker = _maker(data, task, data.eval_split, rollout_steps)
   starts = _eval_starts(maker, num_batches * data.global_batch_size)
   size = data.global_batch_size
-  return [maker.batch(starts[i * size:(i + 1) * size]) for i in range(num_batches)]
+  return [transfer.cast(maker.batch(starts[i * size:(i + 1) * size]), data.transfer_dtype)
+          for i in range(num_batches)]
 
 
 def example_times(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
@@ -165,7 +169,9 @@ def _stats_cache_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
     return os.path.join(str(_synthetic_builder(data, task).data_dir), "stats", data.train_split)
   if data.source == "era5":
     return os.path.join(str(_era5_builder(data, task).data_dir), "stats", data.train_split)
-  key = hashlib.sha1(repr((data.path, data.train_split, data.resolution,
+  # By content: a store replaced at the same path gets fresh statistics.
+  key = hashlib.sha1(repr((fingerprint.store_fingerprint(data.path), data.train_split,
+                           data.resolution,
                            data.include_poles, task.pressure_levels)).encode()).hexdigest()[:12]
   root = data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl")
   return os.path.join(root, "stats", key)
@@ -182,6 +188,8 @@ def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
     if not os.path.exists(os.path.join(stats_dir, "diffs_stddev_by_level.nc")):
       stats_lib.compute_stats(_frames(data, task, data.train_split)).save(stats_dir)
   stats = NormalizationStats.load(stats_dir)
+  validation.check_stats(stats, stats_dir, set(task.input_variables) | set(
+      task.target_variables) | set(task.forcing_variables))
   missing = sorted(set(task.pressure_levels) - set(stats.mean.level.values.tolist()))
   if missing:
     raise DataError(f"normalisation stats in {stats_dir} lack pressure levels {missing}")

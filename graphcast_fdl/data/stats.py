@@ -15,6 +15,7 @@ import xarray as xr
 
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import validation
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 
@@ -104,5 +105,7 @@ def compute_stats(frames: frames_lib.Frames, stride: int = 1,
     out["mean"][name] = ((), np.float32(value.mean()))
     out["stddev"][name] = ((), np.float32(value.std()))
     out["diffs_stddev"][name] = ((), np.float32(1.0))  # constant in time
-  return NormalizationStats(**{
+  stats = NormalizationStats(**{
       k: xr.Dataset(v, coords={"level": levels}) for k, v in out.items()})
+  validation.check_stats(stats)
+  return stats

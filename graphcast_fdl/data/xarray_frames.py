@@ -4,9 +4,11 @@ Accepted layouts: dims (time, level, latitude|lat, longitude|lon) with a
 datetime `time` (WB2 / ARCO stores, hourly or 6-hourly), or the published
 example layout (batch, time as timedeltas, a `datetime` coordinate), whose
 batch rows become consecutive segments. Opening checks the grid, the levels,
-the variables and the 6-hourly spacing; NaNs are checked on every frame read
-(a terabyte store cannot be scanned up front). Every failure is a `DataError`
-naming the variable, level, time or path.
+the variables, their units (converted where a conversion is known) and the
+6-hourly spacing; NaN, Inf and unmasked fill values are checked on every frame
+read (a terabyte store cannot be scanned up front). Every failure is a
+`DataError` naming the variable, level, time or path (see `validation`).
+Remote stores (gs://, any fsspec protocol) open through fsspec.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import xarray as xr
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import grid as grid_lib
-from graphcast_fdl.data.frames import DataError, Frames, STEP
+from graphcast_fdl.data import validation
+from graphcast_fdl.data.frames import DataError, Frames
 
 # Time ranges of the published recipe (ERA5: train 1979-2017, validate 2018+).
 SPLITS = {
@@ -53,12 +56,18 @@ def open_store(path: str) -> xr.Dataset:
     return xr.open_dataset(path)
   except (OSError, ValueError, KeyError) as e:
     raise DataError(f"cannot open data store {path}: {e}") from e
+  except ImportError as e:  # fsspec names the missing filesystem package.
+    raise DataError(f"cannot open data store {path}: {e} "
+                    "(for gs:// stores: pip install 'graphcast_fdl[gcs]')") from e
 
 
 def _standardise(ds: xr.Dataset) -> xr.Dataset:
-  """lat/lon names, ascending lat, lon in [0, 360), datetime time axis."""
+  """lat/lon/level names, ascending lat and lon in [0, 360), datetime time axis."""
   ds = ds.rename({k: v for k, v in (("latitude", "lat"), ("longitude", "lon"))
                   if k in ds.dims or k in ds.coords})
+  for name in ("pressure_level", "isobaricInhPa"):  # WB2's newer stores; GRIB.
+    if name in ds.dims and "level" not in ds.dims:
+      ds = ds.rename({name: "level"})
   for dim in ("time", "lat", "lon"):
     if dim not in ds.dims:
       raise DataError(f"data has no {dim!r} dimension (dims: {sorted(ds.dims)})")
@@ -79,7 +88,9 @@ def _standardise(ds: xr.Dataset) -> xr.Dataset:
   if ds.lat.size > 1 and ds.lat.values[0] > ds.lat.values[-1]:
     ds = ds.isel(lat=slice(None, None, -1))
   if ds.lon.values.min() < 0:
-    ds = ds.assign_coords(lon=ds.lon.values % 360).sortby("lon")
+    ds = ds.assign_coords(lon=ds.lon.values % 360)
+  if ds.lon.size > 1 and np.any(np.diff(ds.lon.values) < 0):  # Else mirrored.
+    ds = ds.sortby("lon")
   return ds
 
 
@@ -103,17 +114,9 @@ def _check_grid(ds, resolution, include_poles):
   if ds.sizes["lat"] != len(lat) or ds.sizes["lon"] != len(lon):
     raise DataError(f"grid {ds.sizes['lat']}x{ds.sizes['lon']} is not the global "
                     f"{len(lat)}x{len(lon)} grid at {resolution} deg")
+  validation.check_coords("lat", ds.lat.values, lat, resolution)
+  validation.check_coords("lon", ds.lon.values, lon, resolution)
   return ds
-
-
-def _check_times(times: np.ndarray, segment_starts=()) -> None:
-  steps = np.diff(times)
-  bad = np.flatnonzero(steps != STEP)
-  bad = [i for i in bad if i + 1 not in segment_starts]
-  if bad:
-    i = bad[0]
-    raise DataError(f"time gap: {times[i]} is followed by {times[i + 1]} "
-                    "(6-hourly steps expected)")
 
 
 class XarrayFrames(Frames):
@@ -129,6 +132,12 @@ class XarrayFrames(Frames):
     self.atmospheric = tuple(v for v in variables if "level" in ds[v].dims)
     self.surface = tuple(v for v in variables if "level" not in ds[v].dims)
     self._segment_starts = segment_starts
+    # Stored units -> expected units (e.g. degC -> K), per variable.
+    self._convert = {}
+    for name in tuple(variables) + tuple(n for n in task_lib.STATIC if n in ds):
+      scale, offset = validation.unit_conversion(name, ds[name].attrs.get("units"), source)
+      if (scale, offset) != (1.0, 0.0):
+        self._convert[name] = (np.float32(scale), np.float32(offset))
 
   @functools.cached_property
   def statics(self):
@@ -138,18 +147,19 @@ class XarrayFrames(Frames):
         var = self._ds[name]
         if "time" in var.dims:
           var = var.isel(time=0)
-        out[name] = np.asarray(var.transpose("lat", "lon").values, np.float32)
-        self._check_finite(name, out[name], None)
+        out[name] = self._checked(name, var.transpose("lat", "lon").values, None)
     return out
 
-  def _check_finite(self, name, values, index):
-    if np.isfinite(values).all():
-      return
-    where = "" if index is None else f" at {self.datetimes[index]}"
-    if values.ndim == 3:
-      level = int(self.levels[np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0]])
-      where = f" level {level}" + where
-    raise DataError(f"NaN in {name}{where} ({self._source_name})")
+  def _checked(self, name, values, index):
+    """float32 values in the expected units; NaN, Inf and fill values named."""
+    values = np.ascontiguousarray(values, np.float32)
+    validation.check_values(name, values, self.levels,
+                            None if index is None else self.datetimes[index],
+                            self._source_name)
+    if name in self._convert:
+      scale, offset = self._convert[name]
+      values = values * scale + offset  # A copy: never the store's array.
+    return values
 
   def frame(self, index: int):
     row = self._ds.isel(time=int(index))
@@ -157,8 +167,7 @@ class XarrayFrames(Frames):
     for name in self.variables:
       var = row[name]
       dims = (("level",) if "level" in var.dims else ()) + ("lat", "lon")
-      out[name] = np.ascontiguousarray(var.transpose(*dims).values, np.float32)
-      self._check_finite(name, out[name], index)
+      out[name] = self._checked(name, var.transpose(*dims).values, index)
     return out
 
 
@@ -201,7 +210,7 @@ def open_frames(path: str, split: str, task: task_lib.TaskConfig,
   raw = _standardise_segments(path)
   if raw:
     segments = tuple(i for i in raw if 0 < i < ds.sizes["time"])
-  _check_times(ds.time.values.astype("datetime64[s]"), segments)
+  validation.check_times(ds.time.values.astype("datetime64[s]"), segments)
   statics = [n for n in task_lib.STATIC if n in ds]
   ds = ds[list(needed) + statics]
   return XarrayFrames(ds, needed, task.pressure_levels, segments, source=path)
