@@ -8,7 +8,7 @@ import numpy as np
 from data_fixtures import LEVELS, tiny_data, tiny_task  # pylint: disable=unused-import
 from graphcast_fdl import data
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
 from graphcast_fdl.data import pipeline
 from graphcast_fdl.datasets.synthetic_weather import simulation
 

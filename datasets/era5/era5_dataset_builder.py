@@ -64,7 +64,7 @@ def shard_configs(base: Era5Config, start: str, end: str, freq: str = "YS"
     edges.insert(0, pd.Timestamp(start))
   configs = []
   for i, first in enumerate(edges):
-    last = (edges[i + 1] - pd.Timedelta(hours=6)) if i + 1 < len(edges) else pd.Timestamp(end)
+    last = (edges[i + 1] - pd.Timedelta(task_lib.TIME_STEP)) if i + 1 < len(edges) else pd.Timestamp(end)
     name = f"{base.name}_{first:%Y%m%d}"
     configs.append(dataclasses.replace(
         base, name=name, splits=(("train", f"{first:%Y-%m-%dT%H}/{last:%Y-%m-%dT%H}"),)))

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
 from graphcast_fdl.data import tfds_layout
 from graphcast_fdl.datasets.synthetic_weather import simulation
 
@@ -59,7 +59,7 @@ class SyntheticWeatherConfig(tfds.core.BuilderConfig):
   def split_starts(self) -> dict[str, np.datetime64]:
     start = np.datetime64(self.start, "s")
     return {"train": start,
-            "validation": start + np.timedelta64(6, "h") * self.num_frames["train"]}
+            "validation": start + task_lib.TIME_STEP * self.num_frames["train"]}
 
 
 def config_name(resolution: float, include_poles: bool, pressure_levels,

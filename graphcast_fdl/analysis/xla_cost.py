@@ -64,7 +64,7 @@ def dummy_stats(task: task_lib.TaskConfig):
   def dataset(value):
     data = {}
     for name in names:
-      if name in task_lib.ATMOSPHERIC:
+      if task_lib.has_levels(name):
         data[name] = xr.DataArray(np.full(len(levels), value, np.float32),
                                   dims=("level",), coords={"level": levels})
       else:
@@ -84,7 +84,7 @@ def _var_shape(name: str, batch: int, frames: int, levels: int, lat: int,
     return (batch, frames)
   if name.startswith("day_progress"):
     return (batch, frames, lon)
-  if name in task_lib.ATMOSPHERIC:
+  if task_lib.has_levels(name):
     return (batch, frames, levels, lat, lon)
   return (batch, frames, lat, lon)
 

@@ -10,6 +10,7 @@ from absl import logging
 
 from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli.errors import UsageError
+from graphcast_fdl.train.experiment import phase_settings
 
 
 DISTRIBUTED = flags.DEFINE_enum(
@@ -56,7 +57,7 @@ def check_rollouts_fit_data(experiment) -> None:
   """A rollout needs 2 input frames + k targets inside one split."""
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
   for span in experiment.schedule.spans():
-    data = span.phase.data or experiment.data
+    data = phase_settings(experiment, span.phase).data
     available = data_lib.max_rollout_steps(data, experiment.task, data.train_split)
     if span.phase.rollout_steps > available:
       raise UsageError(

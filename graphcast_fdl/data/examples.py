@@ -26,7 +26,7 @@ def valid_starts(frames: frames_lib.Frames, length: int) -> np.ndarray:
   times = frames.datetimes
   if len(times) < length:
     return np.zeros((0,), np.int64)
-  steps_ok = np.diff(times) == frames_lib.STEP
+  steps_ok = np.diff(times) == task_lib.TIME_STEP
   # A window starting at i needs steps i..i+length-2 all regular.
   bad = np.concatenate([[0], np.cumsum(~steps_ok)])
   starts = np.arange(len(times) - length + 1)
@@ -52,7 +52,7 @@ class ExampleMaker:
     self.frames = frames
     self.task = task
     self.rollout_steps = rollout_steps
-    self.num_inputs = windowing.num_input_frames(task)
+    self.num_inputs = task_lib.input_frames(task)
     self.length = self.num_inputs + rollout_steps
     self.level_index = frames.level_indices(task.pressure_levels)
     self._levels_identity = np.array_equal(self.level_index, np.arange(len(frames.levels)))
@@ -145,7 +145,7 @@ def example_datasets(frames: frames_lib.Frames, task: task_lib.TaskConfig,
   """(inputs, targets, forcings) datasets for the window whose last input is
   at `init_time`, via the published extraction."""
   init_time = np.datetime64(pd.Timestamp(init_time).to_datetime64(), "s")
-  num_inputs = windowing.num_input_frames(task)
+  num_inputs = task_lib.input_frames(task)
   hits = np.flatnonzero(frames.datetimes == init_time)
   if not hits.size:
     raise DataError(f"init time {init_time} is not in the data "

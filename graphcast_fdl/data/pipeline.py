@@ -97,10 +97,10 @@ def _maker(data: DataConfig, task: task_lib.TaskConfig, split: str,
 def max_rollout_steps(data: DataConfig, task: task_lib.TaskConfig, split: str) -> int:
   """The longest rollout one window of the split can hold."""
   times = _frames(data, task, split).datetimes
-  breaks = np.flatnonzero(np.diff(times) != frames_lib.STEP)
+  breaks = np.flatnonzero(np.diff(times) != task_lib.TIME_STEP)
   edges = np.concatenate([[-1], breaks, [len(times) - 1]])
   longest = int(np.max(np.diff(edges))) if len(times) else 0
-  return max(longest - windowing.num_input_frames(task), 0)
+  return max(longest - task_lib.input_frames(task), 0)
 
 
 def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.model.normalization_stats import NormalizationStats
@@ -80,10 +81,10 @@ def compute_stats(frames: frames_lib.Frames, stride: int = 1,
     # else with the next one (read for this purpose only).
     pair = None
     if stride == 1:
-      if previous is not None and times[index] - times[index - 1] == frames_lib.STEP:
+      if previous is not None and times[index] - times[index - 1] == task_lib.TIME_STEP:
         pair = (previous, current)
       previous = current
-    elif index + 1 < len(frames) and times[index + 1] - times[index] == frames_lib.STEP:
+    elif index + 1 < len(frames) and times[index + 1] - times[index] == task_lib.TIME_STEP:
       pair = (current, _time_fields(frames, index + 1, toa_present))
     if pair is not None:
       for name in current:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from graphcast_fdl import grid as grid_lib
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
-from graphcast_fdl.data import grid as grid_lib
-from graphcast_fdl.data.frames import DataError, Frames, STEP
+from graphcast_fdl.data.frames import DataError, Frames
 
 # Time ranges of the published recipe (ERA5: train 1979-2017, validate 2018+).
 SPLITS = {
@@ -108,7 +108,7 @@ def _check_grid(ds, resolution, include_poles):
 
 def _check_times(times: np.ndarray, segment_starts=()) -> None:
   steps = np.diff(times)
-  bad = np.flatnonzero(steps != STEP)
+  bad = np.flatnonzero(steps != task_lib.TIME_STEP)
   bad = [i for i in bad if i + 1 not in segment_starts]
   if bad:
     i = bad[0]
@@ -188,7 +188,7 @@ def open_frames(path: str, split: str, task: task_lib.TaskConfig,
     ds = ds.sel(level=list(task.pressure_levels))
   start, end = split_range(split)
   times = pd.DatetimeIndex(ds.time.values)
-  keep = np.asarray(times.hour % 6 == 0) & np.asarray((times.minute == 0))
+  keep = np.asarray(times.hour % task_lib.TIME_STEP_HOURS == 0) & np.asarray((times.minute == 0))
   if start is not None:
     keep &= np.asarray(times >= pd.Timestamp(start))
   if end is not None:

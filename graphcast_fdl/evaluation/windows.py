@@ -21,8 +21,6 @@ from graphcast_fdl.data import windowing
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.batch import batch_from_datasets
 
-STEP = np.timedelta64(6, "h")
-
 
 class WindowError(ValueError):
   """An initial time the data cannot serve; the message names it."""
@@ -40,13 +38,13 @@ def init_indices(frames, task: task_lib.TaskConfig, rollout_steps: int,
       needs that many frames after it.
     num_init_times: how many (None: all usable ones).
   """
-  num_inputs = windowing.num_input_frames(task)
+  num_inputs = task_lib.input_frames(task)
   length = num_inputs + (rollout_steps if require_targets else 0)
   usable = examples_lib.valid_starts(frames, length) + num_inputs - 1
   if not len(usable):
     raise WindowError(
         f"the split has {len(frames)} frames: no {num_inputs} input frames "
-        f"followed by {rollout_steps} lead times ({rollout_steps * 6 / 24:g} "
+        f"followed by {rollout_steps} lead times ({rollout_steps * task_lib.TIME_STEP_HOURS / 24:g} "
         "days) without a gap")
   if num_init_times is None or num_init_times >= len(usable):
     return usable
@@ -61,7 +59,7 @@ def index_of(frames, init_time) -> int:
   if not len(hits):
     raise WindowError(
         f"init_time {init_time} is not a frame of the data (it spans "
-        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every 6 h)")
+        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every {task_lib.TIME_STEP_HOURS} h)")
   return int(hits[0])
 
 
@@ -72,7 +70,7 @@ def window_dataset(frames, task: task_lib.TaskConfig, init_index: int,
   As `data.examples.frames_dataset`, extended with NaN frames (and their
   datetimes, which the forcings need) where the window passes the data's end.
   """
-  num_inputs = windowing.num_input_frames(task)
+  num_inputs = task_lib.input_frames(task)
   start = init_index - num_inputs + 1
   length = num_inputs + rollout_steps
   if start < 0:
@@ -88,9 +86,9 @@ def window_dataset(frames, task: task_lib.TaskConfig, init_index: int,
     pad = pad.map(lambda v: v * np.nan if "time" in v.dims else v)
     extra = np.arange(1, length - stored + 1)
     pad = pad.assign_coords(
-        time=dataset.time.values[-1] + STEP.astype("timedelta64[ns]") * extra,
+        time=dataset.time.values[-1] + task_lib.TIME_STEP.astype("timedelta64[ns]") * extra,
         datetime=(("batch", "time"),
-                  dataset.datetime.values[:, -1:] + STEP.astype("timedelta64[ns]") * extra))
+                  dataset.datetime.values[:, -1:] + task_lib.TIME_STEP.astype("timedelta64[ns]") * extra))
     dataset = xr.concat([dataset, pad], dim="time", data_vars="minimal",
                         coords="minimal", compat="override")
   return dataset

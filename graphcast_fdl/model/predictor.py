@@ -13,7 +13,6 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
-import pandas as pd
 
 from graphcast_fdl.model import channels
 from graphcast_fdl.model import gnn
@@ -23,30 +22,16 @@ from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.model.graphcast import GraphCastNet
 from graphcast_fdl.model.normalization import ChannelNormalization
 from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.task import TaskConfig
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-TIMESTEP = pd.Timedelta("6h")
-
-
-def input_frames(task: TaskConfig) -> int:
-  """Input frames in task.input_duration, e.g. "12h" -> 2 frames 6 h apart."""
-  try:
-    duration = pd.Timedelta(task.input_duration)
-  except ValueError as e:
-    raise ValueError(f"task.input_duration={task.input_duration!r}: not a "
-                     "duration") from e
-  frames, rest = divmod(duration, TIMESTEP)
-  if rest or frames < 1:
-    raise ValueError(f"task.input_duration={task.input_duration!r}: must be a "
-                     "positive multiple of 6h")
-  return int(frames)
 
 
 def layout(task: TaskConfig) -> channels.ChannelLayout:
   return channels.ChannelLayout(
       task.input_variables, task.target_variables, task.forcing_variables,
-      task.num_levels, input_frames(task))
+      task.num_levels, task_lib.input_frames(task))
 
 
 def network(model: ModelConfig, task: TaskConfig) -> GraphCastNet:

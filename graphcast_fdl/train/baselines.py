@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data.grid import grid_coords
+from graphcast_fdl.grid import grid_coords
 from graphcast_fdl.model import losses
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import ModelConfig

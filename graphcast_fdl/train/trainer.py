@@ -9,7 +9,6 @@ its last checkpoint left off and ends with the same parameters.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import time
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from graphcast_fdl.train import checkpointing
+from graphcast_fdl.train import experiment as experiment_lib
 from graphcast_fdl.train import metrics as metrics_lib
 from graphcast_fdl.train import optimizer as optimizer_lib
 from graphcast_fdl.train import progress as progress_lib
@@ -133,9 +133,7 @@ class Trainer:
     """The predictor of a phase: the model with its precision/remat overrides."""
     model = self.experiment.model
     if phase is not None:
-      model = dataclasses.replace(
-          model, precision=phase.precision or model.precision,
-          remat=phase.remat or model.remat)
+      model = experiment_lib.phase_settings(self.experiment, phase).model
     key = (model.precision, model.remat)
     if key not in self._predictors:
       base = next(iter(self._predictors.values()), None)
@@ -145,7 +143,7 @@ class Trainer:
     return self._predictors[key]
 
   def _train_iterator(self, span: PhaseSpan, step: int):
-    data = span.phase.data or self.experiment.data
+    data = experiment_lib.phase_settings(self.experiment, span.phase).data
     return self._data.train_batches(
         data, self.experiment.task, span.phase.rollout_steps, step,
         process_index=jax.process_index(), process_count=jax.process_count())
@@ -341,7 +339,8 @@ class Trainer:
         train_step = train_steps[id(phase_predictor)]
         if iterator is None:
           iterator = self._train_iterator(span, step)
-        eval_every = phase.eval_every_steps or experiment.eval.every_steps
+        eval_every = experiment_lib.phase_settings(
+            experiment, phase).eval_every_steps
         while step < span.end:
           if first_batch is not None:
             batch, first_batch = first_batch, None
