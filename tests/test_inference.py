@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import xarray as xr
 
-from graphcast_fdl.model import inference
+from graphcast_fdl.evaluation import inference
 from conftest import golden_dir
 from conftest import REPO
 

@@ -18,6 +18,7 @@ import math
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.task import format_seconds
 from graphcast_fdl.train.experiment import Experiment
@@ -205,7 +206,6 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
-        from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
         xla_cache[key] = xla_cost.analyze(
             experiment, rollout_steps=phase.rollout_steps, remat=remat,
             precision=precision, batch_per_device=batch)

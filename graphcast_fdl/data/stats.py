@@ -16,6 +16,7 @@ import xarray as xr
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import solar_radiation
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 
@@ -46,7 +47,6 @@ def _time_fields(frames: frames_lib.Frames, index: int, toa_present: bool) -> di
   fields = dict(frames.frame(index))
   time = frames.datetimes[index:index + 1]
   if not toa_present:
-    from graphcast_fdl.data import solar_radiation  # pylint: disable=g-import-not-at-top
     fields[forcings_lib.TOA] = solar_radiation.toa_incident_solar_radiation(
         time, frames.lat, frames.lon)[0]
   fields["year_progress"] = forcings_lib.year_progress(time)

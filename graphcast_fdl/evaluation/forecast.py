@@ -130,6 +130,7 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
     ds: a forecast dataset (first batch row is drawn).
     max_panels: lead times drawn: first, last and evenly between.
   """
+  # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -3,9 +3,9 @@
 Evaluation and forecasting need what training batches drop: the datetimes of
 each example (for the climatology and the output files) and examples past
 the end of the data (a forecast from the latest analysis has no targets).
-Windows are cut from `data.frames.Frames` as the training pipeline cuts them
-(`data.windowing`), with forcings computed from the datetimes; target frames
-beyond the data are NaN.
+Windows are cut by `data.examples.window_dataset`, as for training files,
+with forcings computed from the datetimes; target frames beyond the data are
+NaN.
 """
 
 from __future__ import annotations
@@ -63,37 +63,6 @@ def index_of(frames, init_time) -> int:
   return int(hits[0])
 
 
-def window_dataset(frames, task: task_lib.TaskConfig, init_index: int,
-                   rollout_steps: int) -> xr.Dataset:
-  """One example in the published layout: dims (batch=1, time, level, lat, lon).
-
-  As `data.examples.frames_dataset`, extended with NaN frames (and their
-  datetimes, which the forcings need) where the window passes the data's end.
-  """
-  num_inputs = task_lib.input_frames(task)
-  start = init_index - num_inputs + 1
-  length = num_inputs + rollout_steps
-  if start < 0:
-    raise WindowError(f"init time {frames.datetimes[init_index]} has no "
-                      f"{num_inputs - 1} earlier frame(s) in the data")
-  stored = min(length, len(frames) - start)
-  if start not in examples_lib.valid_starts(frames, stored):
-    raise WindowError(f"the window at init time {frames.datetimes[init_index]} "
-                      "spans a time gap in the data")
-  dataset = examples_lib.frames_dataset(frames, start, stored, task.pressure_levels)
-  if stored < length:
-    pad = dataset.isel(time=[-1] * (length - stored))
-    pad = pad.map(lambda v: v * np.nan if "time" in v.dims else v)
-    extra = np.arange(1, length - stored + 1)
-    pad = pad.assign_coords(
-        time=dataset.time.values[-1] + task_lib.TIME_STEP.astype("timedelta64[ns]") * extra,
-        datetime=(("batch", "time"),
-                  dataset.datetime.values[:, -1:] + task_lib.TIME_STEP.astype("timedelta64[ns]") * extra))
-    dataset = xr.concat([dataset, pad], dim="time", data_vars="minimal",
-                        coords="minimal", compat="override")
-  return dataset
-
-
 def make_examples(frames, task: task_lib.TaskConfig, indices: Sequence[int],
              rollout_steps: int) -> tuple[Batch, xr.Dataset, np.ndarray]:
   """A batch of examples at `indices` (initial times, the last input frame).
@@ -102,7 +71,8 @@ def make_examples(frames, task: task_lib.TaskConfig, indices: Sequence[int],
     (batch, targets template dataset [batch, time, (level,) lat, lon] with
     lead times 6h.. as `time`, valid datetimes [batch, time]).
   """
-  parts = [window_dataset(frames, task, int(i), rollout_steps) for i in indices]
+  parts = [examples_lib.window_dataset(frames, task, int(i), rollout_steps,
+                                      pad_past_end=True) for i in indices]
   valid = np.concatenate(
       [p.coords["datetime"].values[:, -rollout_steps:] for p in parts])
   split = [windowing.extract_inputs_targets_forcings(p, task, rollout_steps)

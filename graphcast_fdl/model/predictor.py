@@ -14,6 +14,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from graphcast_fdl.graph import graphs_for_model
 from graphcast_fdl.model import channels
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import losses
@@ -56,7 +57,6 @@ class Predictor:
   def __init__(self, model: ModelConfig, task: TaskConfig,
                stats: NormalizationStats, graphs=None):
     if graphs is None:
-      from graphcast_fdl.graph import graphs_for_model  # pylint: disable=g-import-not-at-top
       graphs = graphs_for_model(model)
     self.model = model
     self.task = task
@@ -176,6 +176,30 @@ class Predictor:
     _, (total, per_variable) = self._scan(body, inputs, (targets, forcings),
                                           num_steps)
     # [T, B]: mean over rollout steps, then over the batch.
+    mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
+    return mean(total), {k: mean(v) for k, v in per_variable.items()}
+
+  def persistence_loss(self, batch: Batch
+                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """`loss` of persistence, the bar a trained model must clear.
+
+    Persistence forecasts every target time with the last input frame (a
+    target that is not an input, with its mean). In normalised-residual space
+    that is an output of zero at every step, the fed-back frame never
+    changing, so this is the model's weighted loss of zero outputs against
+    each target's residual from the last input; reduced like `loss`.
+    """
+    num_steps = batch.targets[self.task.target_variables[0]].shape[1]
+    inputs, _ = self._stack(batch.inputs, batch.forcings, num_steps)
+    targets = channels.stack_steps(
+        {n: jnp.asarray(batch.targets[n], jnp.float32)
+         for n in self.task.target_variables}, self._grid_shape)
+
+    def one_step(target):
+      norm_target = self._norm.target(target, inputs)
+      return self._loss(jnp.zeros_like(norm_target), norm_target)
+
+    total, per_variable = jax.lax.map(one_step, targets)  # [T, B]
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     return mean(total), {k: mean(v) for k, v in per_variable.items()}
 

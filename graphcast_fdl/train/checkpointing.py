@@ -1,7 +1,8 @@
-"""Orbax checkpoints of the training state, and parameters for fine-tuning.
+"""Orbax checkpoints of the training state.
 
 A checkpoint holds four items so that parameters can be read alone (to
-fine-tune from them) and the rest only when resuming:
+fine-tune from them or evaluate, `checkpoints.load_params`) and the rest only
+when resuming:
   params     model parameters
   opt_state  optimiser state
   loop       global step, rng, non-finite counters
@@ -14,19 +15,19 @@ from __future__ import annotations
 import os
 
 from absl import logging
-import jax
 import orbax.checkpoint as ocp
 
+from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train.config import CheckpointConfig
 from graphcast_fdl.train.train_step import TrainState
 
-CHECKPOINT_SUBDIR = "checkpoints"
-_ITEMS = ("params", "opt_state", "loop")
+CHECKPOINT_SUBDIR = orbax_params.CHECKPOINT_SUBDIR
+_ITEMS = (orbax_params.PARAMS_ITEM, "opt_state", "loop")
 
 
 def _split(state: TrainState) -> dict:
   return {
-      "params": state.params,
+      orbax_params.PARAMS_ITEM: state.params,
       "opt_state": state.opt_state,
       "loop": {"step": state.step, "rng": state.rng,
                "nonfinite_in_a_row": state.nonfinite_in_a_row,
@@ -37,14 +38,9 @@ def _split(state: TrainState) -> dict:
 def _join(items: dict) -> TrainState:
   loop = items["loop"]
   return TrainState(
-      step=loop["step"], params=items["params"], opt_state=items["opt_state"],
+      step=loop["step"], params=items[orbax_params.PARAMS_ITEM], opt_state=items["opt_state"],
       rng=loop["rng"], nonfinite_in_a_row=loop["nonfinite_in_a_row"],
       nonfinite_total=loop["nonfinite_total"])
-
-
-def _abstract(tree):
-  """Shape/dtype/sharding targets, so restore places arrays like the state."""
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
 class Checkpointer:
@@ -80,7 +76,7 @@ class Checkpointer:
   def restore(self, target: TrainState, step: int | None = None) -> TrainState:
     """The state at `step` (default latest), laid out like `target`."""
     step = self.latest_step() if step is None else step
-    items = {k: ocp.args.StandardRestore(_abstract(v))
+    items = {k: ocp.args.StandardRestore(orbax_params.abstract(v))
              for k, v in _split(target).items()}
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return _join({k: restored[k] for k in _ITEMS})
@@ -91,27 +87,3 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
-
-
-def checkpoint_directory(path: str) -> str:
-  """`path` itself if it holds numbered steps, else its `checkpoints/`."""
-  sub = os.path.join(path, CHECKPOINT_SUBDIR)
-  return sub if os.path.isdir(sub) else path
-
-
-def load_params(path: str, target_params, step: int | None = None):
-  """Parameters alone from one of our runs (a workdir or its checkpoints dir).
-
-  Args:
-    path: workdir or checkpoint directory of an earlier run.
-    target_params: parameters (or shape structs with shardings) to match.
-    step: which checkpoint (default the latest).
-  """
-  directory = checkpoint_directory(os.path.abspath(path))
-  with ocp.CheckpointManager(directory) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"init_checkpoint: no checkpoint in {directory}")
-    restored = manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_abstract(target_params))))
-  return restored["params"]

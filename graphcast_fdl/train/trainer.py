@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_fdl import checkpoints
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import experiment as experiment_lib
 from graphcast_fdl.train import metrics as metrics_lib
@@ -178,12 +179,8 @@ class Trainer:
       self._eval_step = train_step_lib.jit_eval_step(
           sharding_lib.data_parallel(predictor.loss, self._mesh),
           self._param_shardings, self._mesh)
-      from graphcast_fdl.train import baselines  # pylint: disable=g-import-not-at-top
-      persistence_loss = getattr(predictor, "persistence_loss", None) or (
-          baselines.persistence_loss_fn(
-              self.experiment.model, self.experiment.task, self._stats))
       self._persistence_step = jax.jit(
-          persistence_loss,
+          predictor.persistence_loss,
           in_shardings=(sharding_lib.batch_sharding(self._mesh),),
           out_shardings=sharding_lib.replicated(self._mesh))
     model_means = metrics_lib.MeanMetrics("eval")
@@ -206,20 +203,10 @@ class Trainer:
       init = jax.jit(predictor.init_params,
                      out_shardings=self._param_shardings)
       return init(rng, batch)
-    if path.endswith(".npz"):
-      from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
-      loaded = npz_format.load(path).params
-      expected = jax.tree.map(np.shape, abstract_params)
-      if jax.tree.map(np.shape, loaded) != expected:
-        raise ValueError(
-            f"init_checkpoint={path}: its parameter shapes do not match "
-            "experiment.model and experiment.task")
-      return jax.tree.map(
-          lambda x, s: jax.make_array_from_callback(
-              np.shape(x), s, lambda idx: np.asarray(x)[idx]),
-          loaded, self._param_shardings)
     logging.info("Fine-tuning from parameters of %s", path)
-    return checkpointing.load_params(path, abstract_params)
+    return checkpoints.load_params(
+        path, self.experiment.model, self.experiment.task,
+        target=abstract_params, field="init_checkpoint").params
 
   def _meta(self, step: int) -> dict:
     """For people reading a checkpoint: where in the schedule it resumes."""
