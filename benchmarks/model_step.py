@@ -48,7 +48,7 @@ def unit_stats(task) -> NormalizationStats:
   def dataset(value):
     return xr.Dataset(
         {n: (("level",), np.full(len(levels), value, np.float32))
-         if n in task_lib.ATMOSPHERIC else ((), np.float32(value))
+         if task_lib.has_levels(n) else ((), np.float32(value))
          for n in names}, coords={"level": levels})
   return NormalizationStats(mean=dataset(0.0), stddev=dataset(1.0),
                             diffs_stddev=dataset(1.0))
@@ -66,7 +66,7 @@ def random_batch(task, graphs, batch: int, rollout: int) -> Batch:
       shape = (batch, frames)
     elif name.startswith("day_progress"):
       shape = (batch, frames, n_lon)
-    elif name in task_lib.ATMOSPHERIC:
+    elif task_lib.has_levels(name):
       shape = (batch, frames, levels, n_lat, n_lon)
     else:
       shape = (batch, frames, n_lat, n_lon)

@@ -12,6 +12,8 @@ from graphcast_fdl.model.config import ModelConfig, RematConfig
 from graphcast_fdl.train import config as train_config
 from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.train.experiment import Experiment
+# Registers the TFDS builders' data sources the configs name.
+from graphcast_fdl import datasets  # pylint: disable=unused-import
 from graphcast_fdl.experiments import convert
 from graphcast_fdl.experiments import tags
 

@@ -10,6 +10,8 @@ import copy
 import fiddle as fdl
 from fiddle import selectors
 
+from graphcast_fdl.analysis import fit
+from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.experiments import convert
 from graphcast_fdl.experiments import tags
@@ -141,8 +143,6 @@ def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4",
   phase that fits under no policy gets the smallest-memory one, and
   `estimate` reports it as not fitting.
   """
-  from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.analysis import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
   if hardware not in hardware_lib.names():
     raise FiddlerError(f"fit_memory: hardware={hardware!r}; choose from "
                        f"{', '.join(hardware_lib.names())}")

@@ -5,6 +5,9 @@ import os
 from absl import flags
 import pytest
 
+# Registers the TFDS builders' data sources (as the commands do).
+from graphcast_fdl import datasets  # pylint: disable=unused-import
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(os.path.dirname(REPO), "shared", "refdata", "graphcast_golden")
 

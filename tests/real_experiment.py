@@ -5,6 +5,8 @@ mesh 1, latent 16, 2 processor steps, 13 levels; a synthetic_weather record
 of 12 + 4 days built in `data_dir` (a few seconds).
 """
 
+# Registers the synthetic_weather data source the worker processes read.
+from graphcast_fdl import datasets  # pylint: disable=unused-import
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.config import ModelConfig

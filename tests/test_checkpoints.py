@@ -5,8 +5,10 @@ import os
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from graphcast_fdl import checkpoints
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.checkpoints import npz_format
 from graphcast_fdl.model import predictor as predictor_lib
@@ -151,3 +153,34 @@ def test_export_of_new_params(tmp_path):
   assert back.model.latent_size == 8
   jax.tree.map(np.testing.assert_array_equal, back.params,
                jax.device_get(params))
+
+
+def test_load_params_reads_npz_and_orbax_alike(tmp_path):
+  """The one loader: a `.npz` (placed like a target) and an Orbax run."""
+  model, task = RELEASED["GraphCast_small"]
+  model = dataclasses.replace(model, latent_size=8, gnn_msg_steps=2)
+  params = jax.device_get(predictor_lib.network(model, task).init(
+      jax.random.PRNGKey(0), method=predictor_lib.GraphCastNet.param_dicts)["params"])
+  path = str(tmp_path / "ours.npz")
+  npz_format.save(path, npz_format.Checkpoint(params, model, task))
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
+  loaded = checkpoints.load_params(path, model, task, target=target)
+  assert loaded.model == model and loaded.task == task
+  jax.tree.map(np.testing.assert_array_equal, loaded.params, params)
+  assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(loaded.params))
+
+  with ocp.CheckpointManager(str(tmp_path / "run" / "checkpoints")) as manager:
+    manager.save(7, args=ocp.args.Composite(params=ocp.args.StandardSave(params)))
+  from_run = checkpoints.load_params(str(tmp_path / "run"), model, task)
+  jax.tree.map(np.testing.assert_array_equal, from_run.params, params)
+
+  smaller = dataclasses.replace(model, latent_size=4)
+  with pytest.raises(ValueError, match="init_checkpoint=.*ours.npz: its parameter shapes"):
+    checkpoints.load_params(path, model, task, field="init_checkpoint",
+                            target=predictor_lib.param_shapes(smaller, task))
+  with pytest.raises(checkpoints.CheckpointNotFound, match="--checkpoint=.*nothing.npz"):
+    checkpoints.load_params(str(tmp_path / "nothing.npz"), model, task)
+  with pytest.raises(checkpoints.CheckpointNotFound, match="no checkpoint in"):
+    checkpoints.load_params(str(tmp_path), model, task)

@@ -11,7 +11,7 @@ from conftest import golden_dir
 from graphcast_fdl import data
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import examples
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
 from graphcast_fdl.data import xarray_frames
 from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5
 

@@ -7,10 +7,10 @@ import numpy as np
 
 from data_fixtures import LEVELS, tiny_data, tiny_task  # pylint: disable=unused-import
 from graphcast_fdl import data
+from graphcast_fdl import grid
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import grid
-from graphcast_fdl.data import pipeline
 from graphcast_fdl.datasets.synthetic_weather import simulation
+from graphcast_fdl.datasets.synthetic_weather import synthetic_weather_dataset_builder as sw
 
 
 def test_build_has_every_graphcast_variable(tiny_data):
@@ -68,7 +68,7 @@ def test_evolution_is_learnable():
 
 
 def test_metadata_describes_grid_and_splits(tiny_data):
-  builder = pipeline._synthetic_builder(tiny_data, tiny_task())  # pylint: disable=protected-access
+  builder = sw.builder_for(tiny_data, tiny_task())
   meta = json.load(open(os.path.join(builder.data_dir, "metadata.json")))
   assert meta["levels"] == list(LEVELS)
   assert meta["splits"]["train"]["num_frames"] == 16

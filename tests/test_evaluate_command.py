@@ -16,7 +16,7 @@ import xarray as xr
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.cli.errors import UsageError
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
 from graphcast_fdl.evaluation import forecast
 from graphcast_fdl.evaluation import metrics
 from graphcast_fdl.evaluation import scorecard

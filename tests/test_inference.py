@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from graphcast_fdl.model import inference
+from graphcast_fdl.evaluation import inference
 from conftest import golden_dir
 from conftest import REPO
 

@@ -224,3 +224,32 @@ def test_missing_variable_is_named():
   del inputs["land_sea_mask"]
   with pytest.raises(KeyError, match="land_sea_mask"):
     predictor.rollout(params, inputs, batch.forcings, 1)
+
+
+def test_persistence_loss_matches_direct_formula():
+  predictor = _predictor()
+  batch = model_fakes.batch(steps=3)
+  stats = model_fakes.stats()
+  total, per_variable = jax.jit(predictor.persistence_loss)(batch)
+  lat_w = losses.latitude_weights(np.linspace(-90, 90, model_fakes.N_LAT))
+  level_w = losses.level_weights(model_fakes.LEVELS)
+  expected = {}
+  for name in model_fakes.TASK.target_variables:
+    target = np.asarray(batch.targets[name], np.float64)  # [B, T, (L,) H, W]
+    if name in batch.inputs:  # residual from the last input frame
+      scale = np.asarray(stats.diffs_stddev[name].values)
+      norm = (target - np.asarray(batch.inputs[name])[:, -1:])
+    else:  # a target that is not an input: its mean
+      scale = np.asarray(stats.stddev[name].values)
+      norm = target - np.asarray(stats.mean[name].values)
+    if target.ndim == 5:
+      norm = norm / scale[:, None, None]
+      error = (norm ** 2 * lat_w[:, None]).mean(axis=(-2, -1))  # [B, T, L]
+      expected[name] = (error * level_w).mean()
+    else:
+      expected[name] = ((norm / scale) ** 2 * lat_w[:, None]).mean()
+  for name, value in expected.items():
+    np.testing.assert_allclose(per_variable[name], value, rtol=1e-5)
+  np.testing.assert_allclose(
+      total, sum(v * losses.PER_VARIABLE_WEIGHTS.get(n, 1.0)
+                 for n, v in expected.items()), rtol=1e-5)

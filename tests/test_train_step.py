@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import config
 from graphcast_fdl.train import optimizer
@@ -92,5 +93,5 @@ def test_checkpoint_round_trip_and_params_alone(tmp_path):
   ckpt.close()
   jax.tree.map(np.testing.assert_array_equal, restored, state)
   assert isinstance(restored, ts.TrainState)
-  params = checkpointing.load_params(str(tmp_path), state.params)
+  params = orbax_params.load(str(tmp_path), state.params)
   jax.tree.map(np.testing.assert_array_equal, params, state.params)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import train_fakes
+from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import config
 from graphcast_fdl.train import schedule as schedule_lib
@@ -25,7 +26,7 @@ def _final_params(workdir):
   target = train_fakes.TinyPredictor(None, None, None).init_params(
       jax.random.PRNGKey(0), train_fakes.TinyData()._batch(  # pylint: disable=protected-access
           train_fakes.tiny_experiment().data, 1, 0, range(1)))
-  return checkpointing.load_params(str(workdir), target)
+  return orbax_params.load(str(workdir), target)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 import train_fakes
+from graphcast_fdl.checkpoints import integrity
+from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import config
 from graphcast_fdl.train import schedule as schedule_lib
@@ -83,7 +85,7 @@ def test_blow_up_never_checkpoints_nonfinite_state(tmp_path):
                                             experiment.checkpoint)
   assert checkpointer.all_steps() == [4, 6]
   for step in checkpointer.all_steps():
-    params = checkpointing.load_params(str(tmp_path), _target(), step)
+    params = orbax_params.load(str(tmp_path), _target(), step)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
 
 
@@ -104,7 +106,7 @@ def _data_file_with(step_dir, item, raw: bytes) -> list[str]:
 
 
 def _flip_a_parameter_byte(step_dir):
-  params = checkpointing.load_params(os.path.dirname(step_dir), _target(),
+  params = orbax_params.load(os.path.dirname(step_dir), _target(),
                                      int(os.path.basename(step_dir)))
   raw = np.asarray(params["Dense_0"]["kernel"]).tobytes()
   files = _data_file_with(step_dir, "params", raw)
@@ -176,8 +178,8 @@ def test_damaged_latest_is_set_aside_and_older_one_resumed(
   assert os.path.isdir(workdir / "damaged_checkpoints" / "8")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["6", "8"]
   jax.tree.map(np.testing.assert_array_equal,
-               checkpointing.load_params(str(workdir), _target()),
-               checkpointing.load_params(str(ref_dir), _target()))
+               orbax_params.load(str(workdir), _target()),
+               orbax_params.load(str(ref_dir), _target()))
   assert result["eval/loss"] == ref_result["eval/loss"]
   warnings = [r.getMessage() for r in caplog.records
               if "is damaged" in r.getMessage()]
@@ -191,16 +193,16 @@ def test_changed_model_is_a_mismatch_not_damage(reference, tmp_path):
   ref_dir, _ = reference
   wide = jax.tree.map(lambda x: np.zeros(x.shape[:-1] + (x.shape[-1] + 1,),
                                          x.dtype), _target())
-  with pytest.raises(checkpointing.CheckpointMismatch,
+  with pytest.raises(integrity.CheckpointMismatch,
                      match=r"checkpoint step 8 holds params\['Dense_0'\]"):
-    checkpointing.load_params(str(ref_dir), wide)
+    orbax_params.load(str(ref_dir), wide)
 
 
 def test_evaluate_step_not_kept_lists_the_steps(reference):
   ref_dir, _ = reference
   with pytest.raises(FileNotFoundError,
                      match=r"no checkpoint at step 100 in .*; steps kept: 6, 8"):
-    checkpointing.load_params(str(ref_dir), _target(), step=100)
+    orbax_params.load(str(ref_dir), _target(), step=100)
 
 
 _HOLD_LOCK = """

@@ -15,6 +15,7 @@ series. Users who cannot copy the store use `source="zarr"` instead.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from etils import epath
 import numpy as np
@@ -23,8 +24,11 @@ import tensorflow_datasets as tfds
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import solar_radiation
+from graphcast_fdl.data import sources
 from graphcast_fdl.data import tfds_layout
 from graphcast_fdl.data import xarray_frames
+from graphcast_fdl.data.config import DataConfig
 
 VARIABLES = (task_lib.SURFACE_TARGETS + (task_lib.PRECIPITATION,) + task_lib.ATMOSPHERIC
              + ("toa_incident_solar_radiation",))
@@ -64,7 +68,7 @@ def shard_configs(base: Era5Config, start: str, end: str, freq: str = "YS"
     edges.insert(0, pd.Timestamp(start))
   configs = []
   for i, first in enumerate(edges):
-    last = (edges[i + 1] - pd.Timedelta(hours=6)) if i + 1 < len(edges) else pd.Timestamp(end)
+    last = (edges[i + 1] - pd.Timedelta(task_lib.TIME_STEP)) if i + 1 < len(edges) else pd.Timestamp(end)
     name = f"{base.name}_{first:%Y%m%d}"
     configs.append(dataclasses.replace(
         base, name=name, splits=(("train", f"{first:%Y-%m-%dT%H}/{last:%Y-%m-%dT%H}"),)))
@@ -115,7 +119,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return {name: self._generate_examples(rng) for name, rng in self.builder_config.splits}
 
   def _generate_examples(self, split_range):
-    from graphcast_fdl.data import solar_radiation  # pylint: disable=g-import-not-at-top
     frames = self._open(split_range)
     statics = frames.statics
     for index, time in enumerate(frames.datetimes):
@@ -178,3 +181,24 @@ def open_frames(data_dir, resolution, include_poles, pressure_levels, names, spl
   having = [b for b in builders if split in b.info.metadata["splits"]] or builders[:1]
   parts = [frames_lib.TfdsFrames(b, split) for b in having]
   return parts[0] if len(parts) == 1 else ConcatFrames(parts)
+
+
+def _builder_for(data: DataConfig, task: task_lib.TaskConfig):
+  """The first built config a DataConfig(source="era5") names."""
+  name = (data.path or "").split(",")[0] or None
+  return find_builder(data.data_dir, data.resolution, data.include_poles,
+                      task.pressure_levels, name=name)
+
+
+def _check_built(data: DataConfig, task: task_lib.TaskConfig) -> None:
+  """Built beforehand (a large download): prepare only checks it exists."""
+  _builder_for(data, task)
+
+
+sources.register("era5", sources.Source(
+    frames=lambda data, task, split: open_frames(
+        data.data_dir, data.resolution, data.include_poles,
+        task.pressure_levels, data.path, split),
+    prepare=_check_built,
+    stats_dir=lambda data, task: os.path.join(
+        str(_builder_for(data, task).data_dir), "stats", data.train_split)))

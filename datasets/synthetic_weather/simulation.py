@@ -29,13 +29,14 @@ from typing import Iterator
 
 import numpy as np
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import solar_radiation
 
 EARTH_RADIUS = 6.371e6  # m
 GRAVITY = 9.80665  # m/s^2
 R_DRY = 287.0  # J/kg/K
 F0 = 1e-4  # 1/s, Coriolis parameter for geostrophic winds
-STEP_HOURS = 6
+STEP_HOURS = task_lib.TIME_STEP_HOURS
 MAX_WAVENUMBER = 6
 NUM_LAT_MODES = 6
 DAMPING_DAYS = 30.0

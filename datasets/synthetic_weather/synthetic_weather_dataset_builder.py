@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
+from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import sources
 from graphcast_fdl.data import tfds_layout
+from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.datasets.synthetic_weather import simulation
 
 STATICS = ("geopotential_at_surface", "land_sea_mask")
@@ -59,7 +63,7 @@ class SyntheticWeatherConfig(tfds.core.BuilderConfig):
   def split_starts(self) -> dict[str, np.datetime64]:
     start = np.datetime64(self.start, "s")
     return {"train": start,
-            "validation": start + np.timedelta64(6, "h") * self.num_frames["train"]}
+            "validation": start + task_lib.TIME_STEP * self.num_frames["train"]}
 
 
 def config_name(resolution: float, include_poles: bool, pressure_levels,
@@ -136,3 +140,25 @@ def make_builder(resolution: float = 4.0, include_poles: bool = True,
   if config.name in {c.name for c in Builder.BUILDER_CONFIGS}:
     config = config.name
   return Builder(config=config, data_dir=data_dir, file_format="array_record")
+
+
+def builder_for(data: DataConfig, task: task_lib.TaskConfig) -> Builder:
+  """The builder of a DataConfig(source="synthetic_weather") and task."""
+  train_days, validation_days = data.synthetic_days
+  return make_builder(data.resolution, data.include_poles, task.pressure_levels,
+                      data_dir=data.data_dir, train_days=train_days,
+                      validation_days=validation_days)
+
+
+def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str):
+  builder = builder_for(data, task)
+  builder.download_and_prepare()
+  return frames_lib.TfdsFrames(builder, split)
+
+
+# Built locally on first use, so prepare builds it.
+sources.register("synthetic_weather", sources.Source(
+    frames=_frames,
+    prepare=lambda data, task: builder_for(data, task).download_and_prepare(),
+    stats_dir=lambda data, task: os.path.join(
+        str(builder_for(data, task).data_dir), "stats", data.train_split)))

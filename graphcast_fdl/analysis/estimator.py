@@ -18,8 +18,11 @@ import math
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
+from graphcast_fdl.task import format_seconds
 from graphcast_fdl.train.experiment import Experiment
+from graphcast_fdl.train.experiment import phase_settings
 
 GiB = 2**30
 TIGHT_HEADROOM = 0.10  # below this fraction of device memory, call it tight
@@ -167,9 +170,9 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   notes = []
   if hw.family == "gpu":
     notes.append("GPU efficiency is the TPU factor (no published GPU figure).")
-  if any(priced_precision(p.precision or model.precision, hw)
-         != (p.precision or model.precision)
-         for p in experiment.schedule.phases):
+  precisions = [phase_settings(experiment, p).model.precision
+                for p in experiment.schedule.phases]
+  if any(priced_precision(p, hw) != p for p in precisions):
     notes.append(f"bfloat16 runs as float32 on {hw.name} (matmuls upcast): "
                  "priced as float32.")
   if experiment.mesh.num_devices is None:
@@ -177,8 +180,8 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   xla_cache, phases = {}, []
   for span in experiment.schedule.spans():
     phase = span.phase
-    remat = phase.remat or model.remat
-    precision = phase.precision or model.precision
+    settings = phase_settings(experiment, phase).model
+    remat, precision = settings.remat, settings.precision
     cost = cost_model.step_cost(
         model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
         num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
@@ -203,7 +206,6 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
-        from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
         xla_cache[key] = xla_cost.analyze(
             experiment, rollout_steps=phase.rollout_steps, remat=remat,
             precision=precision, batch_per_device=batch)
@@ -249,16 +251,6 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
       })
 
 
-def format_duration(seconds: float) -> str:
-  if seconds >= 2 * 86_400:
-    return f"{seconds / 86_400:.1f} d"
-  if seconds >= 2 * 3600:
-    return f"{seconds / 3600:.1f} h"
-  if seconds >= 120:
-    return f"{seconds / 60:.1f} min"
-  return f"{seconds:.3g} s"
-
-
 def format_table(est: Estimate) -> str:
   """The human-readable table `estimate` prints."""
   gib = lambda b: f"{b / GiB:.2f}"
@@ -276,7 +268,7 @@ def format_table(est: Estimate) -> str:
   for p in est.phases:
     lines.append(
         f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
-        f" {format_duration(p.duration_seconds):>9s} {p.device_hours:10.4g}"
+        f" {format_seconds(p.duration_seconds):>9s} {p.device_hours:10.4g}"
         f" {p.bound:>7s} {p.host_input_bytes_per_second / 1e9:7.2f}"
         f" | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
         f" {gib(p.gradient_bytes):>6s} {gib(p.data_bytes):>6s}"
@@ -285,7 +277,7 @@ def format_table(est: Estimate) -> str:
         f"  {p.remat} / {p.source}")
   lines.append(
       f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
-      f" {format_duration(est.total_duration_seconds):>9s}"
+      f" {format_seconds(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}")
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:

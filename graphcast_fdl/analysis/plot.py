@@ -24,6 +24,7 @@ def time_unit(seconds: float) -> tuple[float, str]:
 def save_png(est: Estimate, path: str) -> None:
   """Left: a bar per phase, as long as its wall-clock time, laid end to end.
   Right: stacked memory per phase against the device's memory."""
+  # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

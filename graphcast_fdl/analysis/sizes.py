@@ -18,9 +18,11 @@ Parameter counts are exact (checked against the published 36,348,131).
 from __future__ import annotations
 
 import dataclasses
-import re
 
+from graphcast_fdl import grid as grid_lib
 from graphcast_fdl import task as task_lib
+from graphcast_fdl.graph.features import EDGE_FEATURES
+from graphcast_fdl.graph.features import NODE_FEATURES
 from graphcast_fdl.model.config import ModelConfig
 
 # Longest edge (unit-sphere chord) of the icosahedron refined M times by
@@ -31,9 +33,6 @@ MAX_EDGE_LENGTH = {
     3: 0.1646471600639204, 4: 0.08260396653395065, 5: 0.04133725597395912,
     6: 0.02067304414009293, 7: 0.01033707431037156,
 }
-EDGE_FEATURES = 4  # edge length + 3-d relative position (published)
-NODE_STRUCTURAL_FEATURES = 3  # cos(lat), sin(lon), cos(lon)
-TIME_STEP_HOURS = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,18 +71,9 @@ class Channels:
   input_frames: int
 
 
-def grid_shape(resolution: float, include_poles: bool) -> tuple[int, int]:
-  """(lat, lon) points of the regular grid; the spacing must divide 180."""
-  lat = 180.0 / resolution
-  lon = 360.0 / resolution
-  if abs(lat - round(lat)) > 1e-6:
-    raise ValueError(f"model.resolution={resolution}: 180 must be a multiple of it")
-  return int(round(lat)) + (1 if include_poles else 0), int(round(lon))
-
-
 def graph_sizes(model: ModelConfig) -> GraphSizes:
   """Closed-form graph sizes (no graph is built)."""
-  lat, lon = grid_shape(model.resolution, model.include_poles)
+  lat, lon = grid_lib.grid_shape(model.resolution, model.include_poles)
   m = model.mesh_size
   mesh_nodes = 10 * 4**m + 2
   mesh_edges = 60 * (4**(m + 1) - 1) // 3
@@ -94,30 +84,22 @@ def graph_sizes(model: ModelConfig) -> GraphSizes:
                     mesh2grid_edges=3 * lat * lon)
 
 
-def _hours(duration: str) -> int:
-  match = re.fullmatch(r"(\d+)\s*h", duration.strip())
-  if not match:
-    raise ValueError(f"task.input_duration={duration!r}: expected hours like '12h'")
-  return int(match.group(1))
-
-
 def channels(task: task_lib.TaskConfig) -> Channels:
   """Channel counts from the task's variables and levels."""
   levels = task.num_levels
 
   def width(names):
-    return sum(levels if n in task_lib.ATMOSPHERIC else 1 for n in names)
+    return sum(levels if task_lib.has_levels(n) else 1 for n in names)
 
   dynamic = [v for v in task.input_variables if v not in task_lib.STATIC]
   statics = [v for v in task.input_variables if v in task_lib.STATIC]
-  # The window (t0 - duration, t0] holds duration / 6h frames: "12h" -> 2.
-  frames = _hours(task.input_duration) // TIME_STEP_HOURS
+  frames = task_lib.input_frames(task)
   input_frame = width(dynamic)
   forcing = width(task.forcing_variables)
   return Channels(
       input_frame=input_frame,
       grid_input=(frames * input_frame + width(statics) + forcing
-                  + NODE_STRUCTURAL_FEATURES),
+                  + NODE_FEATURES),
       output=width(task.target_variables), forcing=forcing,
       input_frames=frames)
 

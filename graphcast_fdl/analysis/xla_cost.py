@@ -22,9 +22,20 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import sizes as sizes_lib
+from graphcast_fdl.model import predictor as predictor_lib
+from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import RematConfig
+from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl.train import optimizer as optimizer_lib
+from graphcast_fdl.train import sharding as sharding_lib
+from graphcast_fdl.train import train_step as train_step_lib
 from graphcast_fdl.train.experiment import Experiment
 
 # Building (and compiling against) a graph with more edges than this costs
@@ -54,9 +65,6 @@ class XlaCost:
 
 def dummy_stats(task: task_lib.TaskConfig):
   """Mean 0 / stddev 1 statistics with the right variables and levels."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import xarray as xr  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.model.normalization_stats import NormalizationStats  # pylint: disable=g-import-not-at-top
   levels = list(task.pressure_levels)
   names = sorted(set(task.input_variables) | set(task.target_variables)
                  | set(task.forcing_variables))
@@ -64,7 +72,7 @@ def dummy_stats(task: task_lib.TaskConfig):
   def dataset(value):
     data = {}
     for name in names:
-      if name in task_lib.ATMOSPHERIC:
+      if task_lib.has_levels(name):
         data[name] = xr.DataArray(np.full(len(levels), value, np.float32),
                                   dims=("level",), coords={"level": levels})
       else:
@@ -84,17 +92,14 @@ def _var_shape(name: str, batch: int, frames: int, levels: int, lat: int,
     return (batch, frames)
   if name.startswith("day_progress"):
     return (batch, frames, lon)
-  if name in task_lib.ATMOSPHERIC:
+  if task_lib.has_levels(name):
     return (batch, frames, levels, lat, lon)
   return (batch, frames, lat, lon)
 
 
 def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int,
-                 rollout_steps: int, input_frames: int = 2):
+                 rollout_steps: int):
   """A Batch of float32 ShapeDtypeStructs (nothing allocated)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.model.batch import Batch  # pylint: disable=g-import-not-at-top
   levels = task.num_levels
 
   def group(names, frames):
@@ -102,7 +107,7 @@ def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int,
         _var_shape(n, batch, frames, levels, lat, lon), jnp.float32)
             for n in names}
 
-  return Batch(inputs=group(task.input_variables, input_frames),
+  return Batch(inputs=group(task.input_variables, task_lib.input_frames(task)),
                targets=group(task.target_variables, rollout_steps),
                forcings=group(task.forcing_variables, rollout_steps))
 
@@ -120,14 +125,6 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
   edges = g.grid2mesh_edges + g.mesh2grid_edges + g.mesh_edges
   if edges > max_edges:
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
-  try:
-    import jax  # pylint: disable=g-import-not-at-top
-    from graphcast_fdl.model import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-    from graphcast_fdl.train import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
-    from graphcast_fdl.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
-    from graphcast_fdl.train import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    return XlaCost(False, f"model not importable ({e})")
   start = time.perf_counter()
   wanted = experiment.mesh.num_devices or 1
   visible = len(jax.devices())

@@ -19,6 +19,7 @@ from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.analysis import plot
 from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli.errors import UsageError
+from graphcast_fdl.task import format_seconds
 
 HARDWARE = flags.DEFINE_string(
     "hardware", "tpu_v4", f"One of: {', '.join(hardware_lib.names())}.")
@@ -109,7 +110,7 @@ def _fit(experiment) -> None:
     _explain_no_fit(experiment, budget, devices)
     return
   for rank, r in enumerate(results, 1):
-    print(f"#{rank}: {estimator.format_duration(r.total_duration_seconds)}, "
+    print(f"#{rank}: {format_seconds(r.total_duration_seconds)}, "
           f"peak {r.peak_bytes / 2**30:.2f} GiB, "
           f"{r.seconds_per_example:.3g} device-s/example")
     print("  " + (" ".join(shlex.quote(f) for f in fit_flags(r.changes,

@@ -71,13 +71,15 @@ def setup() -> Setup:
     raise UsageError("--checkpoint is required: a .npz file or a run's workdir")
   lead_steps()  # A bad --lead_time fails before anything is loaded.
 
+  # Loaded after the flags are checked, so a bad flag fails without JAX.
+  from graphcast_fdl import checkpoints  # pylint: disable=g-import-not-at-top
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.evaluation import loading  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
   try:
-    loaded = loading.load(CHECKPOINT.value, experiment.model, experiment.task,
-                          STEP.value)
-  except (loading.CheckpointNotFound, ValueError) as e:
+    loaded = checkpoints.load_params(
+        CHECKPOINT.value, experiment.model, experiment.task, step=STEP.value,
+        field="--checkpoint")
+  except (checkpoints.CheckpointNotFound, ValueError) as e:
     raise UsageError(str(e).splitlines()[0]) from e
   data = experiment.data
   if loaded.model.resolution != data.resolution:

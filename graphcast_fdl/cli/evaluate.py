@@ -17,6 +17,7 @@ import os
 from absl import flags
 from absl import logging
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.cli import eval_flags
 from graphcast_fdl.cli.errors import UsageError
 
@@ -97,4 +98,4 @@ def main(argv: list[str]) -> None:
   num_files = len(paths.pop("forecasts"))
   print(json.dumps({"paths": paths, "forecast_files": num_files,
                     "seconds": round(result["seconds"], 1),
-                    f"rmse at {6 * lead_steps}h": result["summary"]}, indent=2))
+                    f"rmse at {task_lib.TIME_STEP_HOURS * lead_steps}h": result["summary"]}, indent=2))

@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
     if not flag.value:
       raise UsageError(f"--{flag.name} is required")
   from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.model import inference  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.evaluation import inference  # pylint: disable=g-import-not-at-top
   try:
     predictions = inference.predict_to_file(
         CHECKPOINT.value, STATS_DIR.value, INPUTS.value, FORCINGS.value,

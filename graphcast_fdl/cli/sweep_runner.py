@@ -19,6 +19,7 @@ from graphcast_fdl.cli import directives as directives_lib
 from graphcast_fdl.cli import launch_files
 from graphcast_fdl.cli import sweep_members
 from graphcast_fdl.cli.errors import UsageError
+from graphcast_fdl.task import format_seconds
 
 
 def prepare_members(directives, workdir: str, hardware: str) -> list[dict]:
@@ -59,18 +60,10 @@ def format_table(rows: list[dict]) -> str:
     fits = all(p["fits"] for p in estimate["phases"])
     lines.append(
         f"{row['member'].name:{width}s} {row['experiment'].schedule.total_steps:8d} "
-        f"{_duration(estimate['total_duration_seconds']):>11s} "
+        f"{format_seconds(estimate['total_duration_seconds']):>11s} "
         f"{peak / 2**30:10.2f}Gi {'yes ' if fits else 'NO  '}  "
         + " ".join(f"--config={d}" for d in row["member"].overrides))
   return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-  if seconds < 3600:
-    return f"{seconds / 60:.1f} min"
-  if seconds < 2 * 86400:
-    return f"{seconds / 3600:.1f} h"
-  return f"{seconds / 86400:.1f} d"
 
 
 def run_members(rows: list[dict]) -> None:

@@ -19,6 +19,7 @@ from graphcast_fdl.cli import errors
 from graphcast_fdl.cli import init_checkpoint
 from graphcast_fdl.cli.errors import UsageError
 from graphcast_fdl.train import workdir as workdir_lib
+from graphcast_fdl.train.experiment import phase_settings
 
 
 DISTRIBUTED = flags.DEFINE_enum(
@@ -70,7 +71,7 @@ def check_rollouts_fit_data(experiment) -> None:
   """A rollout needs 2 input frames + k targets inside one split."""
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
   for span in experiment.schedule.spans():
-    data = span.phase.data or experiment.data
+    data = phase_settings(experiment, span.phase).data
     available = data_lib.max_rollout_steps(data, experiment.task, data.train_split)
     if span.phase.rollout_steps > available:
       raise UsageError(

@@ -1,9 +1,10 @@
-"""Training examples cut from frames: numpy for the loader, xarray for files.
+"""Examples cut from frames: numpy for the loader, xarray for files.
 
-`example_arrays` is the fast path the iterators use; `example_datasets` builds
-the same window as xarray and runs the published extraction
-(`windowing.extract_inputs_targets_forcings`), giving files with coordinates
-for forecasts and evaluation. Tests hold the two equal.
+`ExampleMaker` is the fast path the iterators use; `window_dataset` cuts the
+same window as xarray (the one place a window at an initial time is cut, for
+training files, forecasts and evaluation) and `example_datasets` runs the
+published extraction on it (`windowing.extract_inputs_targets_forcings`),
+giving files with coordinates. Tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import assembly
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
+from graphcast_fdl.data import solar_radiation
 from graphcast_fdl.data import windowing
 from graphcast_fdl.model.batch import Batch
 
@@ -27,7 +29,7 @@ def valid_starts(frames: frames_lib.Frames, length: int) -> np.ndarray:
   times = frames.datetimes
   if len(times) < length:
     return np.zeros((0,), np.int64)
-  steps_ok = np.diff(times) == frames_lib.STEP
+  steps_ok = np.diff(times) == task_lib.TIME_STEP
   # A window starting at i needs steps i..i+length-2 all regular.
   bad = np.concatenate([[0], np.cumsum(~steps_ok)])
   starts = np.arange(len(times) - length + 1)
@@ -53,7 +55,7 @@ class ExampleMaker:
     self.frames = frames
     self.task = task
     self.rollout_steps = rollout_steps
-    self.num_inputs = windowing.num_input_frames(task)
+    self.num_inputs = task_lib.input_frames(task)
     self.length = self.num_inputs + rollout_steps
     self.level_index = frames.level_indices(task.pressure_levels)
     self._levels_identity = np.array_equal(self.level_index, np.arange(len(frames.levels)))
@@ -96,7 +98,6 @@ class ExampleMaker:
                  forcings=pick(self.task.forcing_variables, slice(n, None)))
 
   def _toa(self, datetimes):
-    from graphcast_fdl.data import solar_radiation  # pylint: disable=g-import-not-at-top
     return solar_radiation.toa_incident_solar_radiation(
         datetimes, self.frames.lat, self.frames.lon)
 
@@ -138,22 +139,61 @@ def frames_dataset(frames: frames_lib.Frames, start: int, length: int,
   return xr.Dataset(data_vars, coords=coords)
 
 
+def window_dataset(frames: frames_lib.Frames, task: task_lib.TaskConfig,
+                   init_index: int, rollout_steps: int,
+                   pad_past_end: bool = False) -> xr.Dataset:
+  """The window whose last input frame is `init_index`, as `frames_dataset`.
+
+  Args:
+    frames: the split.
+    task: for the input frames and levels.
+    init_index: frame index of the initial time (lead time 0).
+    rollout_steps: target frames after it.
+    pad_past_end: target frames past the data's end become NaN frames with
+      their datetimes (which the forcings need), as a forecast from the latest
+      analysis has no targets; False: such a window is an error.
+
+  Raises:
+    DataError: naming the initial time when the window leaves the data or
+      spans a time gap.
+  """
+  num_inputs = task_lib.input_frames(task)
+  init_time = frames.datetimes[init_index]
+  start = init_index - num_inputs + 1
+  length = num_inputs + rollout_steps
+  if start < 0:
+    raise DataError(f"init time {init_time} has no {num_inputs - 1} earlier "
+                    "frame(s) in the data")
+  stored = min(length, len(frames) - start)
+  if stored < length and not pad_past_end:
+    raise DataError(f"init time {init_time} with rollout {rollout_steps} needs "
+                    "frames outside the data")
+  if start not in valid_starts(frames, stored):
+    raise DataError(f"the window at init time {init_time} spans a time gap in "
+                    "the data")
+  dataset = frames_dataset(frames, start, stored, task.pressure_levels)
+  if stored < length:
+    step = task_lib.TIME_STEP.astype("timedelta64[ns]")
+    extra = np.arange(1, length - stored + 1)
+    pad = dataset.isel(time=[-1] * (length - stored))
+    pad = pad.map(lambda v: v * np.nan if "time" in v.dims else v)
+    pad = pad.assign_coords(
+        time=dataset.time.values[-1] + step * extra,
+        datetime=(("batch", "time"),
+                  dataset.datetime.values[:, -1:] + step * extra))
+    dataset = xr.concat([dataset, pad], dim="time", data_vars="minimal",
+                        coords="minimal", compat="override")
+  return dataset
+
+
 def example_datasets(frames: frames_lib.Frames, task: task_lib.TaskConfig,
                      rollout_steps: int, init_time) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
   """(inputs, targets, forcings) datasets for the window whose last input is
   at `init_time`, via the published extraction."""
   init_time = np.datetime64(pd.Timestamp(init_time).to_datetime64(), "s")
-  num_inputs = windowing.num_input_frames(task)
   hits = np.flatnonzero(frames.datetimes == init_time)
   if not hits.size:
     raise DataError(f"init time {init_time} is not in the data "
                     f"({frames.datetimes[0]} .. {frames.datetimes[-1]})")
-  start = int(hits[0]) - num_inputs + 1
-  length = num_inputs + rollout_steps
-  if start < 0 or start + length > len(frames):
-    raise DataError(f"init time {init_time} with rollout {rollout_steps} needs frames "
-                    "outside the data")
-  if start not in valid_starts(frames, length):
-    raise DataError(f"the window at init time {init_time} spans a time gap")
-  dataset = frames_dataset(frames, start, length, task.pressure_levels)
+  dataset = window_dataset(frames, task, int(hits[0]), rollout_steps)
   return windowing.extract_inputs_targets_forcings(dataset, task, rollout_steps)

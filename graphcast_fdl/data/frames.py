@@ -17,9 +17,8 @@ import threading
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import record_reader
-
-STEP = np.timedelta64(6, "h")
 
 
 class DataError(ValueError):
@@ -104,7 +103,7 @@ class TfdsFrames(Frames):
     if len(self._source) != count:
       raise DataError(f"{builder.info.full_name} split {split!r} holds "
                       f"{len(self._source)} frames, its metadata says {count}")
-    self.datetimes = start + STEP * np.arange(count)
+    self.datetimes = start + task_lib.TIME_STEP * np.arange(count)
     self.lat = np.asarray(meta["lat"], np.float32)
     self.lon = np.asarray(meta["lon"], np.float32)
     self.levels = np.asarray(meta["levels"], np.int32)

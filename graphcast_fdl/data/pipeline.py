@@ -1,8 +1,9 @@
 """The data layer's public entry points, as the trainer and evaluator call them.
 
-A `DataConfig` names a source ("synthetic_weather", "era5" or "zarr"), the
-grid and the splits; the task names variables and levels. Every function
-here opens the split's frames once (cached) and cuts examples from them.
+A `DataConfig` names a registered source (`sources`: "zarr" here,
+"synthetic_weather" and "era5" from the builders in `datasets/`), the grid and
+the splits; the task names variables and levels. Every function here opens
+the split's frames once (cached) and cuts examples from them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import os
 from typing import Iterator
 
+import jax
 import numpy as np
 import xarray as xr
 
@@ -20,65 +22,31 @@ from graphcast_fdl.data import examples as examples_lib
 from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import iterators
+from graphcast_fdl.data import sources
 from graphcast_fdl.data import stats as stats_lib
 from graphcast_fdl.data import transfer
 from graphcast_fdl.data import validation
 from graphcast_fdl.data import windowing
+from graphcast_fdl.data import xarray_frames
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 DataError = frames_lib.DataError
-SOURCES = ("synthetic_weather", "era5", "zarr")
-
-
-def _synthetic_builder(data: DataConfig, task: task_lib.TaskConfig):
-  from graphcast_fdl.datasets.synthetic_weather import synthetic_weather_dataset_builder as sw  # pylint: disable=g-import-not-at-top
-  train_days, validation_days = data.synthetic_days
-  return sw.make_builder(data.resolution, data.include_poles, task.pressure_levels,
-                         data_dir=data.data_dir, train_days=train_days,
-                         validation_days=validation_days)
-
-
-def _era5_builder(data: DataConfig, task: task_lib.TaskConfig):
-  from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5  # pylint: disable=g-import-not-at-top
-  name = (data.path or "").split(",")[0] or None
-  return era5.find_builder(data.data_dir, data.resolution, data.include_poles,
-                           task.pressure_levels, name=name)
 
 
 def prepare(data: DataConfig, task: task_lib.TaskConfig) -> None:
-  """Makes sure the data exists: builds synthetic data locally if absent.
+  """Makes sure the data exists (a source may build it locally if absent).
 
   Raises:
-    DataError: naming the missing ERA5 dataset or zarr store.
+    DataError: naming the unknown source or the missing dataset or store.
   """
-  if data.source not in SOURCES:
-    raise DataError(f"data.source={data.source!r}: must be one of {SOURCES}")
-  if data.source == "synthetic_weather":
-    _synthetic_builder(data, task).download_and_prepare()
-  elif data.source == "era5":
-    _era5_builder(data, task)
-  else:
-    _frames(data, task, data.train_split)
+  sources.get(data.source).prepare(data, task)
 
 
 @functools.lru_cache(maxsize=16)
 def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
-  if data.source == "synthetic_weather":
-    builder = _synthetic_builder(data, task)
-    builder.download_and_prepare()
-    return frames_lib.TfdsFrames(builder, split)
-  if data.source == "era5":
-    from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5  # pylint: disable=g-import-not-at-top
-    return era5.open_frames(data.data_dir, data.resolution, data.include_poles,
-                            task.pressure_levels, data.path, split)
-  if data.source == "zarr":
-    from graphcast_fdl.data import xarray_frames  # pylint: disable=g-import-not-at-top
-    return xarray_frames.open_frames(
-        data.path, split, task=task, resolution=data.resolution,
-        include_poles=data.include_poles)
-  raise DataError(f"data.source={data.source!r}: must be one of {SOURCES}")
+  return sources.get(data.source).frames(data, task, split)
 
 
 def split_frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> frames_lib.Frames:
@@ -92,7 +60,7 @@ def _maker(data: DataConfig, task: task_lib.TaskConfig, split: str,
   maker = examples_lib.ExampleMaker(_frames(data, task, split), task, rollout_steps)
   if not len(maker.starts):
     raise DataError(f"split {split!r} has no window of {maker.length} consecutive "
-                    f"6-hourly frames (rollout {rollout_steps}): max is "
+                    f"{task_lib.TIME_STEP_HOURS}-hourly frames (rollout {rollout_steps}): max is "
                     f"{max_rollout_steps(data, task, split)}")
   return maker
 
@@ -100,10 +68,10 @@ def _maker(data: DataConfig, task: task_lib.TaskConfig, split: str,
 def max_rollout_steps(data: DataConfig, task: task_lib.TaskConfig, split: str) -> int:
   """The longest rollout one window of the split can hold."""
   times = _frames(data, task, split).datetimes
-  breaks = np.flatnonzero(np.diff(times) != frames_lib.STEP)
+  breaks = np.flatnonzero(np.diff(times) != task_lib.TIME_STEP)
   edges = np.concatenate([[-1], breaks, [len(times) - 1]])
   longest = int(np.max(np.diff(edges))) if len(times) else 0
-  return max(longest - windowing.num_input_frames(task), 0)
+  return max(longest - task_lib.input_frames(task), 0)
 
 
 def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
@@ -116,7 +84,6 @@ def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
   restart resumes exactly. Batches are loaded `data.prefetch` steps ahead.
   """
   if process_index is None or process_count is None:
-    import jax  # pylint: disable=g-import-not-at-top
     process_index, process_count = jax.process_index(), jax.process_count()
   maker = _maker(data, task, data.train_split, rollout_steps)
 
@@ -164,17 +131,26 @@ def example_window(data: DataConfig, task: task_lib.TaskConfig, split: str,
                                        rollout_steps, init_time)
 
 
-def _stats_cache_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
-  if data.source == "synthetic_weather":
-    return os.path.join(str(_synthetic_builder(data, task).data_dir), "stats", data.train_split)
-  if data.source == "era5":
-    return os.path.join(str(_era5_builder(data, task).data_dir), "stats", data.train_split)
+def _zarr_stats_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
   # By content: a store replaced at the same path gets fresh statistics.
   key = hashlib.sha1(repr((fingerprint.store_fingerprint(data.path), data.train_split,
                            data.resolution,
                            data.include_poles, task.pressure_levels)).encode()).hexdigest()[:12]
   root = data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl")
   return os.path.join(root, "stats", key)
+
+
+def _zarr_prepare(data: DataConfig, task: task_lib.TaskConfig) -> None:
+  _frames(data, task, data.train_split)  # Opening checks the store.
+
+
+# The data layer's own source: a store read in place (no TFDS build).
+sources.register("zarr", sources.Source(
+    frames=lambda data, task, split: xarray_frames.open_frames(
+        data.path, split, task=task, resolution=data.resolution,
+        include_poles=data.include_poles),
+    prepare=_zarr_prepare,
+    stats_dir=_zarr_stats_dir))
 
 
 def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
@@ -184,7 +160,7 @@ def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
   Returned at the task's pressure levels.
   """
   if stats_dir is None:
-    stats_dir = _stats_cache_dir(data, task)
+    stats_dir = sources.get(data.source).stats_dir(data, task)
     if not os.path.exists(os.path.join(stats_dir, "diffs_stddev_by_level.nc")):
       stats_lib.compute_stats(_frames(data, task, data.train_split)).save(stats_dir)
   stats = NormalizationStats.load(stats_dir)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import validation
+from graphcast_fdl.data import solar_radiation
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 
@@ -46,7 +48,6 @@ def _time_fields(frames: frames_lib.Frames, index: int, toa_present: bool) -> di
   fields = dict(frames.frame(index))
   time = frames.datetimes[index:index + 1]
   if not toa_present:
-    from graphcast_fdl.data import solar_radiation  # pylint: disable=g-import-not-at-top
     fields[forcings_lib.TOA] = solar_radiation.toa_incident_solar_radiation(
         time, frames.lat, frames.lon)[0]
   fields["year_progress"] = forcings_lib.year_progress(time)
@@ -81,10 +82,10 @@ def compute_stats(frames: frames_lib.Frames, stride: int = 1,
     # else with the next one (read for this purpose only).
     pair = None
     if stride == 1:
-      if previous is not None and times[index] - times[index - 1] == frames_lib.STEP:
+      if previous is not None and times[index] - times[index - 1] == task_lib.TIME_STEP:
         pair = (previous, current)
       previous = current
-    elif index + 1 < len(frames) and times[index + 1] - times[index] == frames_lib.STEP:
+    elif index + 1 < len(frames) and times[index + 1] - times[index] == task_lib.TIME_STEP:
       pair = (current, _time_fields(frames, index + 1, toa_present))
     if pair is not None:
       for name in current:

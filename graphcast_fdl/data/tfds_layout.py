@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
-SPLIT_STEP_HOURS = 6
+from graphcast_fdl import task as task_lib
 
 
 def frame_features(num_lat: int, num_lon: int, num_levels: int,
@@ -38,7 +38,7 @@ def frame_metadata(lat, lon, levels, atmospheric, surface, statics,
       lat=[float(x) for x in lat], lon=[float(x) for x in lon],
       levels=[int(x) for x in levels], atmospheric=list(atmospheric),
       surface=list(surface), statics=list(statics),
-      step_hours=SPLIT_STEP_HOURS,
+      step_hours=task_lib.TIME_STEP_HOURS,
       splits={k: {"start": str(s), "num_frames": int(n)} for k, (s, n) in splits.items()})
 
 

@@ -15,7 +15,8 @@ import re
 
 import numpy as np
 
-from graphcast_fdl.data.frames import DataError, STEP
+from graphcast_fdl import task as task_lib
+from graphcast_fdl.data.frames import DataError
 
 # |value| above this is a fill value: netCDF's default float fill is 9.97e36;
 # no ERA5 field comes near (accumulated TOA radiation is ~2e7 J m-2).
@@ -117,9 +118,9 @@ def check_values(name: str, values: np.ndarray, levels=None, when=None,
 
 
 def check_times(times: np.ndarray, segment_starts=()) -> None:
-  """6-hourly, strictly increasing times; names a duplicate, a step back or a gap."""
+  """Strictly increasing times one model step apart; names a duplicate, a step back or a gap."""
   steps = np.diff(times)
-  bad = [i for i in np.flatnonzero(steps != STEP) if i + 1 not in segment_starts]
+  bad = [i for i in np.flatnonzero(steps != task_lib.TIME_STEP) if i + 1 not in segment_starts]
   if not bad:
     return
   # Order problems first: a step back also leaves gaps, which would mislead.
@@ -131,7 +132,7 @@ def check_times(times: np.ndarray, segment_starts=()) -> None:
                       "(sort the store by time)")
   i = bad[0]
   raise DataError(f"time gap: {times[i]} is followed by {times[i + 1]} "
-                  "(6-hourly steps expected)")
+                  f"({task_lib.TIME_STEP_HOURS}-hourly steps expected)")
 
 
 def check_coords(name: str, values: np.ndarray, expected: np.ndarray,

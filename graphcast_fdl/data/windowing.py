@@ -16,21 +16,9 @@ import xarray as xr
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 
-STEP = pd.Timedelta(hours=6)
-
-
-def num_input_frames(task: task_lib.TaskConfig) -> int:
-  """Input frames the task reads: input_duration / 6h (2 for "12h")."""
-  frames = pd.Timedelta(task.input_duration) / STEP
-  if frames != int(frames) or frames < 1:
-    raise ValueError(f"task.input_duration={task.input_duration!r}: must be a "
-                     "positive multiple of 6h")
-  return int(frames)
-
-
 def window_length(task: task_lib.TaskConfig, rollout_steps: int) -> int:
   """Frames one example spans: inputs plus `rollout_steps` targets."""
-  return num_input_frames(task) + rollout_steps
+  return task_lib.input_frames(task) + rollout_steps
 
 
 def extract_inputs_targets_forcings(
@@ -56,10 +44,10 @@ def extract_inputs_targets_forcings(
     dataset = forcings_lib.add_forcings(dataset)
   dataset = dataset.drop_vars("datetime")
   time = dataset.coords["time"]
-  target_duration = rollout_steps * STEP
+  target_duration = rollout_steps * pd.Timedelta(task_lib.TIME_STEP)
   dataset = dataset.assign_coords(time=time + target_duration - time[-1])
   lead = pd.to_timedelta(dataset.coords["time"].values)
-  input_duration = pd.Timedelta(task.input_duration)
+  input_duration = task_lib.input_frames(task) * pd.Timedelta(task_lib.TIME_STEP)
   is_input = (lead > -input_duration) & (lead <= pd.Timedelta(0))
   is_target = (lead > pd.Timedelta(0)) & (lead <= target_duration)
   inputs = dataset.isel(time=np.flatnonzero(is_input))

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from graphcast_fdl import grid as grid_lib
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
-from graphcast_fdl.data import grid as grid_lib
 from graphcast_fdl.data import validation
 from graphcast_fdl.data.frames import DataError, Frames
 
@@ -197,7 +197,7 @@ def open_frames(path: str, split: str, task: task_lib.TaskConfig,
     ds = ds.sel(level=list(task.pressure_levels))
   start, end = split_range(split)
   times = pd.DatetimeIndex(ds.time.values)
-  keep = np.asarray(times.hour % 6 == 0) & np.asarray((times.minute == 0))
+  keep = np.asarray(times.hour % task_lib.TIME_STEP_HOURS == 0) & np.asarray((times.minute == 0))
   if start is not None:
     keep &= np.asarray(times >= pd.Timestamp(start))
   if end is not None:

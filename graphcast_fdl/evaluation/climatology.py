@@ -29,7 +29,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-HOURS = (0, 6, 12, 18)
+from graphcast_fdl import task as task_lib
+
+# Times of day of the model's steps: 0, 6, 12, 18 UTC.
+HOURS = tuple(range(0, 24, task_lib.TIME_STEP_HOURS))
 # In cache keys and attributes: files smoothed another way are not reused.
 WINDOW_WEIGHTS = "linear (WeatherBench 2)"
 
@@ -49,7 +52,7 @@ def hour_index(datetimes) -> np.ndarray:
   """Index into HOURS of each datetime's hour (nearest 6-hourly slot)."""
   datetimes = np.asarray(datetimes, "datetime64[ns]")
   hours = pd.DatetimeIndex(datetimes.reshape(-1)).hour.values
-  return (np.round(hours / 6).astype(int) % len(HOURS)).reshape(datetimes.shape)
+  return (np.round(hours / task_lib.TIME_STEP_HOURS).astype(int) % len(HOURS)).reshape(datetimes.shape)
 
 
 def _smoothing_kernel(bins: int, days_per_bin: int, window_days: int) -> np.ndarray:

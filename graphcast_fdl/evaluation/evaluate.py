@@ -17,6 +17,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.evaluation import baselines
 from graphcast_fdl.evaluation import forecast as forecast_lib
 from graphcast_fdl.evaluation import scorecard as scorecard_lib
@@ -65,7 +66,7 @@ def evaluate(predictor, params, task: TaskConfig, frames, climatology,
   rollout_fn = jax.jit(predictor.rollout, static_argnums=3)
   card = scorecard_lib.Scorecard(
       frames.lat, task.pressure_levels,
-      [6 * (t + 1) for t in range(options.lead_steps)])
+      [task_lib.TIME_STEP_HOURS * (t + 1) for t in range(options.lead_steps)])
   forecast_dir = os.path.join(output_dir, "forecasts")
   written, start = [], time.time()
   for first in range(0, len(indices), options.batch_size):

@@ -10,7 +10,6 @@ lead time, `datetime` the valid time, plus `init_time` over batch.
 from __future__ import annotations
 
 import os
-import re
 from typing import Callable, Mapping
 
 import jax
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from graphcast_fdl.data import windowing
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.evaluation import metrics
 from graphcast_fdl.evaluation import plot_style
 from graphcast_fdl.model.batch import Batch
@@ -26,7 +25,6 @@ from graphcast_fdl.model.batch import arrays_to_dataset
 from graphcast_fdl.task import TaskConfig
 
 FORMATS = ("netcdf", "zarr")
-_LEAD = re.compile(r"^\s*(\d+)\s*([dh])\s*$")
 
 
 def lead_time_steps(text: str) -> int:
@@ -35,14 +33,7 @@ def lead_time_steps(text: str) -> int:
   Raises:
     ValueError: naming the value when it is not a positive multiple of 6 h.
   """
-  match = _LEAD.match(str(text))
-  if not match:
-    raise ValueError(f"--lead_time={text!r}: write it as hours or days, e.g. 36h or 10d")
-  hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1)
-  if hours <= 0 or hours % 6:
-    raise ValueError(f"--lead_time={text!r} is {hours} h: it must be a positive "
-                     "multiple of 6h (the model's step)")
-  return hours // 6
+  return task_lib.duration_steps(text, "--lead_time")
 
 
 def next_inputs(task: TaskConfig, inputs: Mapping[str, np.ndarray],
@@ -56,7 +47,7 @@ def next_inputs(task: TaskConfig, inputs: Mapping[str, np.ndarray],
     forcings: {name: [B, k, ...]} at the chunk's target times (forcings that
       are also inputs, e.g. TOA radiation, come from here).
   """
-  frames = windowing.num_input_frames(task)
+  frames = task_lib.input_frames(task)
   out = dict(inputs)
   for name, value in inputs.items():
     new = predictions.get(name, forcings.get(name))
@@ -155,6 +146,7 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
     truth: the verifying data, same layout (NaN past the end of the data);
       with it each map adds a truth row and a forecast-minus-truth row.
   """
+  # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_fdl import task as task_lib
+
 # Short names of the headline fields: (variable, pressure level or None).
 HEADLINE = {
     "z500": ("geopotential", 500),
@@ -164,7 +166,7 @@ def headline_metrics(predictions: Mapping[str, "np.ndarray"],
     rmse_t = rmse_per_forecast(pred, truth, lat, time_axis=0)  # [T]
     bias_t = bias(pred, truth, lat, time_axis=0)
     for t in range(pred.shape[1]):
-      lead = f"{6 * (t + 1)}h"
+      lead = f"{task_lib.TIME_STEP_HOURS * (t + 1)}h"
       out[f"rmse/{short}/{lead}"] = float(rmse_t[t])
       out[f"bias/{short}/{lead}"] = float(bias_t[t])
   return out

@@ -177,6 +177,7 @@ def _jsonable(value):
 def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
   """One PNG per headline field: RMSE against lead time (days), per model,
   in the field's unit, saying how many initial times each curve averages."""
+  # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top

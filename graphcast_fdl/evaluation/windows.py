@@ -3,9 +3,9 @@
 Evaluation and forecasting need what training batches drop: the datetimes of
 each example (for the climatology and the output files) and examples past
 the end of the data (a forecast from the latest analysis has no targets).
-Windows are cut from `data.frames.Frames` as the training pipeline cuts them
-(`data.windowing`), with forcings computed from the datetimes; target frames
-beyond the data are NaN.
+Windows are cut by `data.examples.window_dataset`, as for training files,
+with forcings computed from the datetimes; target frames beyond the data are
+NaN.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from graphcast_fdl.data import examples as examples_lib
 from graphcast_fdl.data import windowing
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.batch import batch_from_datasets
-
-STEP = np.timedelta64(6, "h")
 
 
 class WindowError(ValueError):
@@ -40,13 +38,13 @@ def init_indices(frames, task: task_lib.TaskConfig, rollout_steps: int,
       needs that many frames after it.
     num_init_times: how many (None: all usable ones).
   """
-  num_inputs = windowing.num_input_frames(task)
+  num_inputs = task_lib.input_frames(task)
   length = num_inputs + (rollout_steps if require_targets else 0)
   usable = examples_lib.valid_starts(frames, length) + num_inputs - 1
   if not len(usable):
     raise WindowError(
         f"the split has {len(frames)} frames: no {num_inputs} input frames "
-        f"followed by {rollout_steps} lead times ({rollout_steps * 6 / 24:g} "
+        f"followed by {rollout_steps} lead times ({rollout_steps * task_lib.TIME_STEP_HOURS / 24:g} "
         "days) without a gap")
   if num_init_times is None or num_init_times >= len(usable):
     return usable
@@ -61,39 +59,8 @@ def index_of(frames, init_time) -> int:
   if not len(hits):
     raise WindowError(
         f"init_time {init_time} is not a frame of the data (it spans "
-        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every 6 h)")
+        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every {task_lib.TIME_STEP_HOURS} h)")
   return int(hits[0])
-
-
-def window_dataset(frames, task: task_lib.TaskConfig, init_index: int,
-                   rollout_steps: int) -> xr.Dataset:
-  """One example in the published layout: dims (batch=1, time, level, lat, lon).
-
-  As `data.examples.frames_dataset`, extended with NaN frames (and their
-  datetimes, which the forcings need) where the window passes the data's end.
-  """
-  num_inputs = windowing.num_input_frames(task)
-  start = init_index - num_inputs + 1
-  length = num_inputs + rollout_steps
-  if start < 0:
-    raise WindowError(f"init time {frames.datetimes[init_index]} has no "
-                      f"{num_inputs - 1} earlier frame(s) in the data")
-  stored = min(length, len(frames) - start)
-  if start not in examples_lib.valid_starts(frames, stored):
-    raise WindowError(f"the window at init time {frames.datetimes[init_index]} "
-                      "spans a time gap in the data")
-  dataset = examples_lib.frames_dataset(frames, start, stored, task.pressure_levels)
-  if stored < length:
-    pad = dataset.isel(time=[-1] * (length - stored))
-    pad = pad.map(lambda v: v * np.nan if "time" in v.dims else v)
-    extra = np.arange(1, length - stored + 1)
-    pad = pad.assign_coords(
-        time=dataset.time.values[-1] + STEP.astype("timedelta64[ns]") * extra,
-        datetime=(("batch", "time"),
-                  dataset.datetime.values[:, -1:] + STEP.astype("timedelta64[ns]") * extra))
-    dataset = xr.concat([dataset, pad], dim="time", data_vars="minimal",
-                        coords="minimal", compat="override")
-  return dataset
 
 
 def make_examples(frames, task: task_lib.TaskConfig, indices: Sequence[int],
@@ -104,7 +71,8 @@ def make_examples(frames, task: task_lib.TaskConfig, indices: Sequence[int],
     (batch, targets template dataset [batch, time, (level,) lat, lon] with
     lead times 6h.. as `time`, valid datetimes [batch, time]).
   """
-  parts = [window_dataset(frames, task, int(i), rollout_steps) for i in indices]
+  parts = [examples_lib.window_dataset(frames, task, int(i), rollout_steps,
+                                      pad_past_end=True) for i in indices]
   valid = np.concatenate(
       [p.coords["datetime"].values[:, -rollout_steps:] for p in parts])
   split = [windowing.extract_inputs_targets_forcings(p, task, rollout_steps)

@@ -44,6 +44,11 @@ def _cartesian(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
                    np.cos(theta)], axis=-1)
 
 
+# Widths of the structural features, read by the model and the estimator.
+NODE_FEATURES = 3  # [sin(lat), cos(lon), sin(lon)]
+EDGE_FEATURES = 4  # [length, dx, dy, dz] in the receiver's frame
+
+
 def node_features(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
   """[N, 3] float32 node features [sin(lat), cos(lon), sin(lon)] of float32 lat/lon [N]."""
   phi, theta = _spherical(np.asarray(lat, np.float32), np.asarray(lon, np.float32))

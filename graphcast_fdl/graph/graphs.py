@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from graphcast_fdl import grid as grid_lib
 from graphcast_fdl.graph import cache
 from graphcast_fdl.graph import features
 from graphcast_fdl.graph import grid_mesh_connectivity
@@ -181,7 +182,7 @@ def _check_inputs(resolution, include_poles, mesh_size, fraction,
   if isinstance(resolution, bool) or not isinstance(
       resolution, (int, float, np.floating, np.integer)):
     raise ValueError(f"resolution={resolution!r}: must be a number of degrees")
-  grid_mesh_connectivity.grid_lat_lon(float(resolution), True)  # validates
+  grid_lib.grid_shape(float(resolution), True)  # validates
   if not isinstance(include_poles, (bool, np.bool_)):
     raise ValueError(f"include_poles={include_poles!r}: must be True or False")
   if (isinstance(mesh_size, bool) or not isinstance(mesh_size, (int, np.integer))
@@ -212,7 +213,7 @@ def _build(resolution, include_poles, mesh_size,
   # float32 arithmetic, as published (float32 max edge times a Python float).
   query_radius = float(np.float32(max_edge) * radius_query_fraction_edge_length)
 
-  grid_lat, grid_lon = grid_mesh_connectivity.grid_lat_lon(
+  grid_lat, grid_lon = grid_lib.grid_lat_lon(
       resolution, include_poles)
   grid_xyz = grid_mesh_connectivity.grid_positions(grid_lat, grid_lon)
   lon2d, lat2d = np.meshgrid(grid_lon, grid_lat)

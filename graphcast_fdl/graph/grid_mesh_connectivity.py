@@ -1,4 +1,4 @@
-"""Regular lat/lon grids and their connectivity to an icosahedral mesh.
+"""Connectivity of a regular lat/lon grid (see `graphcast_fdl.grid`) to a mesh.
 
 Grid nodes are numbered as the published model flattens a `[lat, lon]` field:
 `node = lat_index * num_lon + lon_index`, latitudes ascending from the south
@@ -21,39 +21,6 @@ from graphcast_fdl.graph import icosahedral_mesh
 
 # Tolerance trimesh's closest-point query uses to call two faces equally close.
 _TRIMESH_MERGE_TOL = trimesh.tol.merge
-
-
-def grid_lat_lon(resolution: float,
-                 include_poles: bool) -> tuple[np.ndarray, np.ndarray]:
-  """Latitudes and longitudes (degrees, float64) of a regular global grid.
-
-  Args:
-    resolution: spacing in degrees; 180 / resolution must be a whole number.
-    include_poles: True: lat = -90, -90 + res, ..., 90 (ERA5, 180/res + 1 rows).
-      False: cell centres -90 + res/2, ..., 90 - res/2 (180/res rows).
-
-  Returns:
-    lat [num_lat] ascending, lon [num_lon] = 0, res, ..., 360 - res.
-  """
-  num_lat = _whole(180, resolution)
-  num_lon = 2 * num_lat
-  if include_poles:
-    lat = np.linspace(-90., 90., num_lat + 1)
-  else:
-    lat = np.linspace(-90. + resolution / 2, 90. - resolution / 2, num_lat)
-  lon = np.linspace(0., 360., num_lon, endpoint=False)
-  return lat, lon
-
-
-def _whole(span: float, resolution: float) -> int:
-  if not (isinstance(resolution, (int, float)) and 0 < resolution <= 90):
-    raise ValueError(f"resolution={resolution!r}: must be a number in (0, 90]")
-  count = span / resolution
-  if abs(count - round(count)) > 1e-6 * count:
-    raise ValueError(
-        f"resolution={resolution!r}: must divide 180 and 360 degrees into a "
-        "whole number of steps")
-  return int(round(count))
 
 
 def grid_positions(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

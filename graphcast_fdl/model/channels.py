@@ -22,18 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Variables with a pressure-level dim (the published ALL_ATMOSPHERIC_VARS).
-ATMOSPHERIC_VARIABLES = frozenset((
-    "potential_vorticity", "specific_rain_water_content",
-    "specific_snow_water_content", "geopotential", "temperature",
-    "u_component_of_wind", "v_component_of_wind", "specific_humidity",
-    "vertical_velocity", "vorticity", "divergence", "relative_humidity",
-    "ozone_mass_mixing_ratio", "specific_cloud_liquid_water_content",
-    "specific_cloud_ice_water_content", "fraction_of_cloud_cover"))
-
-
-def is_atmospheric(name: str) -> bool:
-  return name in ATMOSPHERIC_VARIABLES
+from graphcast_fdl.task import has_levels
 
 
 def _frames(name: str, x: jax.Array, grid_shape) -> jax.Array:
@@ -85,7 +74,7 @@ def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
   out = {}
   start = 0
   for name in sorted(targets):
-    if is_atmospheric(name):
+    if has_levels(name):
       out[name] = x[:, :, start:start + num_levels]
       start += num_levels
     else:
@@ -110,7 +99,7 @@ class ChannelLayout:
     targets, forcings = set(target_variables), set(forcing_variables)
     self.static = tuple(sorted(
         v for v in input_variables if v not in targets | forcings))
-    levels = lambda v: range(num_levels) if is_atmospheric(v) else [None]
+    levels = lambda v: range(num_levels) if has_levels(v) else [None]
     self.inputs = [
         (v, t, l) for v in sorted(input_variables)
         for t in ([None] if v in self.static else range(num_frames))

@@ -21,13 +21,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from graphcast_fdl.graph.features import EDGE_FEATURES
+from graphcast_fdl.graph.features import NODE_FEATURES
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import layers
 from graphcast_fdl.model import row_blocks
 from graphcast_fdl.model.config import ModelConfig
-
-EDGE_FEATURES = 4  # Edge length + 3D relative position in receiver frame.
-NODE_FEATURES = 3  # sin(lat), cos(lon), sin(lon).
 
 
 def gnn_blocks(model: ModelConfig, num_input_channels: int,

@@ -13,8 +13,8 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
-import pandas as pd
 
+from graphcast_fdl.graph import graphs_for_model
 from graphcast_fdl.model import channels
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import losses
@@ -23,30 +23,16 @@ from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.model.graphcast import GraphCastNet
 from graphcast_fdl.model.normalization import ChannelNormalization
 from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl import task as task_lib
 from graphcast_fdl.task import TaskConfig
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-TIMESTEP = pd.Timedelta("6h")
-
-
-def input_frames(task: TaskConfig) -> int:
-  """Input frames in task.input_duration, e.g. "12h" -> 2 frames 6 h apart."""
-  try:
-    duration = pd.Timedelta(task.input_duration)
-  except ValueError as e:
-    raise ValueError(f"task.input_duration={task.input_duration!r}: not a "
-                     "duration") from e
-  frames, rest = divmod(duration, TIMESTEP)
-  if rest or frames < 1:
-    raise ValueError(f"task.input_duration={task.input_duration!r}: must be a "
-                     "positive multiple of 6h")
-  return int(frames)
 
 
 def layout(task: TaskConfig) -> channels.ChannelLayout:
   return channels.ChannelLayout(
       task.input_variables, task.target_variables, task.forcing_variables,
-      task.num_levels, input_frames(task))
+      task.num_levels, task_lib.input_frames(task))
 
 
 def network(model: ModelConfig, task: TaskConfig) -> GraphCastNet:
@@ -71,7 +57,6 @@ class Predictor:
   def __init__(self, model: ModelConfig, task: TaskConfig,
                stats: NormalizationStats, graphs=None):
     if graphs is None:
-      from graphcast_fdl.graph import graphs_for_model  # pylint: disable=g-import-not-at-top
       graphs = graphs_for_model(model)
     self.model = model
     self.task = task
@@ -191,6 +176,30 @@ class Predictor:
     _, (total, per_variable) = self._scan(body, inputs, (targets, forcings),
                                           num_steps)
     # [T, B]: mean over rollout steps, then over the batch.
+    mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
+    return mean(total), {k: mean(v) for k, v in per_variable.items()}
+
+  def persistence_loss(self, batch: Batch
+                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """`loss` of persistence, the bar a trained model must clear.
+
+    Persistence forecasts every target time with the last input frame (a
+    target that is not an input, with its mean). In normalised-residual space
+    that is an output of zero at every step, the fed-back frame never
+    changing, so this is the model's weighted loss of zero outputs against
+    each target's residual from the last input; reduced like `loss`.
+    """
+    num_steps = batch.targets[self.task.target_variables[0]].shape[1]
+    inputs, _ = self._stack(batch.inputs, batch.forcings, num_steps)
+    targets = channels.stack_steps(
+        {n: jnp.asarray(batch.targets[n], jnp.float32)
+         for n in self.task.target_variables}, self._grid_shape)
+
+    def one_step(target):
+      norm_target = self._norm.target(target, inputs)
+      return self._loss(jnp.zeros_like(norm_target), norm_target)
+
+    total, per_variable = jax.lax.map(one_step, targets)  # [T, B]
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     return mean(total), {k: mean(v) for k, v in per_variable.items()}
 

@@ -1,7 +1,8 @@
-"""Orbax checkpoints of the training state, and parameters for fine-tuning.
+"""Orbax checkpoints of the training state.
 
 A checkpoint holds four items so that parameters can be read alone (to
-fine-tune from them) and the rest only when resuming:
+fine-tune from them or evaluate, `checkpoints.load_params`) and the rest only
+when resuming:
   params     model parameters
   opt_state  optimiser state
   loop       global step, rng, non-finite counters
@@ -25,28 +26,22 @@ import shutil
 
 from absl import logging
 import jax
-import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
 
+from graphcast_fdl.checkpoints import integrity
+from graphcast_fdl.checkpoints import orbax_params
+from graphcast_fdl.checkpoints.integrity import CheckpointDamaged
+from graphcast_fdl.checkpoints.integrity import CheckpointMismatch
 from graphcast_fdl.train.config import CheckpointConfig
 from graphcast_fdl.train.train_step import TrainState
 
-CHECKPOINT_SUBDIR = "checkpoints"
+CHECKPOINT_SUBDIR = orbax_params.CHECKPOINT_SUBDIR
 DAMAGED_SUBDIR = "damaged_checkpoints"
-_ITEMS = ("params", "opt_state", "loop")
+_ITEMS = (orbax_params.PARAMS_ITEM, "opt_state", "loop")
 
 
 class CheckpointSaveError(OSError):
   """A checkpoint could not be written (disk full, read-only, ...)."""
-
-
-class CheckpointDamaged(ValueError):
-  """A checkpoint that does not read back as it was written."""
-
-
-class CheckpointMismatch(ValueError):
-  """A readable checkpoint of another model: the config changed, not the files."""
 
 
 class _DropOrbaxInfo(logging.logging.Filter):
@@ -73,7 +68,7 @@ def quiet_orbax() -> None:
 
 def _split(state: TrainState) -> dict:
   return {
-      "params": state.params,
+      orbax_params.PARAMS_ITEM: state.params,
       "opt_state": state.opt_state,
       "loop": {"step": state.step, "rng": state.rng,
                "nonfinite_in_a_row": state.nonfinite_in_a_row,
@@ -84,73 +79,9 @@ def _split(state: TrainState) -> dict:
 def _join(items: dict) -> TrainState:
   loop = items["loop"]
   return TrainState(
-      step=loop["step"], params=items["params"], opt_state=items["opt_state"],
+      step=loop["step"], params=items[orbax_params.PARAMS_ITEM], opt_state=items["opt_state"],
       rng=loop["rng"], nonfinite_in_a_row=loop["nonfinite_in_a_row"],
       nonfinite_total=loop["nonfinite_total"])
-
-
-def _abstract(tree):
-  """Shape/dtype/sharding targets, so restore places arrays like the state."""
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-
-
-def _leaf_checksum(x) -> jax.Array:
-  """A position-weighted sum of the array's bits, mod 2**32.
-
-  Integer arithmetic wraps the same way whatever the summation order, so the
-  value does not depend on the device count or sharding; any change of a
-  single word changes it (the weights are odd).
-  """
-  x = jnp.asarray(x)
-  width = x.dtype.itemsize
-  if width == 8:
-    words = jax.lax.bitcast_convert_type(x, jnp.uint32)
-  else:
-    unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[width]
-    if x.dtype == jnp.bool_:
-      x = x.astype(jnp.uint8)
-    words = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
-  words = words.reshape(-1)
-  weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(
-      2654435761) + jnp.uint32(1)
-  weights = weights | jnp.uint32(1)
-  return jnp.sum(words * weights, dtype=jnp.uint32)
-
-
-_checksums_jit = jax.jit(lambda tree: jax.tree.map(_leaf_checksum, tree))
-
-
-def _paths(tree) -> list[str]:
-  return [jax.tree_util.keystr(p) for p, _ in
-          jax.tree_util.tree_leaves_with_path(tree)]
-
-
-def checksums(items: dict) -> dict[str, dict[str, int]]:
-  """{item: {array path: checksum}} of a (possibly sharded) tree of items."""
-  out = {}
-  for name, tree in items.items():
-    values = jax.tree.leaves(_checksums_jit(tree))
-    values = [int(np.asarray(v.addressable_shards[0].data)) for v in values]
-    out[name] = dict(zip(_paths(tree), values))
-  return out
-
-
-def shapes(items: dict) -> dict[str, dict[str, list[int]]]:
-  return {name: {path: list(np.shape(leaf)) for path, leaf in zip(
-      _paths(tree), jax.tree.leaves(tree))} for name, tree in items.items()}
-
-
-def _first_line(error: BaseException, limit: int = 240) -> str:
-  """`Type: first line`, shortened; an OS error code (tensorstore writes
-  `[os_error_code='28']`) is spelled out instead of the long original."""
-  text = str(error).strip().splitlines()
-  text = text[0] if text else ""
-  code = re.search(r"os_error_code='(\d+)'", text)
-  if code:
-    return os.strerror(int(code.group(1))).lower()
-  if len(text) > limit:
-    text = text[:limit] + "..."
-  return f"{type(error).__name__}: {text}".rstrip(": ")
 
 
 def _os_cause(error: BaseException) -> str | None:
@@ -162,34 +93,6 @@ def _os_cause(error: BaseException) -> str | None:
       return os.strerror(error.errno).lower()
     error = error.__cause__ or error.__context__
   return None
-
-
-def _check_shapes(meta: dict, target: dict, step: int) -> None:
-  """CheckpointMismatch if the saved shapes are not the target's."""
-  saved = meta.get("shapes")
-  if saved is None:  # Written before shapes were recorded.
-    return
-  wanted = shapes(target)
-  for name in target:
-    for path, shape in wanted[name].items():
-      have = saved.get(name, {}).get(path)
-      if have is not None and list(have) != shape:
-        raise CheckpointMismatch(
-            f"checkpoint step {step} holds {name}{path} of shape "
-            f"{tuple(have)}, the config gives {tuple(shape)}: it was written "
-            "by another model config")
-
-
-def _check_sums(meta: dict, restored: dict, step: int) -> None:
-  saved = meta.get("checksums")
-  if saved is None:
-    return
-  got = checksums(restored)
-  for name in restored:
-    for path, value in got[name].items():
-      if saved.get(name, {}).get(path) != value:
-        raise CheckpointDamaged(
-            f"checksum of {name}{path} differs from the one saved")
 
 
 class Checkpointer:
@@ -212,7 +115,7 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointSaveError(
           f"cannot use checkpoint directory {self.directory}: "
-          f"{_first_line(e)}") from e
+          f"{integrity.first_line(e)}") from e
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -228,7 +131,8 @@ class Checkpointer:
     if step in self._manager.all_steps():
       return False
     items = _split(state)
-    meta = dict(meta, shapes=shapes(items), checksums=checksums(items))
+    meta = dict(meta, shapes=integrity.shapes(items),
+                checksums=integrity.checksums(items))
     args = {k: ocp.args.StandardSave(v) for k, v in items.items()}
     args["meta"] = ocp.args.JsonSave(meta)
     try:
@@ -248,7 +152,7 @@ class Checkpointer:
       kept = "unknown"
     return CheckpointSaveError(
         f"checkpoint saving failed at step {step} in {self.directory} "
-        f"({_os_cause(error) or _first_line(error)}); the checkpoints already "
+        f"({_os_cause(error) or integrity.first_line(error)}); the checkpoints already "
         f"there are kept (steps: {kept})")
 
   def read_meta(self, step: int) -> dict:
@@ -266,15 +170,15 @@ class Checkpointer:
     try:
       meta = self.read_meta(step)
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(f"unreadable meta ({_first_line(e)})") from e
-    _check_shapes(meta, items, step)
-    args = {k: ocp.args.StandardRestore(_abstract(v)) for k, v in items.items()}
+      raise CheckpointDamaged(f"unreadable meta ({integrity.first_line(e)})") from e
+    integrity.check_shapes(meta, items, step)
+    args = {k: ocp.args.StandardRestore(orbax_params.abstract(v)) for k, v in items.items()}
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**args))
       restored = {k: restored[k] for k in _ITEMS}
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(_first_line(e)) from e
-    _check_sums(meta, restored, step)
+      raise CheckpointDamaged(integrity.first_line(e)) from e
+    integrity.check_sums(meta, restored, step)
     return _join(restored)
 
   def restore_latest_intact(self, target: TrainState
@@ -318,58 +222,3 @@ class Checkpointer:
   def close(self) -> None:
     self.wait()
     self._manager.close()
-
-
-def checkpoint_directory(path: str) -> str:
-  """`path` itself if it holds numbered steps, else its `checkpoints/`."""
-  sub = os.path.join(path, CHECKPOINT_SUBDIR)
-  return sub if os.path.isdir(sub) else path
-
-
-def load_params(path: str, target_params, step: int | None = None):
-  """Parameters alone from one of our runs (a workdir or its checkpoints dir).
-
-  Args:
-    path: workdir or checkpoint directory of an earlier run.
-    target_params: parameters (or shape structs with shardings) to match.
-    step: which checkpoint (default the latest).
-
-  Raises:
-    FileNotFoundError: no checkpoint there, or not at `step` (the message
-      lists the steps kept).
-    CheckpointDamaged, CheckpointMismatch: as for a resume.
-  """
-  directory = checkpoint_directory(os.path.abspath(path))
-  with ocp.CheckpointManager(directory) as manager:
-    kept = sorted(manager.all_steps())
-    if not kept:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-    if step is None:
-      step = kept[-1]
-    elif step not in kept:
-      raise FileNotFoundError(
-          f"no checkpoint at step {step} in {directory}; steps kept: "
-          f"{', '.join(map(str, kept))}")
-    try:
-      meta = manager.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))["meta"] or {}
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(
-          f"checkpoint step {step} in {directory} is damaged: unreadable "
-          f"meta ({_first_line(e)})") from e
-    _check_shapes(meta, {"params": target_params}, step)
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          params=ocp.args.StandardRestore(_abstract(target_params))))
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(
-          f"checkpoint step {step} in {directory} is damaged: "
-          f"{_first_line(e)}") from e
-  params = {"params": restored["params"]}
-  try:
-    _check_sums({"checksums": {"params": (meta.get("checksums") or {}).get(
-        "params")}} if meta.get("checksums") else {}, params, step)
-  except CheckpointDamaged as e:
-    raise CheckpointDamaged(
-        f"checkpoint step {step} in {directory} is damaged: {e}") from e
-  return params["params"]

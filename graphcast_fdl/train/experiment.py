@@ -8,6 +8,7 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.train import config as train_config
+from graphcast_fdl.train.schedule import Phase
 from graphcast_fdl.train.schedule import Schedule
 
 
@@ -59,6 +60,33 @@ class Experiment:
 
   def __post_init__(self):
     validate(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseSettings:
+  """What a phase runs with: its overrides applied over the experiment's.
+
+  Attributes:
+    model: the experiment's model with the phase's precision and remat.
+    data: the phase's data source, else the experiment's.
+    eval_every_steps: the phase's evaluation cadence, else the experiment's.
+  """
+
+  model: ModelConfig
+  data: DataConfig
+  eval_every_steps: int
+
+
+def phase_settings(experiment: Experiment, phase: Phase) -> PhaseSettings:
+  """The one place a phase's overrides are resolved (trainer, estimator, cli)."""
+  model = experiment.model
+  if phase.precision is not None or phase.remat is not None:
+    model = dataclasses.replace(
+        model, precision=phase.precision or model.precision,
+        remat=phase.remat or model.remat)
+  return PhaseSettings(
+      model=model, data=phase.data or experiment.data,
+      eval_every_steps=phase.eval_every_steps or experiment.eval.every_steps)
 
 
 def validate(experiment: Experiment, num_visible_devices: int | None = None) -> None:

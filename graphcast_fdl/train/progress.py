@@ -7,18 +7,10 @@ from typing import Sequence
 from absl import logging
 from clu import periodic_actions
 
+from graphcast_fdl.task import format_seconds
 from graphcast_fdl.train.schedule import Schedule
 
 EXCLUDED = "compiling each phase's step, evaluation and checkpoints"
-
-
-def format_seconds(seconds: float) -> str:
-  seconds = max(int(seconds), 0)
-  hours, rest = divmod(seconds, 3600)
-  minutes, secs = divmod(rest, 60)
-  if hours:
-    return f"{hours}h{minutes:02d}m"
-  return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class StepPricer:

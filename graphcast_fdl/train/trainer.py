@@ -9,7 +9,6 @@ its last checkpoint left off and ends with the same parameters.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any, Callable
@@ -21,7 +20,9 @@ from clu import periodic_actions
 import jax
 import numpy as np
 
+from graphcast_fdl import checkpoints
 from graphcast_fdl.train import checkpointing
+from graphcast_fdl.train import experiment as experiment_lib
 from graphcast_fdl.train import metrics as metrics_lib
 from graphcast_fdl.train import optimizer as optimizer_lib
 from graphcast_fdl.train import preemption
@@ -118,9 +119,7 @@ class Trainer:
     """The predictor of a phase: the model with its precision/remat overrides."""
     model = self.experiment.model
     if phase is not None:
-      model = dataclasses.replace(
-          model, precision=phase.precision or model.precision,
-          remat=phase.remat or model.remat)
+      model = experiment_lib.phase_settings(self.experiment, phase).model
     key = (model.precision, model.remat)
     if key not in self._predictors:
       base = next(iter(self._predictors.values()), None)
@@ -130,7 +129,7 @@ class Trainer:
     return self._predictors[key]
 
   def _train_iterator(self, span: PhaseSpan, step: int):
-    data = span.phase.data or self.experiment.data
+    data = experiment_lib.phase_settings(self.experiment, span.phase).data
     return self._data.train_batches(
         data, self.experiment.task, span.phase.rollout_steps, step,
         process_index=jax.process_index(), process_count=jax.process_count())
@@ -165,12 +164,8 @@ class Trainer:
       self._eval_step = train_step_lib.jit_eval_step(
           sharding_lib.data_parallel(predictor.loss, self._mesh),
           self._param_shardings, self._mesh)
-      from graphcast_fdl.train import baselines  # pylint: disable=g-import-not-at-top
-      persistence_loss = getattr(predictor, "persistence_loss", None) or (
-          baselines.persistence_loss_fn(
-              self.experiment.model, self.experiment.task, self._stats))
       self._persistence_step = jax.jit(
-          persistence_loss,
+          predictor.persistence_loss,
           in_shardings=(sharding_lib.batch_sharding(self._mesh),),
           out_shardings=sharding_lib.replicated(self._mesh))
     model_metrics = metrics_lib.EvalMetrics.empty()
@@ -195,20 +190,10 @@ class Trainer:
       init = jax.jit(predictor.init_params,
                      out_shardings=self._param_shardings)
       return init(rng, batch)
-    if path.endswith(".npz"):
-      from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
-      loaded = npz_format.load(path).params
-      expected = jax.tree.map(np.shape, abstract_params)
-      if jax.tree.map(np.shape, loaded) != expected:
-        raise ValueError(
-            f"init_checkpoint={path}: its parameter shapes do not match "
-            "experiment.model and experiment.task")
-      return jax.tree.map(
-          lambda x, s: jax.make_array_from_callback(
-              np.shape(x), s, lambda idx: np.asarray(x)[idx]),
-          loaded, self._param_shardings)
     logging.info("Fine-tuning from parameters of %s", path)
-    return checkpointing.load_params(path, abstract_params)
+    return checkpoints.load_params(
+        path, self.experiment.model, self.experiment.task,
+        target=abstract_params, field="init_checkpoint").params
 
   def _meta(self, step: int) -> dict:
     """For people reading a checkpoint: where in the schedule it resumes."""
@@ -393,7 +378,8 @@ class Trainer:
                      phase.name, span.index + 1, len(schedule.phases),
                      span.start, span.end, phase.rollout_steps, step)
         train_step = self.train_step_for(phase)
-        eval_every = phase.eval_every_steps or experiment.eval.every_steps
+        eval_every = experiment_lib.phase_settings(
+            experiment, phase).eval_every_steps
         while step < span.end:
           # Take one step; a non-finite one changes only its counters.
           batch = self._next_batch(span, step)

@@ -6,6 +6,7 @@ has the template's variables, dims and coords, one step per template time.
 As the published code, the grid is the inputs' own (with or without rows at
 the poles, at any spacing): the checkpoint's `resolution` only names the grid
 it was trained on.
+The rollout is `forecast.rollout`'s, in one call.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import jax
 import numpy as np
 import xarray as xr
 
+from graphcast_fdl.checkpoints import npz_format
+from graphcast_fdl.evaluation import forecast
 from graphcast_fdl.graph.grid_mesh_connectivity import grid_lat_lon
-
 from graphcast_fdl.model.batch import arrays_to_dataset
+from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.batch import dataset_to_arrays
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 from graphcast_fdl.model.predictor import Predictor
@@ -78,11 +81,12 @@ def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
     raise ValueError(f"inputs have a {got[0]}x{got[1]} lat/lon grid, the "
                      f"graphs given are for {grid[0]}x{grid[1]}")
   batch_size = inputs.sizes.get("batch", 1)
-  rollout = jax.jit(predictor.rollout, static_argnums=3)
-  predictions = rollout(checkpoint.params,
-                        dataset_to_arrays(inputs, batch_size),
-                        dataset_to_arrays(forcings, batch_size), num_steps)
-  return arrays_to_dataset(jax.device_get(predictions), targets_template)
+  batch = Batch(inputs=dataset_to_arrays(inputs, batch_size), targets={},
+                forcings=dataset_to_arrays(forcings, batch_size))
+  predictions = forecast.rollout(
+      jax.jit(predictor.rollout, static_argnums=3), checkpoint.params,
+      checkpoint.task, batch, num_steps, chunk_steps=None)
+  return arrays_to_dataset(predictions, targets_template)
 
 
 def predict_to_file(checkpoint, stats_dir: str, inputs, forcings,
@@ -102,12 +106,9 @@ def predict_to_file(checkpoint, stats_dir: str, inputs, forcings,
     The predictions dataset that was written.
   """
   if isinstance(checkpoint, (str, os.PathLike)):
-    # Checkpoint file format lives a layer above the model; import late.
-    from graphcast_fdl.checkpoints import npz_format  # pylint: disable=g-import-not-at-top
     overrides = {} if precision is None else {"precision": precision}
     checkpoint = npz_format.load(os.fspath(checkpoint), **overrides)
   elif precision is not None and precision != checkpoint.model.precision:
-    import dataclasses  # pylint: disable=g-import-not-at-top
     checkpoint = dataclasses.replace(checkpoint, model=dataclasses.replace(
         checkpoint.model, precision=precision))
   stats = NormalizationStats.load(stats_dir)
