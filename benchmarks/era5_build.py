@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import grid
+from graphcast_fdl import grid
 from graphcast_fdl.datasets.era5 import era5_dataset_builder as era5
 
 

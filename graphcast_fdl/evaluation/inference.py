@@ -20,7 +20,7 @@ import xarray as xr
 
 from graphcast_fdl.checkpoints import npz_format
 from graphcast_fdl.evaluation import forecast
-from graphcast_fdl.graph.grid_mesh_connectivity import grid_lat_lon
+from graphcast_fdl.grid import grid_lat_lon
 from graphcast_fdl.model.batch import arrays_to_dataset
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.batch import dataset_to_arrays

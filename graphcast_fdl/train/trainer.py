@@ -9,6 +9,7 @@ its last checkpoint left off and ends with the same parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Callable
