@@ -365,11 +365,12 @@ def load_params(path: str, target_params, step: int | None = None):
       raise CheckpointDamaged(
           f"checkpoint step {step} in {directory} is damaged: "
           f"{_first_line(e)}") from e
-  params = {"params": restored["params"]}
+  saved = (meta.get("checksums") or {}).get("params")
   try:
-    _check_sums({"checksums": {"params": (meta.get("checksums") or {}).get(
-        "params")}} if meta.get("checksums") else {}, params, step)
+    if saved is not None:
+      _check_sums({"checksums": {"params": saved}},
+                  {"params": restored["params"]}, step)
   except CheckpointDamaged as e:
     raise CheckpointDamaged(
         f"checkpoint step {step} in {directory} is damaged: {e}") from e
-  return params["params"]
+  return restored["params"]
