@@ -242,3 +242,13 @@ def test_a_file_where_checkpoints_go_stops_before_training(tmp_path):
   with pytest.raises(checkpointing.CheckpointSaveError,
                      match="checkpoints is a file, not a folder"):
     _run(_experiment(), tmp_path)
+
+
+def test_loading_parameters_verifies_their_checksums(reference, tmp_path):
+  ref_dir, _ = reference
+  shutil.copytree(ref_dir, tmp_path / "run")
+  _wrong_checksum(str(tmp_path / "run" / "checkpoints" / "8"))
+  with pytest.raises(checkpointing.CheckpointDamaged,
+                     match=r"checkpoint step 8 in .* is damaged: checksum of "
+                     r"params\["):
+    orbax_params.load(str(tmp_path / "run"), _target())

@@ -290,8 +290,8 @@ class Trainer:
     """(iterator, its first batch) at `step` (past the end: the last phase's)."""
     schedule = self.experiment.schedule
     span = schedule.span_at(step) or schedule.spans()[-1]
-    iterator = self._train_iterator(span, max(step, span.start) if
-                                    schedule.span_at(step) else span.start)
+    iterator = self._train_iterator(
+        span, step if schedule.span_at(step) else span.start)
     return iterator, self._global(next(iterator))
 
   def train_step_for(self, phase: Phase):
