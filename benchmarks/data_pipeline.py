@@ -2,6 +2,7 @@
 
   python benchmarks/data_pipeline.py        # demo 4 deg, 0.25 deg frame, 1 deg
   python benchmarks/data_pipeline.py --sizes 1:5:512:16 --model_sizes none   # loader alone
+  python benchmarks/data_pipeline.py --sizes 1:5:512:16 --model_sizes none --loader grain
 
 Each size is resolution:mesh:latent:message_steps (13 levels). For each, builds
 a short synthetic_weather record in a temporary directory (at 0.25 deg, 1+1
@@ -27,10 +28,12 @@ import os
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 
 from graphcast_fdl import data
 from graphcast_fdl import task as task_lib
+from graphcast_fdl.data import grain_pipeline
 
 
 def _batch_bytes(batch) -> int:
@@ -111,7 +114,11 @@ def _measure(size, args, task, tmp):
   num_batches = max(args.num_batches // (8 if small else 1), 3)
   paths = sorted(glob.glob(os.path.join(tmp, "synthetic_weather", "*", "*",
                                        "*-train.array_record*")))
-  iterator = data.train_batches(cfg, task, 1, 0, 0, 1)
+  if args.loader == "grain":
+    iterator = iter(grain_pipeline.train_dataset(
+        cfg, task, 1, 0, 10 ** 9, 0, 1, num_workers=args.grain_workers))
+  else:
+    iterator = data.train_batches(cfg, task, 1, 0, 0, 1)
   batch = next(iterator)  # Opens the split, starts the prefetch threads.
   # Rounds interleaved, best of each kept: on a shared machine the three
   # figures are then taken under the same conditions.
@@ -120,7 +127,8 @@ def _measure(size, args, task, tmp):
     loader.append(_time_loader(iterator, cfg, num_batches))
     memcpy.append(_memcpy_gb_per_s(_batch_bytes(batch), 0.5))
     read.append(_read_gb_per_s(paths, 0.5))
-  iterator.close()
+  if hasattr(iterator, "close"):
+    iterator.close()
   examples_per_s, loader_gb = max(loader)
   row = dict(size=size, resolution=resolution, levels=len(task.pressure_levels),
              batch=cfg.global_batch_size, build_s_per_frame=build_s,
@@ -144,7 +152,11 @@ def main():
   parser.add_argument("--num_batches", type=int, default=20,
                       help="batches per timed round (0.25 deg: 1/8 of it, at least 3)")
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--loader", choices=("ours", "grain"), default="ours",
+                      help="train_batches, or the same batches through data/grain_pipeline")
+  parser.add_argument("--grain_workers", type=int, default=0)
   args = parser.parse_args()
+  flags.FLAGS.mark_as_parsed()  # Grain's worker processes read absl flags.
   task = task_lib.task_13()
   rows = []
   columns = ("resolution", "batch", "example_mb", "examples_per_s", "loader_gb_per_s",
