@@ -285,9 +285,9 @@ def test_fit_does_not_offer_bfloat16_where_it_runs_as_float32():
 
 
 def test_fit_flags_render_changes_only():
-  from graphcast_fdl.cli import estimate as estimate_cli  # pylint: disable=g-import-not-at-top
-  assert estimate_cli.fit_flags({}, 8) == []
-  assert estimate_cli.fit_flags(
+  from graphcast_fdl.cli import fit_flags  # pylint: disable=g-import-not-at-top
+  assert fit_flags.render({}, 8) == []
+  assert fit_flags.render(
       {"model.remat.rollout_step": True, "model.precision": "float32",
        "per_device_batch": 2}, 8) == [
            "--config=fiddler:devices(n=8,per_device_batch=2)",

@@ -45,6 +45,13 @@ def test_train_help_and_helpfull():
   assert "run_with_pdb" in full.stdout and "--distributed" in full.stdout
 
 
+def test_sweep_help_lists_its_config_flag():
+  result = _run("sweep", "--help")
+  assert result.returncode == 0
+  flags = _flag_lines(result.stdout)
+  assert flags[:2] == ["--config", "--workdir"] and "--remote_workdir" in flags
+
+
 def test_top_level_help_names_commands():
   result = _run("--help")
   assert result.returncode == 0

@@ -213,10 +213,10 @@ def test_two_member_demo_sweep_runs_to_completion_and_resumes(tmp_path):
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("finished earlier, skipped") == 2
   # The members' results side by side, names in full.
-  table = again.stdout.splitlines()[-3:]
+  table = again.stdout.splitlines()[-4:]
   assert table[0].split() == ["member", "steps", "wall", "time", "eval/loss",
                               "persistence/loss"]
-  assert table[2].startswith("m01_factor=0.05_latent_size=32      17 ")
+  assert table[3].startswith("m01_factor=0.05_latent_size=32      17 ")
 
 
 def test_results_table_compares_members(tmp_path):

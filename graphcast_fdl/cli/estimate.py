@@ -15,6 +15,7 @@ from absl import flags
 
 from graphcast_fdl.analysis import estimator
 from graphcast_fdl.analysis import fit as fit_lib
+from graphcast_fdl.cli import fit_flags
 from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.analysis import plot
 from graphcast_fdl.cli import config_flags
@@ -113,17 +114,6 @@ def _fit(experiment) -> None:
     print(f"#{rank}: {format_seconds(r.total_duration_seconds)}, "
           f"peak {r.peak_bytes / 2**30:.2f} GiB, "
           f"{r.seconds_per_example:.3g} device-s/example")
-    print("  " + (" ".join(shlex.quote(f) for f in fit_flags(r.changes,
-                                                           devices))
+    print("  " + (" ".join(shlex.quote(f) for f in fit_flags.render(
+                      r.changes, devices))
                   or "(the settings as configured)"))
-
-
-def fit_flags(changes: dict, devices: int) -> list[str]:
-  """`--config` flags that make `changes` (a FitResult's), in config order."""
-  flags_ = []
-  if "per_device_batch" in changes:
-    flags_.append(f"--config=fiddler:devices(n={devices},per_device_batch="
-                  f"{changes['per_device_batch']})")
-  flags_ += [f"--config=set:{path}={value!r}"
-             for path, value in changes.items() if path != "per_device_batch"]
-  return flags_

@@ -15,8 +15,9 @@ from absl import flags
 HELP_ARGS = ("-h", "-?", "--help", "--helpshort", "-help", "-helpshort")
 HELPFULL_ARGS = ("--helpfull", "-helpfull")
 _PACKAGE = "graphcast_fdl"
-# Fiddle registers our `--config` under its own module.
-_FIDDLE_FLAGS = "fiddle._src.absl_flags.flags"
+# Fiddle registers our `--config` under its own modules (config, sweep).
+_FIDDLE_FLAGS = ("fiddle._src.absl_flags.flags",
+                 "fiddle._src.absl_flags.sweep_flag")
 
 
 def _flag_line(flag) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def own_flags() -> list:
   """Flags defined by our modules, in the order the modules defined them."""
   seen, ours = set(), []
   for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
-    if module in (_PACKAGE, _FIDDLE_FLAGS) or module.startswith(
+    if module == _PACKAGE or module in _FIDDLE_FLAGS or module.startswith(
         f"{_PACKAGE}."):
       for flag in module_flags:
         if flag.name not in seen:

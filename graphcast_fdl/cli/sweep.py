@@ -5,8 +5,11 @@ r"""`sweep`: expand a sweep, validate and estimate every member, then run or lau
 
 Each member gets its own workdir with `config.json`; `--mode=run` trains the
 members here one after another (a finished member, one with `result.json`, is
-skipped, so rerunning resumes the sweep), `--mode=launch` writes a SLURM
-script and a Cloud TPU VM script per member instead.
+skipped, so rerunning resumes the sweep) and ends with their results side
+by side; `--mode=launch` writes, per member that fits, a Cloud TPU VM script
+(its own VM; installs this package on every worker) or, for GPU hardware, a
+SLURM script. Multi-host slices need `--remote_workdir`, a folder every
+worker mounts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ WORKDIR = flags.DEFINE_string("workdir", None, "Sweep root; one subfolder per me
 MODE = flags.DEFINE_enum(
     "mode", "validate", ["validate", "run", "launch"],
     "validate: expand, check, estimate, write configs; run: then train each "
-    "member here; launch: then write SLURM and TPU VM launch files.")
+    "member here; launch: then write a launch script per member that fits "
+    "(Cloud TPU VM for TPU --hardware, SLURM for GPU).")
 HARDWARE = flags.DEFINE_string(
     "hardware", "cpu", "Hardware the estimates assume (see `estimate --help`).")
 GPUS_PER_NODE = flags.DEFINE_integer("slurm_gpus_per_node", 8, "GPUs per SLURM node.")
