@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from graphcast_fdl.cli import help as command_help
+from graphcast_fdl.cli import errors
 from graphcast_fdl.cli import logs
 from graphcast_fdl.cli.errors import UsageError
 
@@ -47,13 +48,10 @@ def _load(command: str):
 
 
 def _guarded(main_fn):
-  """Runs a command's main; bad input becomes one line and exit code 2."""
+  """Runs a command's main; bad input becomes one line and exit code 2, any
+  other failure a user can cause one line and exit 1 (`--debug`: traceback)."""
   def run_main(argv):
-    try:
-      main_fn(argv)
-    except UsageError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+    errors.exit_on_failure(main_fn, argv)
   return run_main
 
 

@@ -26,7 +26,7 @@ def test_estimate_help_lists_its_flags(help_flag):
   assert out.startswith("usage: graphcast_fdl estimate [--flags]\n")
   assert _flag_lines(out) == [
       "--config", "--workdir", "--hardware=tpu_v4", "--format=text",
-      "--[no]xla", "--png", "--[no]fit", "--memory_gib"]
+      "--[no]xla", "--png", "--[no]fit", "--memory_gib", "--[no]debug"]
   assert ("  --hardware=tpu_v4  One of: tpu_v4, tpu_v5e, tpu_v5p, tpu_v6e,"
           in out)
   # One line a flag: no continuation lines without a flag name.

@@ -56,6 +56,6 @@ def test_report_lines(monkeypatch):
   for step in range(1, 201):  # 0.5 s a step: five times the estimate.
     report(step, t=0.5 * step)
   assert lines[0].startswith("step 100/330 | phase single_step (1/4, rollout 1)"
-                             " 100/300 | 2.00 steps/s | phase ETA 1m40s | "
-                             "total ETA 2m25s (steps only, excludes compiling")
-  assert lines[1].endswith("| phase ETA 50s | total ETA 1m35s")
+                             " 100/300 | 2.00 steps/s | phase ETA 100 s | "
+                             "total ETA 2.4 min (steps only, excludes compiling")
+  assert lines[1].endswith("| phase ETA 50 s | total ETA 95 s")

@@ -18,8 +18,10 @@ from conftest import REPO
 # Commands that train, or read what training wrote, run in their own
 # end-to-end tests (test_trainer_real, test_evaluate_command, test_sweep).
 _PROGRAM = ".venv/bin/graphcast_fdl"
+# Commands on "$STORE" (the WeatherBench-2 bucket) need the network; the
+# same settings run offline through the `print_config` line beside them.
 _COVERED_ELSEWHERE = (f"{_PROGRAM} train ", f"{_PROGRAM} evaluate ",
-                      f"{_PROGRAM} forecast ", "--mode=run")
+                      f"{_PROGRAM} forecast ", "--mode=run", "$STORE")
 _SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 

@@ -34,6 +34,8 @@ _EXPECTED = {
     "graphcast_fdl.train.sharding": ("MeshError",),
     "graphcast_fdl.train.experiment": ("ExperimentError",),
     "graphcast_fdl.checkpoints.npz_format": ("CheckpointError",),
+    "graphcast_fdl.checkpoints.integrity": (
+        "CheckpointDamaged", "CheckpointMismatch"),
 }
 
 _OS_CAUSES = {

@@ -34,17 +34,21 @@ def _flag_line(flag) -> tuple[str, str]:
   return name, " ".join(flag.help.split())
 
 
+_COMMON = "graphcast_fdl.cli.errors"
+
+
 def own_flags() -> list:
-  """Flags defined by our modules, in the order the modules defined them."""
-  seen, ours = set(), []
+  """Flags defined by our modules, in the order the modules defined them;
+  the flags every command shares (`cli.errors`: --debug) come last."""
+  seen, ours, common = set(), [], []
   for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
     if module == _PACKAGE or module in _FIDDLE_FLAGS or module.startswith(
         f"{_PACKAGE}."):
       for flag in module_flags:
         if flag.name not in seen:
           seen.add(flag.name)
-          ours.append(flag)
-  return ours
+          (common if module == _COMMON else ours).append(flag)
+  return ours + common
 
 
 def command_help(command: str, summary: str, module) -> str:

@@ -13,7 +13,6 @@ import numpy as np
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import pipeline
 from graphcast_fdl.data import validation
-from graphcast_fdl.data import windowing
 from graphcast_fdl.data.config import DataConfig
 
 
@@ -23,7 +22,7 @@ def eval_frame_indices(data: DataConfig, task: task_lib.TaskConfig,
   frames = pipeline.split_frames(data, task, data.eval_split)
   init_times = pipeline.example_times(data, task, rollout_steps, num_batches).ravel()
   inits = np.searchsorted(frames.datetimes, init_times.astype(frames.datetimes.dtype))
-  offsets = np.arange(-windowing.num_input_frames(task) + 1, rollout_steps + 1)
+  offsets = np.arange(-task_lib.input_frames(task) + 1, rollout_steps + 1)
   return np.unique((inits[:, None] + offsets[None, :]).ravel())
 
 
