@@ -59,8 +59,12 @@ def load(path: str, target_params, step: int | None = None,
           f"{field}: no checkpoint at step {step} in {directory}; steps kept: "
           f"{', '.join(map(str, kept))}")
     try:
-      meta = manager.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))["meta"] or {}
+      # Without a meta item (parameters written by another tool) there is
+      # nothing to verify against; an unreadable one is damage.
+      meta = {} if not os.path.isdir(os.path.join(
+          directory, str(step), "meta")) else manager.restore(
+              step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+          )["meta"] or {}
     except Exception as e:  # pylint: disable=broad-except
       raise integrity.CheckpointDamaged(
           f"{where.format(step=step)} is damaged: unreadable meta "

@@ -23,14 +23,17 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import examples
 from graphcast_fdl.data import iterators
 from graphcast_fdl.data import pipeline
+from graphcast_fdl.data import sources
 from graphcast_fdl.data import transfer
 from graphcast_fdl.data.config import DataConfig
 
 
 @functools.lru_cache(maxsize=8)
-def _maker(data: DataConfig, task: task_lib.TaskConfig,
-           rollout_steps: int) -> examples.ExampleMaker:
-  """One per process: worker processes open the frames themselves."""
+def _maker(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
+           source_module: str) -> examples.ExampleMaker:
+  """One per process: worker processes open the frames themselves (and
+  register the data source first: they never imported the builders)."""
+  sources.get_in_worker(data.source, source_module)
   return examples.ExampleMaker(pipeline.split_frames(data, task, data.train_split),
                                task, rollout_steps)
 
@@ -44,9 +47,10 @@ class StepBatch:
   rollout_steps: int
   process_index: int
   process_count: int
+  source_module: str
 
   def __call__(self, step: int):
-    maker = _maker(self.data, self.task, self.rollout_steps)
+    maker = _maker(self.data, self.task, self.rollout_steps, self.source_module)
     picks = iterators.step_indices(self.data.seed, int(step), len(maker.starts),
                                    self.data.global_batch_size)
     local = iterators.host_slice(picks, self.process_index, self.process_count)
@@ -67,7 +71,8 @@ def train_dataset(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
     num_threads: Grain reader threads per process; `data.prefetch` batches
       are buffered ahead.
   """
-  load = StepBatch(data, task, rollout_steps, process_index, process_count)
+  load = StepBatch(data, task, rollout_steps, process_index, process_count,
+                   sources.provider(data.source))
   dataset = grain.MapDataset.range(int(start_step), int(start_step) + int(num_steps))
   dataset = dataset.map(load).to_iter_dataset(grain.ReadOptions(
       num_threads=num_threads, prefetch_buffer_size=max(data.prefetch, 1)))

@@ -12,6 +12,7 @@ them all; the commands and `experiments/` do that.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable
 
 from graphcast_fdl import task as task_lib
@@ -62,3 +63,16 @@ def get(name: str) -> Source:
         f"data.source={name!r}: must be one of {names()} (the TFDS builders "
         "register theirs when graphcast_fdl.datasets is imported)")
   return _SOURCES[name]
+
+
+def provider(name: str) -> str:
+  """The module that registers `name` (where its frames function lives)."""
+  return get(name).frames.__module__
+
+
+def get_in_worker(name: str, module: str) -> Source:
+  """`get`, in a fresh process (a loader worker) where the builders were never
+  imported: imports `module` (from `provider` in the parent) to register it."""
+  if name not in _SOURCES:
+    importlib.import_module(module)
+  return get(name)
