@@ -8,7 +8,7 @@ only the sender rows that live on another device (its halo). The split:
   and a data loader can read a band as one slice. Parts hold ceil(n / K)
   nodes; only the last is shorter.
 - mesh nodes: sorted by latitude (ties by longitude) and cut into K runs of
-  equal size. Latitude bands line up with the grid's bands, which keeps the
+  equal size (each run then in the published order). Latitude bands line up with the grid's bands, which keeps the
   two large bipartite edge sets (grid->mesh, mesh->grid) mostly inside a
   part; a mesh band holds as many nodes as the others although the grid
   bands, equal in rows, are not equal in area.
@@ -117,16 +117,26 @@ class GraphPartition:
 
 
 def _node_partition(order: np.ndarray, num_parts: int) -> NodePartition:
-  """Nodes in `order` cut into runs of ceil(n / K) (the last one shorter)."""
+  """Nodes in `order` cut into runs of ceil(n / K) (the last one shorter).
+
+  Within a part, nodes keep their global order: sums over a part's nodes or
+  edges then run in the unsplit model's order, so results differ from it
+  only by how the K partial sums are added.
+  """
   n = order.shape[0]
   size = max(-(-n // num_parts), 1)
   nodes = np.full(num_parts * size, -1, np.int32)
   nodes[:n] = order
   nodes = nodes.reshape(num_parts, size)
+  for p in range(num_parts):
+    real = nodes[p] >= 0
+    nodes[p, real] = np.sort(nodes[p, real])
   part = np.empty(n, np.int32)
   local = np.empty(n, np.int32)
-  part[order] = np.arange(n) // size
-  local[order] = np.arange(n) % size
+  flat = nodes.reshape(-1)
+  real = flat >= 0
+  part[flat[real]] = np.flatnonzero(real) // size
+  local[flat[real]] = np.flatnonzero(real) % size
   return NodePartition(part=part, local=local, nodes=nodes)
 
 
