@@ -25,3 +25,22 @@ def test_two_and_four_way_splits_equal_one_device():
     assert out[f"{name}_rel_loss_{k}"] < 1e-6
     assert out[f"{name}_rel_grads_{k}"] < 1e-6
     assert out[f"{name}_leaf_rel_grads_{k}"] < 1e-5
+
+
+TRAIN_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "spatial_train_worker.py")
+
+
+def test_train_steps_on_data2_space2_equal_data4():
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  result = subprocess.run(
+      ["timeout", "-s", "KILL", "600", sys.executable, TRAIN_WORKER],
+      capture_output=True, text=True, env=env, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  assert out["data4_mesh"] == {"data": 4}
+  assert out["data2_space2_mesh"] == {"data": 2, "space": 2}
+  assert len(out["data4_losses"]) == 2
+  for a, b in zip(out["data2_space2_losses"], out["data4_losses"]):
+    assert abs(a - b) <= 1e-6 * abs(b)
+  assert out["max_rel_diff_params"] < 1e-5

@@ -22,7 +22,8 @@ class MeshError(ValueError):
 
 
 def make_mesh(config: MeshConfig, devices=None) -> Mesh:
-  """A 1-D mesh over the first `config.num_devices` devices (all if None).
+  """A 1-D mesh over the first `config.num_devices` devices (all if None),
+  2-D (data, space) if `config.spatial` > 1.
 
   With several processes every device must take part: each host feeds its
   own devices, so a mesh cannot leave some hosts' devices out.
@@ -36,7 +37,16 @@ def make_mesh(config: MeshConfig, devices=None) -> Mesh:
     raise MeshError(
         f"mesh.num_devices={n} must equal all {len(devices)} devices across "
         f"{jax.process_count()} processes")
-  return Mesh(np.asarray(devices[:n]), (config.data_axis,))
+  if config.spatial == 1:
+    return Mesh(np.asarray(devices[:n]), (config.data_axis,))
+  if n % config.spatial:
+    raise MeshError(f"mesh.spatial={config.spatial} does not divide "
+                    f"mesh.num_devices={n}")
+  # A data x space mesh; each example's devices are neighbours in device
+  # order (the same host where possible), as its halo traffic is the densest.
+  return Mesh(np.asarray(devices[:n]).reshape(n // config.spatial,
+                                              config.spatial),
+              (config.data_axis, config.space_axis))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
