@@ -5,8 +5,11 @@ import os
 import subprocess
 import sys
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "spatial_worker.py")
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "spatial_worker.py")
 
 
 def test_two_and_four_way_splits_equal_one_device():
@@ -27,8 +30,7 @@ def test_two_and_four_way_splits_equal_one_device():
     assert out[f"{name}_leaf_rel_grads_{k}"] < 1e-5
 
 
-TRAIN_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                            "spatial_train_worker.py")
+TRAIN_WORKER = os.path.join(HERE, "spatial_train_worker.py")
 
 
 def test_train_steps_on_data2_space2_equal_data4():
@@ -44,3 +46,29 @@ def test_train_steps_on_data2_space2_equal_data4():
   for a, b in zip(out["data2_space2_losses"], out["data4_losses"]):
     assert abs(a - b) <= 1e-6 * abs(b)
   assert out["max_rel_diff_params"] < 1e-5
+
+
+@pytest.mark.slow
+def test_demo_run_on_data2_space2_ends_equal_to_data4(tmp_path):
+  """The trainer end to end: 14 steps in 3 phases (rollout 1 and 2), eval."""
+  import real_experiment  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path / "data")
+  real_experiment.prepare(data_dir)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+  params = {}
+  for spatial in (1, 2):
+    spec = dict(kind="demo", data_dir=data_dir, devices=4, spatial=spatial,
+                workdir=str(tmp_path / f"run{spatial}"),
+                out=str(tmp_path / f"params{spatial}.npz"))
+    result = subprocess.run(
+        ["timeout", "-s", "KILL", "900", sys.executable,
+         os.path.join(HERE, "train_worker.py"), json.dumps(spec)],
+        capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(spec["out"]) as data:
+      params[spatial] = {k: data[k] for k in data.files}
+  assert params[1].keys() == params[2].keys()
+  for key, expected in params[1].items():
+    scale = np.abs(expected).max()
+    assert np.abs(params[2][key] - expected).max() <= 1e-5 * scale, key

@@ -89,8 +89,12 @@ class SpatialPredictor(Predictor):
   """A `Predictor` whose loss runs split over the `space` axis of `mesh`.
 
   Same parameters as `Predictor` (checkpoints are interchangeable). If the
-  mesh also has `data_axis`, the batch is split over it as well.
+  mesh also has `data_axis`, the batch is split over it as well. Only the
+  loss (training, evaluation) is split; `rollout` runs unsplit.
   """
+
+  # `train.sharding.data_parallel` leaves this loss as it is.
+  splits_batch = True
 
   def __init__(self, model: ModelConfig, task: TaskConfig,
                stats: NormalizationStats, graphs=None, *, mesh: Mesh,

@@ -5,7 +5,9 @@ of a batch is split over it along its leading (batch) axis. Parameters and
 optimiser state are replicated, or with `MeshConfig.shard_params` split over
 the same axis along their largest divisible dimension (FSDP-style; XLA
 gathers them where the step needs them). The same code runs on one CPU, many
-local devices or many hosts: only `MeshConfig.num_devices` changes.
+local devices or many hosts: only `MeshConfig.num_devices` changes. With
+`MeshConfig.spatial` > 1 a second axis splits each example
+(`graphcast_fdl.model.spatial`, whose loss splits the batch itself).
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ def data_parallel(loss_fn, mesh: Mesh):
   """
   if mesh.size == 1:
     return loss_fn
+  if getattr(getattr(loss_fn, "__self__", None), "splits_batch", False):
+    return loss_fn  # `model.spatial`: splits the batch over the data axis too.
   axis = mesh.axis_names[0]
 
   def local(params, batch):
