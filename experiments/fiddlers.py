@@ -47,14 +47,21 @@ def resolution(cfg: fdl.Config, degrees: float, mesh_size: int | None = None):
                          if mesh_size is None else mesh_size)
 
 
-def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1):
-  """Trains on `n` devices with `per_device_batch` examples on each."""
-  if n < 1 or per_device_batch < 1:
+def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1,
+            spatial: int = 1):
+  """Trains on `n` devices, `spatial` of them sharing each example (a data x
+  space mesh), with `per_device_batch` examples per group of `spatial`."""
+  if n < 1 or per_device_batch < 1 or spatial < 1:
     raise FiddlerError(
-        f"devices(n={n}, per_device_batch={per_device_batch}): both must be >= 1")
+        f"devices(n={n}, per_device_batch={per_device_batch}, "
+        f"spatial={spatial}): all must be >= 1")
+  if n % spatial:
+    raise FiddlerError(f"devices(n={n}, spatial={spatial}): spatial must "
+                       "divide n")
   selectors.select(cfg, tag=tags.DeviceCount).replace(value=n)
+  cfg.mesh.spatial = spatial
   selectors.select(cfg, tag=tags.GlobalBatchSize).replace(
-      value=n * per_device_batch)
+      value=n // spatial * per_device_batch)
 
 
 def _phase_index(cfg: fdl.Config, name: str) -> int:

@@ -16,7 +16,8 @@ from graphcast_fdl.train.experiment import Experiment
 
 
 def small_experiment(data_dir: str, num_devices: int = 1,
-                     global_batch_size: int = 4) -> Experiment:
+                     global_batch_size: int = 4,
+                     spatial: int = 1) -> Experiment:
   data = DataConfig(source="synthetic_weather", resolution=10.0,
                     data_dir=data_dir, global_batch_size=global_batch_size,
                     synthetic_days=(12, 4), prefetch=1)
@@ -28,7 +29,7 @@ def small_experiment(data_dir: str, num_devices: int = 1,
       name="small", data=data, schedule=schedule, task=task_lib.task_13(),
       model=ModelConfig(resolution=10.0, mesh_size=1, latent_size=16,
                         gnn_msg_steps=2, precision="float32"),
-      mesh=train_config.MeshConfig(num_devices=num_devices),
+      mesh=train_config.MeshConfig(num_devices=num_devices, spatial=spatial),
       checkpoint=train_config.CheckpointConfig(every_steps=4, max_to_keep=2),
       eval=train_config.EvalConfig(every_steps=8, num_batches=1),
       log_every_steps=4)

@@ -3,7 +3,8 @@
 Usage: python tests/train_worker.py '<json spec>' with keys
   kind: "tiny" (stand-in model and data) or "demo" (the real model and data,
     see test_trainer_real.py's small experiment)
-  workdir, devices (CPU devices in this process), out (.npz of final params,
+  workdir, devices (CPU devices in this process), spatial (devices sharing
+    each example, demo only), out (.npz of final params,
     written by process 0), delay (seconds per batch, tiny only),
   num_processes, process_id, port (for jax.distributed; 1 process: omitted),
   break_checkpoints_at (tiny only): at this step's batch, a file takes the
@@ -65,7 +66,8 @@ def main(spec):
   else:
     import real_experiment  # pylint: disable=g-import-not-at-top
     trainer = trainer_lib.Trainer(
-        real_experiment.small_experiment(spec["data_dir"], total_devices),
+        real_experiment.small_experiment(spec["data_dir"], total_devices,
+                                         spatial=spec.get("spatial", 1)),
         spec["workdir"])
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model import layers
 
 
@@ -29,11 +30,14 @@ class EdgeArrays:
   """One edge set, edges sorted by receiver (for sorted segment sums).
 
   senders: int32 [E]; receivers: int32 [E] ascending; features: float32 [E, F].
+  halo: None on one device. Split over devices (`graph.partition`): the rows
+    to exchange, senders then index `sender_table`'s extended rows.
   """
 
   senders: jax.Array
   receivers: jax.Array
   features: jax.Array
+  halo: halo_lib.Halo | None = None
 
 
 @flax.struct.dataclass
@@ -68,6 +72,13 @@ def graph_arrays(graphs) -> GraphArrays:
       grid2mesh=_edge_arrays(graphs.grid2mesh),
       mesh=_edge_arrays(graphs.mesh),
       mesh2grid=_edge_arrays(graphs.mesh2grid))
+
+
+def sender_table(edges: EdgeArrays, nodes: jax.Array) -> jax.Array:
+  """The rows `edges.senders` index: the nodes, plus halo rows if split."""
+  if edges.halo is None:
+    return nodes
+  return halo_lib.extend(nodes, edges.halo)
 
 
 def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
@@ -167,6 +178,10 @@ def aggregate_messages(message_fn: Callable, edges: EdgeArrays,
     acc = acc.at[receivers].add(messages, indices_are_sorted=True)
     return acc, None
 
-  acc = jnp.zeros((num_receivers + 1,) + tuple(out_shape), acc_dtype)
-  acc, _ = jax.lax.scan(body, acc, xs)
+  # The first block outside the loop: the sum is made like its messages, so
+  # that inside `shard_map` it varies over the same mesh axes.
+  first = message_fn(*(x[0] for x in xs)).astype(acc_dtype)
+  acc = jnp.zeros_like(first, shape=(num_receivers + 1,) + tuple(out_shape))
+  acc = acc.at[xs[2][0]].add(first, indices_are_sorted=True)
+  acc, _ = jax.lax.scan(body, acc, tuple(x[1:] for x in xs))
   return acc[:num_receivers].astype(dtype)

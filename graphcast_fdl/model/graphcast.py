@@ -71,7 +71,8 @@ def _messages_into(params: dict, name: str, edge_set, senders: jax.Array,
   Returns [n_receivers, B, L].
   """
   update = gnn.edge_update_fn(params, f"processor_edges_0_{name}",
-                              receivers.shape[-1], senders, receivers)
+                              receivers.shape[-1],
+                              gnn.sender_table(edge_set, senders), receivers)
 
   def messages(features, edge_senders, edge_receivers):
     edges = _embed_edges(params, f"encoder_edges_{name}", features, dtype)
@@ -171,7 +172,8 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
             "n_layer_norm": params[f"processor_nodes_{i}_mesh_nodes_layer_norm"]}
 
   def step(p, latents, mesh):
-    update = gnn.edge_update_fn(p, "e", latents.shape[-1], mesh, mesh)
+    update = gnn.edge_update_fn(p, "e", latents.shape[-1],
+                                gnn.sender_table(edges, mesh), mesh)
     new_edges = update(latents, edges.senders, edges.receivers)
     aggregated = gnn.segment_sum(new_edges, edges.receivers, num_nodes,
                                  f32=False)

@@ -100,11 +100,34 @@ class WeightedMSE:
     Returns:
       (weighted total [B], {name: unweighted per-variable loss [B]}), float32.
     """
+    return self.from_channel_means(self.channel_means(predictions, targets))
+
+  @property
+  def node_weights(self) -> np.ndarray:
+    """[n_grid] float latitude weights of the grid nodes (mean 1)."""
+    return self._node_weights
+
+  def channel_means(self, predictions: jax.Array, targets: jax.Array,
+                    node_weights=None, num_nodes: int | None = None
+                    ) -> jax.Array:
+    """Latitude-weighted mean squared error per channel, float32 [B, C].
+
+    A device holding some of the nodes passes their `node_weights` (zero for
+    padding) and the global `num_nodes`: its result is then its share of the
+    mean, and the shares sum to the mean.
+    """
+    if node_weights is None:
+      node_weights = self._node_weights
     error = (predictions - targets) ** 2
-    error = error * self._node_weights.astype(error.dtype)
+    error = error * node_weights.astype(error.dtype)
     # Mean over nodes as a matrix product: XLA:CPU reduces faster that way.
-    ones = np.full((error.shape[-1],), 1.0 / error.shape[-1], np.float32)
-    per_channel = jnp.dot(error.astype(jnp.float32), ones)  # [B, C]
+    num_nodes = num_nodes or error.shape[-1]
+    ones = np.full((error.shape[-1],), 1.0 / num_nodes, np.float32)
+    return jnp.dot(error.astype(jnp.float32), ones)
+
+  def from_channel_means(self, per_channel: jax.Array
+                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(weighted total [B], {name: per-variable loss [B]}) from [B, C]."""
     per_variable = per_channel @ self._reduce  # [B, V]
     total = per_variable @ self._variable_weights
     return total, {n: per_variable[:, i] for i, n in enumerate(self.names)}

@@ -53,13 +53,17 @@ def map_row_blocks(fn: Callable[..., jax.Array], num_rows: int,
   starts = jnp.minimum(jnp.arange(num_blocks) * block_size,
                        num_rows - block_size)
   block = jax.checkpoint(lambda start: fn(start, block_size))
-  shape = jax.eval_shape(block, starts[0])
-  out_shape = list(shape.shape)
-  out_shape[out_axis] = num_rows
 
   def body(result, start):
     return jax.lax.dynamic_update_slice_in_dim(
         result, block(start), start, axis=out_axis), None
 
-  result, _ = jax.lax.scan(body, jnp.zeros(out_shape, shape.dtype), starts)
+  # The first block outside the loop: the result is made like it, so that
+  # inside `shard_map` it varies over the same mesh axes as the blocks.
+  first = block(starts[0])
+  out_shape = list(first.shape)
+  out_shape[out_axis] = num_rows
+  result = jax.lax.dynamic_update_slice_in_dim(
+      jnp.zeros_like(first, shape=out_shape), first, starts[0], axis=out_axis)
+  result, _ = jax.lax.scan(body, result, starts[1:])
   return result

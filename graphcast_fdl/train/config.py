@@ -47,15 +47,29 @@ class MeshConfig:
   """The `jax.sharding.Mesh` training runs on.
 
   Attributes:
-    num_devices: devices across all hosts (None: every visible device).
+    num_devices: devices across all hosts (None: every visible device), data
+      x spatial of them.
     data_axis: mesh axis the global batch is split over.
     shard_params: shard parameters and optimiser state over the data axis
       (FSDP-style) instead of replicating them.
+    spatial: devices that share one example (`graphcast_fdl.model.spatial`),
+      along a second mesh axis; 1: none. Needed when one example does not
+      fit one device (0.25 deg, long rollouts); costs a halo exchange per
+      message step over the interconnect.
+    space_axis: name of that axis.
   """
 
   num_devices: int | None = None
   data_axis: str = "data"
   shard_params: bool = False
+  spatial: int = 1
+  space_axis: str = "space"
+
+  def __post_init__(self):
+    if (isinstance(self.spatial, bool) or not isinstance(self.spatial, int)
+        or self.spatial < 1):
+      raise ValueError(f"mesh.spatial={self.spatial!r}: must be a whole "
+                       "number >= 1")
 
   def __post_init__(self):
     check_range("mesh", self, {"num_devices": 1})

@@ -109,10 +109,16 @@ def validate(experiment: Experiment, num_visible_devices: int | None = None) -> 
   num_devices = mesh.num_devices or num_visible_devices
   if mesh.num_devices is not None and mesh.num_devices < 1:
     raise ExperimentError(f"mesh.num_devices={mesh.num_devices}: must be >= 1")
-  if num_devices and data.global_batch_size % num_devices:
+  if num_devices and num_devices % mesh.spatial:
+    raise ExperimentError(
+        f"mesh.spatial={mesh.spatial} does not divide mesh.num_devices="
+        f"{num_devices}: use devices(n=..., spatial=...)")
+  if num_devices and data.global_batch_size % (num_devices // mesh.spatial):
     raise ExperimentError(
         f"data.global_batch_size={data.global_batch_size} is not divisible by "
-        f"mesh.num_devices={num_devices}: use devices(n=..., per_device_batch=...)")
+        f"mesh.num_devices={num_devices}"
+        + (f" / mesh.spatial={mesh.spatial}" if mesh.spatial > 1 else "")
+        + ": use devices(n=..., per_device_batch=...)")
   for span in experiment.schedule.spans():
     phase_data = span.phase.data
     if phase_data is not None and phase_data.resolution != model.resolution:

@@ -5,7 +5,9 @@ of a batch is split over it along its leading (batch) axis. Parameters and
 optimiser state are replicated, or with `MeshConfig.shard_params` split over
 the same axis along their largest divisible dimension (FSDP-style; XLA
 gathers them where the step needs them). The same code runs on one CPU, many
-local devices or many hosts: only `MeshConfig.num_devices` changes.
+local devices or many hosts: only `MeshConfig.num_devices` changes. With
+`MeshConfig.spatial` > 1 a second axis splits each example
+(`graphcast_fdl.model.spatial`, whose loss splits the batch itself).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class MeshError(ValueError):
 
 
 def make_mesh(config: MeshConfig, devices=None) -> Mesh:
-  """A 1-D mesh over the first `config.num_devices` devices (all if None).
+  """A 1-D mesh over the first `config.num_devices` devices (all if None),
+  2-D (data, space) if `config.spatial` > 1.
 
   With several processes every device must take part: each host feeds its
   own devices, so a mesh cannot leave some hosts' devices out.
@@ -36,7 +39,16 @@ def make_mesh(config: MeshConfig, devices=None) -> Mesh:
     raise MeshError(
         f"mesh.num_devices={n} must equal all {len(devices)} devices across "
         f"{jax.process_count()} processes")
-  return Mesh(np.asarray(devices[:n]), (config.data_axis,))
+  if config.spatial == 1:
+    return Mesh(np.asarray(devices[:n]), (config.data_axis,))
+  if n % config.spatial:
+    raise MeshError(f"mesh.spatial={config.spatial} does not divide "
+                    f"mesh.num_devices={n}")
+  # A data x space mesh; each example's devices are neighbours in device
+  # order (the same host where possible), as its halo traffic is the densest.
+  return Mesh(np.asarray(devices[:n]).reshape(n // config.spatial,
+                                              config.spatial),
+              (config.data_axis, config.space_axis))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -88,6 +100,8 @@ def data_parallel(loss_fn, mesh: Mesh):
   """
   if mesh.size == 1:
     return loss_fn
+  if getattr(getattr(loss_fn, "__self__", None), "splits_batch", False):
+    return loss_fn  # `model.spatial`: splits the batch over the data axis too.
   axis = mesh.axis_names[0]
 
   def local(params, batch):

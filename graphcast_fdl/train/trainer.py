@@ -70,8 +70,13 @@ class RunState:
   num_params: int
 
 
-def _default_predictor_factory(model, task, stats, graphs=None):
+def _default_predictor_factory(model, task, stats, graphs=None, mesh=None,
+                               **spatial_axes):
   from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
+  if mesh is not None:  # Each example split over the mesh's space axis.
+    from graphcast_fdl.model.spatial import SpatialPredictor  # pylint: disable=g-import-not-at-top
+    return SpatialPredictor(model, task, stats, graphs, mesh=mesh,
+                            **spatial_axes)
   return Predictor(model, task, stats, graphs=graphs)
 
 
@@ -89,7 +94,8 @@ class Trainer:
     predictor_factory: (model, task, stats, graphs=None) -> predictor with
       `init_params(rng, batch)`, `loss(params, batch)`, `rollout(...)` and
       optionally `persistence_loss(batch)` and `graphs`; default the GraphCast
-      `Predictor`. Tests pass small stand-ins.
+      `Predictor`. Tests pass small stand-ins. With `mesh.spatial` > 1 it
+      also gets `mesh`, `space_axis` and `data_axis`.
     data_module: provides `normalization_stats`, `train_batches` and
       `eval_batches` as `graphcast_fdl.data` does (the default).
     devices: devices to build the mesh from (default all visible).
@@ -125,8 +131,13 @@ class Trainer:
     if key not in self._predictors:
       base = next(iter(self._predictors.values()), None)
       graphs = getattr(base, "graphs", None)
+      spatial = {}
+      mesh_config = self.experiment.mesh
+      if mesh_config.spatial > 1:
+        spatial = dict(mesh=self._mesh, space_axis=mesh_config.space_axis,
+                       data_axis=mesh_config.data_axis)
       self._predictors[key] = self._predictor_factory(
-          model, self.experiment.task, self._stats, graphs=graphs)
+          model, self.experiment.task, self._stats, graphs=graphs, **spatial)
     return self._predictors[key]
 
   def _train_iterator(self, span: PhaseSpan, step: int):
