@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from graphcast_fdl.model import layers
+from graphcast_fdl.model import row_blocks
 
 
 @flax.struct.dataclass
@@ -167,6 +168,7 @@ def aggregate_messages(message_fn: Callable, edges: EdgeArrays,
     acc = acc.at[receivers].add(messages, indices_are_sorted=True)
     return acc, None
 
-  acc = jnp.zeros((num_receivers + 1,) + tuple(out_shape), acc_dtype)
+  acc = row_blocks.zeros_carry((num_receivers + 1,) + tuple(out_shape),
+                               acc_dtype)
   acc, _ = jax.lax.scan(body, acc, xs)
   return acc[:num_receivers].astype(dtype)
