@@ -183,3 +183,20 @@ def test_every_scan_compiles_under_data_parallelism():
                        check=False)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "traced" in out.stdout
+
+
+def test_a_compiled_peak_over_the_chip_does_not_fit(tmp_path, monkeypatch):
+  """XLA:TPU compiled the 0.25 deg rollout-2 step at 38.35 GiB for a 32 GiB
+  TPU v4 without an error: the peak decides, also for cached figures."""
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  kwargs = dict(rollout_steps=2, remat=experiment.model.remat,
+                precision="float32", batch_per_device=2)
+  key = xla_cost.program_key(experiment, target="tpu_v4:v4:2x2x1", **kwargs)
+  xla_cost._cache_save(key, xla_cost.XlaCost(  # pylint: disable=protected-access
+      True, backend="tpu", peak_bytes=38.35 * GiB, compile_seconds=1.0,
+      fits=True))
+  got = xla_cost.analyze(experiment, hardware="tpu_v4", **kwargs)
+  assert got.fits is False and got.capacity_bytes == 32 * GiB
+  assert got.reason == "compiled peak 38.35 GiB exceeds the chip's 32 GiB"

@@ -75,7 +75,8 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
     logging.info("No estimate: device kind %r is not in the hardware table",
                  getattr(device, "device_kind", ""))
     return None
-  est = estimator.estimate(experiment, key)
+  # On a TPU, XLA:TPU compiles each phase's step first and decides fits.
+  est = estimator.estimate(experiment, key, use_xla=device.platform == "tpu")
   logging.info("Estimate on %d x %s: %.3g h in all (%s)", est.num_devices,
                est.hardware, est.total_duration_seconds / 3600,
                est.efficiency_source)
@@ -85,7 +86,7 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
           "Phase %s needs about %.1f GiB per device, more than the %.1f GiB "
           "of a %s: it may run out of memory (try "
           "--config=fiddler:fit_memory())", phase.name,
-          phase.peak_bytes_per_device / 2**30,
+          est.memory_bytes_per_device / 2**30 - phase.headroom_bytes / 2**30,
           est.memory_bytes_per_device / 2**30, est.hardware)
   if workdir is not None:
     with open(os.path.join(workdir, "estimate.json"), "w") as f:
