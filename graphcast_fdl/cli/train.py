@@ -70,13 +70,15 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   will not fit. Writes `estimate.json` into the workdir (process 0)."""
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
   key = hardware.detect(device.platform, getattr(device, "device_kind", ""))
   if key is None:
     logging.info("No estimate: device kind %r is not in the hardware table",
                  getattr(device, "device_kind", ""))
     return None
-  # On a TPU, XLA:TPU compiles each phase's step first and decides fits.
-  est = estimator.estimate(experiment, key, use_xla=device.platform == "tpu")
+  # On a TPU (libtpu present), XLA:TPU compiles each phase first and decides.
+  est = estimator.estimate(experiment, key, use_xla=(
+      device.platform == "tpu" and xla_cost.libtpu_version() is not None))
   logging.info("Estimate on %d x %s: %.3g h in all (%s)", est.num_devices,
                est.hardware, est.total_duration_seconds / 3600,
                est.efficiency_source)
