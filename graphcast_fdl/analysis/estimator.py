@@ -152,15 +152,22 @@ def num_devices_of(experiment: Experiment) -> int:
 
 
 def estimate(experiment: Experiment, hardware: str = "tpu_v4",
-             use_xla: bool = False, efficiency: float | None = None) -> Estimate:
+             use_xla: bool = False, efficiency: float | None = None,
+             progress=None) -> Estimate:
   """Prices every phase of `experiment` on `hardware` (a `hardware` key).
 
   Args:
     experiment: the built experiment; nothing of its size is allocated.
     hardware: key of `hardware.TABLE` or "cpu" (this machine).
-    use_xla: also lower the real loss+grad on abstract shapes and report
-      XLA's cost and memory analysis beside the analytic figures.
+    use_xla: also compile the real train step on abstract shapes and report
+      XLA's cost and memory analysis beside the analytic figures: XLA:TPU
+      for that chip on TPU hardware (needs libtpu; `fits` is then the
+      compiler's verdict), else this machine's backend.
     efficiency: override the family's fitted factor (used when refitting).
+    progress: called with a line before and after each compile.
+
+  Raises:
+    xla_cost.TpuCompilerMissing: `use_xla` on TPU hardware without libtpu.
   """
   hw = hardware_lib.get(hardware)
   model, task = experiment.model, experiment.task
@@ -208,20 +215,27 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
       if key not in xla_cache:
         xla_cache[key] = xla_cost.analyze(
             experiment, rollout_steps=phase.rollout_steps, remat=remat,
-            precision=precision, batch_per_device=batch)
+            precision=precision, batch_per_device=batch,
+            hardware=hardware if hardware in xla_cost.TPU_TARGETS else None,
+            progress=progress)
       result = xla_cache[key]
       entry.xla = result.to_dict()
       entry.source = "analytic + xla" if result.available else (
           "analytic (xla: " + result.reason + ")")
+      if result.fits is not None:  # the compiler's verdict wins
+        entry.fits = result.fits and result.peak_bytes <= hw.memory_bytes
+        entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
+        entry.source = "xla:tpu decides fits"
     phases.append(entry)
   total = sum(p.duration_seconds for p in phases)
-  worst = max(phases, key=lambda p: p.peak_bytes_per_device)
+  # Headroom is the compiler's where it decided, else the analytic one.
+  worst = min(phases, key=lambda p: p.headroom_bytes)
   too_big = [p.name for p in phases if not p.fits]
   if too_big:
     notes.append(f"does not fit {hw.memory_bytes / GiB:.0f} GiB: "
                  f"{', '.join(too_big)} (largest needs "
-                 f"{worst.peak_bytes_per_device / GiB:.1f} GiB); try "
-                 "--config=fiddler:fit_memory() or --fit")
+                 f"{(hw.memory_bytes - worst.headroom_bytes) / GiB:.1f} GiB); "
+                 "try --config=fiddler:fit_memory() or --fit")
   if worst.fits and worst.headroom_bytes < TIGHT_HEADROOM * hw.memory_bytes:
     notes.append(f"tight: phase {worst.name} leaves "
                  f"{worst.headroom_bytes / GiB:.1f} GiB headroom")
@@ -281,19 +295,25 @@ def format_table(est: Estimate) -> str:
       f" {est.total_device_hours:10.4g}")
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:
-    lines += ["", "XLA (the compiled train step, this backend; "
-              f"{xla_rows[0].xla['devices']}) vs analytic, per device and step:",
+    num = lambda v: "n/a" if v is None else f"{v:10.3g}"
+    lines += ["", f"XLA:{xla_rows[0].xla['backend'].upper()} (the compiled "
+              f"train step; {xla_rows[0].xla['devices']}) vs analytic, per "
+              "device and step:",
               f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
               f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
-              f" {'peak xla':>9s} {'peak ana':>9s}"]
+              f" {'peak xla':>9s} {'peak ana':>9s} {'compile':>8s}"]
     for p in xla_rows:
       x = p.xla
+      verdict = "" if x.get("fits") is None else (
+          "  fits" if x["fits"] else "  DOES NOT FIT: " + x["reason"])
       lines.append(
-          f"{p.name:16s} {x['flops']:10.3g} {p.flops_per_step:10.3g}"
-          f" {x['bytes_accessed']:10.3g} {p.bytes_per_step:10.3g}"
+          f"{p.name:16s} {num(x['flops']):>10s} {p.flops_per_step:10.3g}"
+          f" {num(x['bytes_accessed']):>10s} {p.bytes_per_step:10.3g}"
           f" {gib(x['temp_bytes']):>12s}"
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
-          f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}")
+          f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}"
+          f" {x['compile_seconds']:7.0f}s{' (cached)' if x.get('cached') else ''}"
+          f"{verdict}")
   lines += ["", "memory columns: GiB per device; peak = their sum. in GB/s: "
             "input each host must load per second"]
   lines += [f"source of {k}: {v}" for k, v in est.sources.items()]

@@ -3,14 +3,26 @@
 Lowers the trainer's own jitted train step (loss + grad + clipped AdamW,
 `train.train_step`) on abstract shapes (`jax.ShapeDtypeStruct`; no batch,
 parameter or optimiser array is allocated) with the experiment's shardings
-on a `jax.sharding.Mesh`, compiles it for the local backend, and reads
-`memory_analysis()` and `cost_analysis()` (both per device). When the
-config asks for more devices than are visible here, the program of one
-device is compiled instead (with data parallelism every device runs the same
-program on its share of the batch, plus the gradient all-reduce) and
-`devices` says so. The graph itself is a constant of the program and must be
-built, so configs whose graph is too large to build here are reported as
-unavailable (the estimator then shows analytic numbers only and says so).
+on a `jax.sharding.Mesh`, compiles it, and reads `memory_analysis()` and
+`cost_analysis()` (both per device).
+
+Two targets:
+  * the local backend (`hardware=None`): when the config asks for more
+    devices than are visible here, the program of one device is compiled
+    instead (with data parallelism every device runs the same program on its
+    share of the batch, plus the gradient all-reduce) and `devices` says so;
+    graphs too large to build quickly here are skipped (MAX_EDGES_TO_BUILD);
+  * a TPU generation (`hardware="tpu_v4"`, ...): XLA:TPU compiles for a
+    described TPU slice (`jax.experimental.topologies`) on this machine, no
+    TPU needed, only libtpu (`pip install -e ".[tpu]"`). The mesh has the
+    config's device count where libtpu can describe such a slice. A program
+    over the chip's memory fails to compile (RESOURCE_EXHAUSTED); that is
+    reported as not fitting, with the compiler's required size.
+Compiles take minutes at real sizes, so each program's figures are cached on
+disk (`$GRAPHCAST_FDL_CACHE/xla`, default ~/.cache/graphcast_fdl/xla), keyed
+by everything that defines the program (`program_key`): the configs,
+rollout, batch, target, jax and libtpu versions and the source of the model,
+graph and train step.
 
 XLA counts a `lax.scan` body once: FLOPs and bytes of a rollout are scaled by
 the rollout length here (not exact for block loops and nested segments);
@@ -19,7 +31,18 @@ memory figures are for the whole program.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import pathlib
+import re
+import sys
+import tempfile
 import time
 
 import jax
@@ -39,13 +62,36 @@ from graphcast_fdl.train import train_step as train_step_lib
 from graphcast_fdl.train.experiment import Experiment
 
 # Building (and compiling against) a graph with more edges than this costs
-# minutes and GBs on a laptop-class CPU; above it XLA figures are skipped.
+# minutes and GBs on a laptop-class CPU; above it local XLA figures are
+# skipped. TPU targets always build (their figures are the point).
 MAX_EDGES_TO_BUILD = 400_000
+CACHE_VERSION = 1
+CACHE_ENV_VAR = "GRAPHCAST_FDL_CACHE"
+INSTALL_TPU = 'pip install -e ".[tpu]"'
+
+# hardware key -> (libtpu topology prefix, chip config, topology rank).
+# "megacore": one JAX device per chip (both TensorCores), as Cloud TPU v4 and
+# v5p run; v5e and v6e have one TensorCore per chip.
+TPU_TARGETS = {
+    "tpu_v4": ("v4", "megacore", 3),
+    "tpu_v5e": ("v5e", None, 2),
+    "tpu_v5p": ("v5p", "megacore", 3),
+    "tpu_v6e": ("v6e", None, 2),
+}
+# libtpu describes slices whole hosts at a time (4 chips per host).
+_MIN_CHIPS = 4
 
 
 @dataclasses.dataclass
 class XlaCost:
-  """Compiled-program figures for one step (None when unavailable)."""
+  """Compiled-program figures for one step (None when unavailable).
+
+  `fits` is the verdict on a TPU target: False when the compile ran out of
+  device memory (`peak_bytes` is then the compiler's required temporaries
+  plus the arguments' size, `reason` its message) or when the compiled
+  peak exceeds the chip's memory (`capacity_bytes`); None on the local
+  backend, where nothing is checked against a budget.
+  """
 
   available: bool
   reason: str = ""
@@ -58,9 +104,16 @@ class XlaCost:
   peak_bytes: float | None = None
   compile_seconds: float | None = None
   devices: str = ""
+  fits: bool | None = None
+  capacity_bytes: float | None = None
+  cached: bool = False
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
+
+
+class TpuCompilerMissing(RuntimeError):
+  """libtpu is not installed: XLA:TPU cannot compile here."""
 
 
 def dummy_stats(task: task_lib.TaskConfig):
@@ -112,27 +165,217 @@ def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int,
                forcings=group(task.forcing_variables, rollout_steps))
 
 
+# --- TPU targets -------------------------------------------------------------
+
+
+def libtpu_version() -> str | None:
+  """libtpu's version, or None when it is not installed."""
+  if importlib.util.find_spec("libtpu") is None:
+    return None
+  try:
+    return importlib.metadata.version("libtpu")
+  except importlib.metadata.PackageNotFoundError:
+    return "unknown"
+
+
+def topology_name(hardware: str, chips: int) -> str:
+  """libtpu's name of a slice of `chips` chips, e.g. ("tpu_v4", 32) ->
+  "v4:4x4x2"; ValueError when libtpu cannot describe that many."""
+  prefix, _, rank = TPU_TARGETS[hardware]
+  if chips < _MIN_CHIPS or chips & (chips - 1):
+    raise ValueError(f"{chips} chips: libtpu describes slices of 4, 8, 16, "
+                     "... chips")
+  dims = [2, 2] + [1] * (rank - 2)
+  while dims[0] * dims[1] * (dims[2] if rank == 3 else 1) < chips:
+    i = dims.index(min(dims))
+    dims[i] *= 2
+  return f"{prefix}:{'x'.join(str(d) for d in dims)}"
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+  """Drops what libtpu writes to stderr at start-up (warnings about
+  TPU_ACCELERATOR_TYPE and worker hostnames, meaningless without a TPU)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as sink:
+    os.dup2(sink.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+@functools.cache
+def tpu_devices(hardware: str, chips: int) -> tuple:
+  """Devices of a described (not attached) TPU slice, one per chip."""
+  if libtpu_version() is None:
+    raise TpuCompilerMissing(
+        f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
+  os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+  from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
+  _, chip_config, _ = TPU_TARGETS[hardware]
+  kwargs = {"chip_config_name": chip_config} if chip_config else {}
+  with _quiet_stderr():
+    topology = topologies.get_topology_desc(
+        topology_name=topology_name(hardware, chips), platform="tpu",
+        **kwargs)
+  return tuple(topology.devices)
+
+
+_SIZE = r"([\d.]+)\s*([KMGT]?)i?B?"
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_OOM_REQUIRED = re.compile(r"required for [^(]*\(" + _SIZE)
+_OOM_AVAILABLE = re.compile(r"available [A-Za-z ]*\(" + _SIZE + r"\)")
+
+
+def parse_resource_exhausted(message: str) -> tuple[float, float] | None:
+  """(required, available) bytes from XLA:TPU's out-of-memory compile error,
+  e.g. "RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory
+  required for HLO temporaries (42.65G / 64.81G) exceeds available HBM
+  (30.75G)" -> (42.65 GiB, 30.75 GiB); None for any other message."""
+  if "RESOURCE_EXHAUSTED" not in message:
+    return None
+  required = _OOM_REQUIRED.search(message)
+  available = _OOM_AVAILABLE.search(message)
+  if not required or not available:
+    return None
+  size = lambda m: float(m.group(1)) * _UNITS[m.group(2)]
+  return size(required), size(available)
+
+
+# --- the on-disk cache -------------------------------------------------------
+
+
+def cache_dir() -> pathlib.Path:
+  root = os.environ.get(CACHE_ENV_VAR) or (
+      pathlib.Path.home() / ".cache" / "graphcast_fdl")
+  return pathlib.Path(root).expanduser() / "xla"
+
+
+@functools.cache
+def _source_digest() -> str:
+  """Digest of the code that defines the train step's program."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  digest = hashlib.sha256()
+  for sub in ("model", "train", "graph"):
+    for path in sorted((root / sub).glob("*.py")):
+      digest.update(path.name.encode())
+      digest.update(path.read_bytes())
+  return digest.hexdigest()
+
+
+def program_key(experiment: Experiment, *, rollout_steps: int,
+                remat: RematConfig, precision: str, batch_per_device: int,
+                target: str) -> str:
+  """Hex digest of everything that defines one compiled program.
+
+  Not the schedule: its learning rates are a few scalar ops of the step, and
+  keying on it would recompile every phase whenever a step count changes.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  model = dataclasses.replace(experiment.model, remat=remat,
+                              precision=precision)
+  inputs = {
+      "version": CACHE_VERSION, "model": repr(model),
+      "task": repr(experiment.task), "mesh": repr(experiment.mesh),
+      "optimizer": repr(experiment.optimizer), "rollout": rollout_steps,
+      "batch_per_device": batch_per_device, "target": target,
+      "jax": jax.__version__, "libtpu": libtpu_version(),
+      "source": _source_digest(),
+  }
+  blob = json.dumps(inputs, sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cache_load(key: str) -> XlaCost | None:
+  try:
+    with open(cache_dir() / f"{key}.json") as f:
+      return XlaCost(**json.load(f), cached=True)
+  except (OSError, ValueError, TypeError):
+    return None
+
+
+def _cache_save(key: str, cost: XlaCost) -> None:
+  directory = cache_dir()
+  directory.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    json.dump({k: v for k, v in cost.to_dict().items() if k != "cached"}, f)
+  os.replace(tmp, directory / f"{key}.json")
+
+
+# --- compiling ---------------------------------------------------------------
+
+
+def _nbytes(tree, mesh_size: int, sharded) -> float:
+  """Per-device bytes of abstract arrays (`sharded`: leading axis split)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  total = sum(float(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+              for x in jax.tree.leaves(tree))
+  return total / mesh_size if sharded else total
+
+
 def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
             precision: str, batch_per_device: int = 1,
-            max_edges: int = MAX_EDGES_TO_BUILD) -> XlaCost:
+            max_edges: int = MAX_EDGES_TO_BUILD, hardware: str | None = None,
+            progress=None, use_cache: bool = True) -> XlaCost:
   """Compiles the train step as the trainer jits it and reads XLA's analyses.
 
   Figures are per device: `peak_bytes` is arguments (params, optimiser
   state, the device's batch) + temporaries + outputs - donated aliases.
+
+  Args:
+    hardware: a `TPU_TARGETS` key to compile with XLA:TPU for that chip, or
+      None for the local backend.
+    progress: called with one line before and after a compile (minutes).
+    use_cache: read and write the on-disk cache of figures.
+
+  Raises:
+    TpuCompilerMissing: a TPU target without libtpu installed.
   """
   model = dataclasses.replace(experiment.model, remat=remat, precision=precision)
   g = sizes_lib.graph_sizes(model)
   edges = g.grid2mesh_edges + g.mesh2grid_edges + g.mesh_edges
-  if edges > max_edges:
+  if hardware is None and edges > max_edges:
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
-  start = time.perf_counter()
+  if hardware is not None and libtpu_version() is None:
+    raise TpuCompilerMissing(
+        f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
   wanted = experiment.mesh.num_devices or 1
-  visible = len(jax.devices())
-  n = wanted if wanted <= visible else 1
+  if hardware is None:
+    target = f"local:{jax.default_backend()}"
+    visible = len(jax.devices())
+    n = wanted if wanted <= visible else 1
+    devices = None
+    described = (f"{n} device(s), the config's mesh" if n == wanted else
+                 f"1 device's program of {wanted} ({visible} visible here)")
+  else:
+    try:
+      topology = topology_name(hardware, wanted)
+      n = wanted
+      described = f"{n} x {hardware} ({topology}), the config's mesh"
+    except ValueError:
+      n = _MIN_CHIPS
+      topology = topology_name(hardware, n)
+      described = (f"{n} x {hardware} ({topology}) with {batch_per_device} "
+                   f"example(s) each: each device's program of {wanted}")
+    target = f"{hardware}:{topology}"
+  key = program_key(experiment, rollout_steps=rollout_steps, remat=remat,
+                    precision=precision, batch_per_device=batch_per_device,
+                    target=target)
+  if use_cache and (hit := _cache_load(key)) is not None:
+    if hardware and hit.fits is not False:
+      _judge(hit, hardware)
+    return hit
+  start = time.perf_counter()
+  if hardware is not None:
+    devices = tpu_devices(hardware, n)
   mesh = sharding_lib.make_mesh(
-      dataclasses.replace(experiment.mesh, num_devices=n))
-  devices = (f"{n} device(s), the config's mesh" if n == wanted else
-             f"1 device's program of {wanted} ({visible} visible here)")
+      dataclasses.replace(experiment.mesh, num_devices=n), devices)
   predictor = predictor_lib.Predictor(model, experiment.task,
                                       dummy_stats(experiment.task))
   batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon,
@@ -148,7 +391,54 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
           sharding_lib.data_parallel(predictor.loss, mesh), tx,
           optimizer_lib.schedule_learning_rate(experiment.schedule)),
       shardings, mesh)
-  compiled = step.lower(abstract_state, batch).compile()
+  if progress:
+    progress(f"compiling the train step, rollout {rollout_steps}, "
+             f"{precision}, for {described} ...")
+  lowered = step.lower(abstract_state, batch)
+  backend = "tpu" if hardware else jax.default_backend()
+  try:
+    with (_quiet_stderr() if hardware else contextlib.nullcontext()):
+      compiled = lowered.compile()
+  except Exception as e:  # pylint: disable=broad-except
+    oom = parse_resource_exhausted(str(e))
+    if oom is None:
+      raise
+    required, capacity = oom
+    args = (_nbytes(abstract_state, n, experiment.mesh.shard_params)
+            + _nbytes(batch, n, True))
+    result = XlaCost(
+        True, reason=str(e).strip().splitlines()[0][:300], backend=backend,
+        temp_bytes=required, argument_bytes=args, peak_bytes=required + args,
+        compile_seconds=time.perf_counter() - start, devices=described,
+        fits=False, capacity_bytes=capacity)
+  else:
+    result = _figures(compiled, rollout_steps, backend, described, start)
+    if hardware:
+      _judge(result, hardware)
+  if progress:
+    verdict = "" if result.fits is None else (
+        ", fits" if result.fits else ", DOES NOT FIT")
+    progress(f"  done in {result.compile_seconds:.0f} s: peak "
+             f"{result.peak_bytes / 2**30:.2f} GiB per device{verdict}")
+  if use_cache:
+    _cache_save(key, result)
+  return result
+
+
+def _judge(result: XlaCost, hardware: str) -> None:
+  """Sets `fits` of a successful TPU compile from its peak. XLA:TPU may
+  compile a program over the chip's memory (seen at 0.25 deg, rollout 2:
+  38.4 GiB for a 32 GiB v4), so success alone is no verdict."""
+  from graphcast_fdl.analysis import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
+  result.capacity_bytes = hardware_lib.get(hardware).memory_bytes
+  result.fits = result.peak_bytes <= result.capacity_bytes
+  result.reason = "" if result.fits else (
+      f"compiled peak {result.peak_bytes / 2**30:.2f} GiB exceeds the "
+      f"chip's {result.capacity_bytes / 2**30:.0f} GiB")
+
+
+def _figures(compiled, rollout_steps: int, backend: str, devices: str,
+             start: float) -> XlaCost:
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
@@ -159,7 +449,7 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
   out = float(memory.output_size_in_bytes)
   alias = float(getattr(memory, "alias_size_in_bytes", 0))
   return XlaCost(
-      True, backend=jax.default_backend(),
+      True, backend=backend,
       flops=float(cost.get("flops", 0.0)) * scale,
       bytes_accessed=float(cost.get("bytes accessed", 0.0)) * scale,
       temp_bytes=temp, argument_bytes=args, output_bytes=out,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 
 from absl import flags
 
@@ -18,6 +19,7 @@ from graphcast_fdl.analysis import fit as fit_lib
 from graphcast_fdl.cli import fit_flags
 from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.analysis import plot
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli.errors import UsageError
 from graphcast_fdl.task import format_seconds
@@ -27,7 +29,9 @@ HARDWARE = flags.DEFINE_string(
 FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
 XLA = flags.DEFINE_bool(
     "xla", False, "Also compile the train step on abstract shapes and show XLA's "
-    "cost/memory analysis (small graphs only).")
+    "cost/memory analysis: XLA:TPU for --hardware=tpu_* (needs "
+    "pip install -e \".[tpu]\"; decides fits), else this machine's backend "
+    "(small graphs only). Figures are cached on disk per program.")
 PNG = flags.DEFINE_string("png", None, "Write the timeline/memory figure here.")
 FIT = flags.DEFINE_bool(
     "fit", False, "Search remat, edge blocks and precision for the fastest "
@@ -46,7 +50,12 @@ def main(argv: list[str]) -> None:
   if FIT.value:
     _fit(experiment)
     return
-  est = estimator.estimate(experiment, HARDWARE.value, use_xla=XLA.value)
+  try:
+    est = estimator.estimate(
+        experiment, HARDWARE.value, use_xla=XLA.value,
+        progress=lambda line: print(line, file=sys.stderr, flush=True))
+  except xla_cost.TpuCompilerMissing as e:
+    raise UsageError(str(e)) from None
   note = _host_note(est.num_devices)
   if note:
     est.notes.append(note)

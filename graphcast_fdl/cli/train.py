@@ -97,24 +97,27 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   will not fit. Writes `estimate.json` into the workdir (process 0)."""
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.train import progress  # pylint: disable=g-import-not-at-top
   key = hardware.detect(device.platform, getattr(device, "device_kind", ""))
   if key is None:
     logging.info("No estimate: device kind %r is not in the hardware table",
                  getattr(device, "device_kind", ""))
     return None
-  est = estimator.estimate(experiment, key)
-  logging.info("Estimate on %d x %s: %s of training steps (excludes %s)",
+  # On a TPU (libtpu present), XLA:TPU compiles each phase first and decides.
+  est = estimator.estimate(experiment, key, use_xla=(
+      device.platform == "tpu" and xla_cost.libtpu_version() is not None))
+  logging.info("Estimate on %d x %s: %s of training steps (excludes %s; %s)",
                est.num_devices, est.hardware,
                progress.format_seconds(est.total_duration_seconds),
-               progress.EXCLUDED)
+               progress.EXCLUDED, est.efficiency_source)
   for phase in est.phases:
     if not phase.fits:
       logging.warning(
           "Phase %s needs about %.1f GiB per device, more than the %.1f GiB "
           "of a %s: it may run out of memory (try "
           "--config=fiddler:fit_memory())", phase.name,
-          phase.peak_bytes_per_device / 2**30,
+          est.memory_bytes_per_device / 2**30 - phase.headroom_bytes / 2**30,
           est.memory_bytes_per_device / 2**30, est.hardware)
   if workdir is not None:
     with open(os.path.join(workdir, "estimate.json"), "w") as f:

@@ -23,6 +23,7 @@ import numpy as np
 
 from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model import layers
+from graphcast_fdl.model import row_blocks
 
 
 @flax.struct.dataclass

@@ -206,7 +206,8 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
         jax.tree.map(lambda *xs: jnp.stack(xs),
                      *[step_params(g * k + j) for g in range(num_groups)])
         for j in range(k)]
-    (latents, mesh), _ = jax.lax.scan(group, (latents, mesh), stacked)
+    (latents, mesh), _ = jax.lax.scan(
+        group, jax.tree.map(row_blocks.as_varying, (latents, mesh)), stacked)
   rest = [step_params(i) for i in range(num_groups * k, num_steps)]
   if rest:
     (latents, mesh), _ = group((latents, mesh), rest)

@@ -30,6 +30,20 @@ def rows(x: jax.Array, start, size: int, axis: int = 0) -> jax.Array:
   return jax.lax.dynamic_slice_in_dim(x, start, size, axis=axis)
 
 
+def as_varying(x: jax.Array) -> jax.Array:
+  """`x` marked as varying over the mesh's manual axes, for a scan carry.
+
+  Inside `shard_map` (data parallelism, `train.sharding`) a loop's results
+  vary over the manual axes, and `lax.scan` needs its initial carry to say so
+  too (zeros, or edge latents of the static graph, do not); outside
+  `shard_map`, or when `x` already varies, this is `x`.
+  """
+  varying = jax.typeof(x).manual_axis_type.varying
+  axes = tuple(a for a in jax.sharding.get_abstract_mesh().manual_axes
+               if a not in varying)
+  return jax.lax.pcast(x, axes, to="varying") if axes else x
+
+
 def map_row_blocks(fn: Callable[..., jax.Array], num_rows: int,
                    block_size: int | None, out_axis: int = 0) -> jax.Array:
   """All rows of fn, computed `block_size` rows at a time.

@@ -1,0 +1,202 @@
+"""XLA:TPU figures of the train step: the cache, its keys, compiler errors.
+
+The fast tests need no TPU compiler; the slow one compiles a tiny config for
+TPU v4 when libtpu is installed (`pip install -e ".[tpu]"`).
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import fiddle as fdl
+import pytest
+
+from graphcast_fdl import experiments
+from graphcast_fdl.analysis import estimator
+from graphcast_fdl.analysis import xla_cost
+from graphcast_fdl.model.config import RematConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GiB = 2**30
+_OOM = ("RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory "
+        "required for HLO temporaries (42.65G / 64.81G) exceeds available "
+        "HBM (30.75G)")
+
+
+def _demo():
+  return fdl.build(experiments.demo())
+
+
+def test_parse_resource_exhausted():
+  required, available = xla_cost.parse_resource_exhausted(
+      "XlaRuntimeError: " + _OOM + "\nmore detail")
+  assert required == pytest.approx(42.65 * GiB)
+  assert available == pytest.approx(30.75 * GiB)
+  assert xla_cost.parse_resource_exhausted(
+      "RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory "
+      "required for HLO temporaries (512.5M) exceeds available HBM (16M)"
+  ) == (512.5 * 2**20, 16 * 2**20)
+  assert xla_cost.parse_resource_exhausted("INVALID_ARGUMENT: bad") is None
+  assert xla_cost.parse_resource_exhausted("RESOURCE_EXHAUSTED: other") is None
+
+
+def test_topology_names():
+  assert xla_cost.topology_name("tpu_v4", 4) == "v4:2x2x1"
+  assert xla_cost.topology_name("tpu_v4", 32) == "v4:4x4x2"
+  assert xla_cost.topology_name("tpu_v5e", 16) == "v5e:4x4"
+  with pytest.raises(ValueError, match="6 chips"):
+    xla_cost.topology_name("tpu_v4", 6)
+
+
+def test_program_key_changes_with_what_defines_the_program():
+  experiment = _demo()
+  remat = experiment.model.remat
+  key = lambda e=experiment, **kw: xla_cost.program_key(
+      e, **{"rollout_steps": 1, "remat": remat, "precision": "float32",
+            "batch_per_device": 1, "target": "tpu_v4:v4:2x2x1", **kw})
+  base = key()
+  assert base == key()
+  assert base != key(rollout_steps=2)
+  assert base != key(remat=RematConfig(rollout_step=True))
+  assert base != key(precision="bfloat16")
+  assert base != key(batch_per_device=2)
+  assert base != key(target="tpu_v5p:v5p:2x2x1")
+  wider = dataclasses.replace(
+      experiment, model=dataclasses.replace(experiment.model, latent_size=64))
+  assert base != key(wider)
+
+
+def test_cached_figures_are_read_back_without_compiling(tmp_path, monkeypatch):
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  kwargs = dict(rollout_steps=3, remat=experiment.model.remat,
+                precision="float32", batch_per_device=2)
+  key = xla_cost.program_key(experiment, target="tpu_v4:v4:2x2x1", **kwargs)
+  stored = xla_cost.XlaCost(True, backend="tpu", peak_bytes=40 * GiB,
+                            temp_bytes=38 * GiB, compile_seconds=200.0,
+                            fits=False, reason=_OOM)
+  xla_cost._cache_save(key, stored)  # pylint: disable=protected-access
+  got = xla_cost.analyze(experiment, hardware="tpu_v4", **kwargs)
+  assert got.cached and got.peak_bytes == 40 * GiB and got.fits is False
+  assert got.reason == _OOM
+  # The same program for another chip is not that entry.
+  assert xla_cost._cache_load(  # pylint: disable=protected-access
+      xla_cost.program_key(experiment, target="tpu_v5p:v5p:2x2x1",
+                           **kwargs)) is None
+
+
+def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
+  """A cached XLA:TPU 'does not fit' overrides the analytic verdict."""
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  phase = experiment.schedule.phases[0]
+  key = xla_cost.program_key(
+      experiment, rollout_steps=phase.rollout_steps,
+      remat=phase.remat or experiment.model.remat,
+      precision=phase.precision or experiment.model.precision,
+      batch_per_device=2, target="tpu_v4:v4:2x2x1")
+  xla_cost._cache_save(key, xla_cost.XlaCost(  # pylint: disable=protected-access
+      True, backend="tpu", peak_bytes=40 * GiB, temp_bytes=38 * GiB,
+      argument_bytes=2 * GiB, compile_seconds=1.0, fits=False, reason=_OOM))
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(
+          experiment.schedule, phases=(phase,)))
+  est = estimator.estimate(experiment, "tpu_v4", use_xla=True)
+  (got,) = est.phases
+  assert got.xla["peak_bytes"] == 40 * GiB and not got.fits and not est.fits
+  assert got.headroom_bytes == pytest.approx(-8 * GiB)
+  table = estimator.format_table(est)
+  assert "DOES NOT FIT: RESOURCE_EXHAUSTED" in table and "(cached)" in table
+
+
+def test_cli_xla_on_tpu_without_libtpu_is_one_line():
+  if xla_cost.libtpu_version() is not None:
+    pytest.skip("libtpu is installed here")
+  out = subprocess.run(
+      [sys.executable, "-m", "graphcast_fdl.main", "estimate",
+       "--config=config:demo", "--hardware=tpu_v4", "--xla"],
+      capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+  assert out.returncode == 2
+  assert out.stderr.strip().count("\n") == 0
+  assert 'pip install -e ".[tpu]"' in out.stderr
+
+
+@pytest.mark.slow
+def test_compiles_a_tiny_config_for_tpu_v4(tmp_path, monkeypatch):
+  """XLA:TPU's own figures for the demo's 2-step train step on TPU v4."""
+  if xla_cost.libtpu_version() is None:
+    pytest.skip('libtpu not installed: pip install -e ".[tpu]"')
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  experiment = _demo()
+  lines = []
+  got = xla_cost.analyze(experiment, rollout_steps=2,
+                         remat=RematConfig(rollout_step=True),
+                         precision="float32", batch_per_device=2,
+                         hardware="tpu_v4", progress=lines.append)
+  assert got.backend == "tpu" and got.fits and not got.cached
+  assert 1e6 < got.temp_bytes < 2 * GiB and got.flops > 1e9
+  assert got.peak_bytes >= got.temp_bytes + got.argument_bytes - 1
+  assert "tpu_v4 (v4:2x2x1)" in got.devices and len(lines) == 2
+  again = xla_cost.analyze(experiment, rollout_steps=2,
+                           remat=RematConfig(rollout_step=True),
+                           precision="float32", batch_per_device=2,
+                           hardware="tpu_v4")
+  assert again.cached and again.peak_bytes == got.peak_bytes
+
+
+_SHARDED_SCANS = """
+import dataclasses, jax
+jax.config.update("jax_num_cpu_devices", 2)
+import fiddle as fdl
+from graphcast_fdl import experiments
+from graphcast_fdl.analysis import sizes, xla_cost
+from graphcast_fdl.model import predictor as predictor_lib
+from graphcast_fdl.model.config import RematConfig
+from graphcast_fdl.train import sharding
+e = fdl.build(experiments.demo())
+model = dataclasses.replace(
+    e.model, edge_block_size=256, precision="bfloat16",
+    remat=RematConfig(rollout_step=True, processor_every_k=2,
+                      encoder_decoder=True, grid_block_size=300,
+                      rollout_segment=2))
+g = sizes.graph_sizes(model)
+mesh = sharding.make_mesh(dataclasses.replace(e.mesh, num_devices=2))
+predictor = predictor_lib.Predictor(model, e.task, xla_cost.dummy_stats(e.task))
+loss = sharding.data_parallel(predictor.loss, mesh)
+grads = jax.eval_shape(
+    jax.grad(lambda p, b: loss(p, b)[0]),
+    predictor_lib.param_shapes(model, e.task),
+    xla_cost.batch_shapes(e.task, g.grid_lat, g.grid_lon, 2, 3))
+print("traced", len(jax.tree.leaves(grads)))
+"""
+
+
+def test_every_scan_compiles_under_data_parallelism():
+  """Edge blocks, grid blocks, processor groups and rollout segments inside
+  `shard_map` (2 CPU devices): each loop's initial carry must be marked as
+  varying over the data axis, or tracing the loss's gradient fails."""
+  out = subprocess.run([sys.executable, "-c", _SHARDED_SCANS],
+                       capture_output=True, text=True, cwd=REPO, timeout=300,
+                       check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "traced" in out.stdout
+
+
+def test_a_compiled_peak_over_the_chip_does_not_fit(tmp_path, monkeypatch):
+  """XLA:TPU compiled the 0.25 deg rollout-2 step at 38.35 GiB for a 32 GiB
+  TPU v4 without an error: the peak decides, also for cached figures."""
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  kwargs = dict(rollout_steps=2, remat=experiment.model.remat,
+                precision="float32", batch_per_device=2)
+  key = xla_cost.program_key(experiment, target="tpu_v4:v4:2x2x1", **kwargs)
+  xla_cost._cache_save(key, xla_cost.XlaCost(  # pylint: disable=protected-access
+      True, backend="tpu", peak_bytes=38.35 * GiB, compile_seconds=1.0,
+      fits=True))
+  got = xla_cost.analyze(experiment, hardware="tpu_v4", **kwargs)
+  assert got.fits is False and got.capacity_bytes == 32 * GiB
+  assert got.reason == "compiled peak 38.35 GiB exceeds the chip's 32 GiB"
