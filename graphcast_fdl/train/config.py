@@ -70,8 +70,6 @@ class MeshConfig:
         or self.spatial < 1):
       raise ValueError(f"mesh.spatial={self.spatial!r}: must be a whole "
                        "number >= 1")
-
-  def __post_init__(self):
     check_range("mesh", self, {"num_devices": 1})
 
 
