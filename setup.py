@@ -14,8 +14,7 @@ _MAPPED = ("experiments", "datasets")  # Installed under graphcast_fdl.
 
 def _packages() -> list[str]:
   found = setuptools.find_packages(include=["graphcast_fdl", "graphcast_fdl.*"])
-  mapped = setuptools.find_packages(
-      include=[p for name in _MAPPED for p in (name, f"{name}.*")])
+  mapped = setuptools.find_packages(include=[p for name in _MAPPED for p in (name, f"{name}.*")])
   return sorted(found + [f"graphcast_fdl.{name}" for name in mapped])
 
 

@@ -31,8 +31,9 @@ def main():
   args = parser.parse_args()
   task = task_lib.task_13()
   with tempfile.TemporaryDirectory() as tmp:
-    cfg = data.DataConfig(resolution=args.resolution, data_dir=args.data_dir or tmp,
-                          synthetic_days=(3, 1))
+    cfg = data.DataConfig(
+        resolution=args.resolution, data_dir=args.data_dir or tmp, synthetic_days=(3, 1)
+    )
     data.prepare(cfg, task)
     frames = data.split_frames(cfg, task, "train")
     stats = data.normalization_stats(cfg, task)
@@ -47,7 +48,7 @@ def main():
         if values.ndim == 4:
           scale = scale[None, :, None, None]
         scaled = np.abs(error) / scale
-        row += [float(np.sqrt(np.mean(scaled ** 2))), float(scaled.max())]
+        row += [float(np.sqrt(np.mean(scaled**2))), float(scaled.max())]
       worst[name] = row
       print(f"{name} | " + " | ".join(f"{x:.2e}" for x in row))
     print("largest rms/diffs_stddev:", max(worst.items(), key=lambda kv: kv[1][2]))

@@ -23,21 +23,26 @@ MiB = 2**20
 
 
 def main():
-  print(f"{'devices':>7s} {'global batch':>12s} {'FLOP/dev xla':>12s}"
-        f" {'FLOP/dev ana':>12s} {'temp MiB/dev xla':>16s}"
-        f" {'act+tmp MiB ana':>15s}")
+  print(
+      f"{'devices':>7s} {'global batch':>12s} {'FLOP/dev xla':>12s}"
+      f" {'FLOP/dev ana':>12s} {'temp MiB/dev xla':>16s}"
+      f" {'act+tmp MiB ana':>15s}"
+  )
   for n in (1, 2, 4, 8):
     cfg = experiments.demo()
     experiments.devices(cfg, n=n, per_device_batch=1)
     experiment = fdl.build(cfg)
     model = experiment.model
-    xla = xla_cost.analyze(experiment, rollout_steps=1, remat=model.remat,
-                           precision=model.precision)
+    xla = xla_cost.analyze(
+        experiment, rollout_steps=1, remat=model.remat, precision=model.precision
+    )
     ana = cost_model.step_cost(model, experiment.task, num_devices=n)
-    print(f"{n:7d} {n:12d} {xla.flops:12.3g} {ana.flops:12.3g}"
-          f" {xla.temp_bytes / MiB:16.1f}"
-          f" {(ana.activation_bytes + ana.temporary_bytes) / MiB:15.1f}"
-          f"   ({xla.devices})")
+    print(
+        f"{n:7d} {n:12d} {xla.flops:12.3g} {ana.flops:12.3g}"
+        f" {xla.temp_bytes / MiB:16.1f}"
+        f" {(ana.activation_bytes + ana.temporary_bytes) / MiB:15.1f}"
+        f"   ({xla.devices})"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ days: 4 training frames, 357 MB each) and measures, in the same run:
   step     one jitted loss+gradient step (only for resolutions in
            --model_sizes: a 1 deg, latent 512 step takes minutes on this CPU).
 Each is timed in --rounds interleaved rounds and the best round kept (the
-machine may be shared). The loader should reach half of min(memcpy, read). Prints a table, then one JSON line per size
+machine may be shared). The loader should reach half of min(memcpy, read). Prints a table, then one
+JSON line per size
 (the 1 deg line last).
 """
 
@@ -37,8 +38,9 @@ from graphcast_fdl.data import grain_pipeline
 
 
 def _batch_bytes(batch) -> int:
-  return sum(v.nbytes for part in (batch.inputs, batch.targets, batch.forcings)
-             for v in part.values())
+  return sum(
+      v.nbytes for part in (batch.inputs, batch.targets, batch.forcings) for v in part.values()
+  )
 
 
 def _time_loader(iterator, cfg, num_batches):
@@ -87,8 +89,14 @@ def _time_step(cfg, task, batch, mesh, latent, steps, repeats=3):
   import jax  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.model.config import ModelConfig  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
-  model = ModelConfig(resolution=cfg.resolution, mesh_size=mesh, latent_size=latent,
-                      gnn_msg_steps=steps, precision="float32")
+
+  model = ModelConfig(
+      resolution=cfg.resolution,
+      mesh_size=mesh,
+      latent_size=latent,
+      gnn_msg_steps=steps,
+      precision="float32",
+  )
   predictor = Predictor(model, task, data.normalization_stats(cfg, task))
   params = predictor.init_params(jax.random.PRNGKey(0), batch)
   step = jax.jit(jax.value_and_grad(lambda p, b: predictor.loss(p, b)[0]))
@@ -103,20 +111,25 @@ def _measure(size, args, task, tmp):
   res, mesh, latent, steps = size.split(":")
   resolution = float(res)
   small = resolution < 0.5  # A 0.25 deg frame is 357 MB: keep the record short.
-  cfg = data.DataConfig(resolution=resolution, data_dir=tmp,
-                        synthetic_days=(1, 1) if small else (3, 1),
-                        global_batch_size=1 if small else args.batch,
-                        prefetch=2 if small else 4)
+  cfg = data.DataConfig(
+      resolution=resolution,
+      data_dir=tmp,
+      synthetic_days=(1, 1) if small else (3, 1),
+      global_batch_size=1 if small else args.batch,
+      prefetch=2 if small else 4,
+  )
   start = time.perf_counter()
   data.prepare(cfg, task)
   frames = data.split_frames(cfg, task, "train")
   build_s = (time.perf_counter() - start) / len(frames)
   num_batches = max(args.num_batches // (8 if small else 1), 3)
-  paths = sorted(glob.glob(os.path.join(tmp, "synthetic_weather", "*", "*",
-                                       "*-train.array_record*")))
+  paths = sorted(
+      glob.glob(os.path.join(tmp, "synthetic_weather", "*", "*", "*-train.array_record*"))
+  )
   if args.loader == "grain":
-    iterator = iter(grain_pipeline.train_dataset(
-        cfg, task, 1, 0, 10 ** 9, 0, 1, num_workers=args.grain_workers))
+    iterator = iter(
+        grain_pipeline.train_dataset(cfg, task, 1, 0, 10**9, 0, 1, num_workers=args.grain_workers)
+    )
   else:
     iterator = data.train_batches(cfg, task, 1, 0, 0, 1)
   batch = next(iterator)  # Opens the split, starts the prefetch threads.
@@ -130,16 +143,22 @@ def _measure(size, args, task, tmp):
   if hasattr(iterator, "close"):
     iterator.close()
   examples_per_s, loader_gb = max(loader)
-  row = dict(size=size, resolution=resolution, levels=len(task.pressure_levels),
-             batch=cfg.global_batch_size, build_s_per_frame=build_s,
-             example_mb=_batch_bytes(batch) / cfg.global_batch_size / 1e6,
-             examples_per_s=examples_per_s, loader_gb_per_s=loader_gb,
-             memcpy_gb_per_s=max(memcpy), read_gb_per_s=max(read))
+  row = dict(
+      size=size,
+      resolution=resolution,
+      levels=len(task.pressure_levels),
+      batch=cfg.global_batch_size,
+      build_s_per_frame=build_s,
+      example_mb=_batch_bytes(batch) / cfg.global_batch_size / 1e6,
+      examples_per_s=examples_per_s,
+      loader_gb_per_s=loader_gb,
+      memcpy_gb_per_s=max(memcpy),
+      read_gb_per_s=max(read),
+  )
   row["loader_over_limit"] = loader_gb / min(row["memcpy_gb_per_s"], row["read_gb_per_s"])
   if res in args.model_sizes.split(","):
     row["model"] = f"mesh {mesh} latent {latent} steps {steps}"
-    row["step_examples_per_s"] = _time_step(cfg, task, batch, int(mesh),
-                                            int(latent), int(steps))
+    row["step_examples_per_s"] = _time_step(cfg, task, batch, int(mesh), int(latent), int(steps))
     row["loader_over_step"] = examples_per_s / row["step_examples_per_s"]
   return row
 
@@ -149,26 +168,48 @@ def main():
   parser.add_argument("--sizes", default="4:3:32:4,0.25:6:512:16,1:5:512:16")
   parser.add_argument("--model_sizes", default="4")
   parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--num_batches", type=int, default=20,
-                      help="batches per timed round (0.25 deg: 1/8 of it, at least 3)")
+  parser.add_argument(
+      "--num_batches",
+      type=int,
+      default=20,
+      help="batches per timed round (0.25 deg: 1/8 of it, at least 3)",
+  )
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--loader", choices=("ours", "grain"), default="ours",
-                      help="train_batches, or the same batches through data/grain_pipeline")
+  parser.add_argument(
+      "--loader",
+      choices=("ours", "grain"),
+      default="ours",
+      help="train_batches, or the same batches through data/grain_pipeline",
+  )
   parser.add_argument("--grain_workers", type=int, default=0)
   args = parser.parse_args()
   flags.FLAGS.mark_as_parsed()  # Grain's worker processes read absl flags.
   task = task_lib.task_13()
   rows = []
-  columns = ("resolution", "batch", "example_mb", "examples_per_s", "loader_gb_per_s",
-             "memcpy_gb_per_s", "read_gb_per_s", "loader_over_limit",
-             "step_examples_per_s", "loader_over_step")
+  columns = (
+      "resolution",
+      "batch",
+      "example_mb",
+      "examples_per_s",
+      "loader_gb_per_s",
+      "memcpy_gb_per_s",
+      "read_gb_per_s",
+      "loader_over_limit",
+      "step_examples_per_s",
+      "loader_over_step",
+  )
   print(" | ".join(columns), flush=True)
   for size in args.sizes.split(","):
     with tempfile.TemporaryDirectory() as tmp:  # One size on disk at a time.
       row = _measure(size, args, task, tmp)
     rows.append(row)
-    print(" | ".join(f"{row[c]:.3g}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
-                     for c in columns), flush=True)
+    print(
+        " | ".join(
+            f"{row[c]:.3g}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
+            for c in columns
+        ),
+        flush=True,
+    )
   rows.sort(key=lambda r: r["resolution"] == 1.0)  # The 1 deg line last.
   for row in rows:
     print(json.dumps(row))

@@ -30,11 +30,14 @@ def _store(path, resolution, num_frames):
   rng = np.random.default_rng(0)
   levels = task_lib.PRESSURE_LEVELS_13
   shape = (len(lat), len(lon))
-  ds = xr.Dataset(coords={"time": times, "level": list(levels),
-                          "latitude": lat[::-1], "longitude": lon})
+  ds = xr.Dataset(
+      coords={"time": times, "level": list(levels), "latitude": lat[::-1], "longitude": lon}
+  )
   for v in task_lib.ATMOSPHERIC:
-    ds[v] = (("time", "level", "latitude", "longitude"),
-             rng.normal(size=(num_frames, len(levels)) + shape).astype("f4"))
+    ds[v] = (
+        ("time", "level", "latitude", "longitude"),
+        rng.normal(size=(num_frames, len(levels)) + shape).astype("f4"),
+    )
   for v in task_lib.SURFACE_TARGETS + (task_lib.PRECIPITATION,):
     ds[v] = (("time", "latitude", "longitude"), rng.normal(size=(num_frames,) + shape).astype("f4"))
   for v in task_lib.STATIC:
@@ -52,13 +55,19 @@ def main():
     path = os.path.join(tmp, "era5.zarr")
     _store(path, args.resolution, args.frames)
     last = str(pd.Timestamp("2018-01-01") + pd.Timedelta(hours=6 * (args.frames - 1)))
-    config = era5.Era5Config(name="bench", path=path, resolution=args.resolution,
-                             splits=(("train", f"2018-01-01/{last}"),))
+    config = era5.Era5Config(
+        name="bench",
+        path=path,
+        resolution=args.resolution,
+        splits=(("train", f"2018-01-01/{last}"),),
+    )
     start = time.perf_counter()
     era5.make_builder(config, os.path.join(tmp, "tfds")).download_and_prepare()
     seconds = time.perf_counter() - start
-  print(f"resolution={args.resolution:g} frames={args.frames} "
-        f"s_per_frame={seconds / args.frames:.3g}")
+  print(
+      f"resolution={args.resolution:g} frames={args.frames} "
+      f"s_per_frame={seconds / args.frames:.3g}"
+  )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 One efficiency factor per hardware family is fitted to one figure
 (`calibration.TPU_FIT` for TPUs; this CPU's factor comes from our own measured
-step, `benchmarks/estimator_vs_measured.py`); every other row is a prediction. The goal is a ratio within 0.75..1.25. The last
+step, `benchmarks/estimator_vs_measured.py`); every other row is a prediction. The goal is a ratio
+within 0.75..1.25. The last
 block shows how the ratios move if the TPU factor were fitted to another row.
 It also prints the XLA reference points measured from the published
 implementation beside the analytic cost model.
@@ -30,13 +31,30 @@ GiB = 2**30
 # XLA CPU cost/memory analysis of the published implementation's loss+grad,
 # batch 1, 1 step (from the issue that asked for this estimator).
 XLA_REFERENCE = (
-    ("1 deg/13 lev/M5 f32", ModelConfig(resolution=1.0, mesh_size=5,
-                                        precision="float32"),
-     task_lib.task_13(), 1.24e13, 3.7e11, 42.8),
-    ("1 deg/13 lev/M5 bf16", ModelConfig(resolution=1.0, mesh_size=5),
-     task_lib.task_13(), None, None, 30.0),
-    ("0.25 deg/37 lev/M6 bf16", ModelConfig(resolution=0.25, mesh_size=6),
-     task_lib.task_37(), 8.9e13, 3.1e12, 231.0),
+    (
+        "1 deg/13 lev/M5 f32",
+        ModelConfig(resolution=1.0, mesh_size=5, precision="float32"),
+        task_lib.task_13(),
+        1.24e13,
+        3.7e11,
+        42.8,
+    ),
+    (
+        "1 deg/13 lev/M5 bf16",
+        ModelConfig(resolution=1.0, mesh_size=5),
+        task_lib.task_13(),
+        None,
+        None,
+        30.0,
+    ),
+    (
+        "0.25 deg/37 lev/M6 bf16",
+        ModelConfig(resolution=0.25, mesh_size=6),
+        task_lib.task_37(),
+        8.9e13,
+        3.1e12,
+        231.0,
+    ),
 )
 
 
@@ -49,10 +67,8 @@ def experiment_for(figure: calibration.PublishedFigure):
 
 
 def predicted_seconds(figure, efficiency=None) -> float:
-  est = estimator.estimate(experiment_for(figure), figure.hardware,
-                           efficiency=efficiency)
-  return sum(p.duration_seconds for p in est.phases
-             if not figure.phases or p.name in figure.phases)
+  est = estimator.estimate(experiment_for(figure), figure.hardware, efficiency=efficiency)
+  return sum(p.duration_seconds for p in est.phases if not figure.phases or p.name in figure.phases)
 
 
 def fit(figure) -> float:
@@ -68,8 +84,9 @@ def fit(figure) -> float:
 
 def published_code_cpu_estimate() -> float:
   """Our estimate, at the golden c size (4 deg, f32, batch 1) on this CPU."""
-  model = ModelConfig(resolution=4.0, mesh_size=3, latent_size=32,
-                      gnn_msg_steps=4, precision="float32")
+  model = ModelConfig(
+      resolution=4.0, mesh_size=3, latent_size=32, gnn_msg_steps=4, precision="float32"
+  )
   return estimator.model_step_seconds(model, task_lib.task_13(), "cpu")
 
 
@@ -79,44 +96,54 @@ def _days(s):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--refit", action="store_true",
-                      help="print freshly fitted EFFICIENCY constants")
+  parser.add_argument(
+      "--refit", action="store_true", help="print freshly fitted EFFICIENCY constants"
+  )
   args = parser.parse_args()
   if args.refit:
     print(f'EFFICIENCY["tpu"] = {fit(calibration.TPU_FIT)!r}')
     return
 
-  print(f"TPU efficiency {calibration.efficiency('tpu'):.4f}: "
-        f"{calibration.EFFICIENCY_SOURCE['tpu']}")
+  print(
+      f"TPU efficiency {calibration.efficiency('tpu'):.4f}: "
+      f"{calibration.EFFICIENCY_SOURCE['tpu']}"
+  )
   print(f"{'figure':48s} {'published':>9s} {'predicted':>9s} {'ratio':>6s}  role")
   for figure in calibration.PUBLISHED:
     pred = predicted_seconds(figure)
     role = "fitted" if figure is calibration.TPU_FIT else "prediction"
-    print(f"{figure.name:48s} {_days(figure.seconds):>9s} {_days(pred):>9s}"
-          f" {pred / figure.seconds:6.2f}  {role}")
+    print(
+        f"{figure.name:48s} {_days(figure.seconds):>9s} {_days(pred):>9s}"
+        f" {pred / figure.seconds:6.2f}  {role}"
+    )
   step = predicted_seconds(calibration.TPU_FIT) / 300_000
   print(f"implied 0.25 deg 1-step step time on TPU v4: {step:.2f} s")
-  print(f"CPU: the published implementation's golden c train step took "
-        f"{calibration.PUBLISHED_CODE_CPU_STEP_SECONDS} s; our estimate for our "
-        f"trainer at that size is {published_code_cpu_estimate():.4f} s "
-        "(CPU factor fitted to our demo step: benchmarks/estimator_vs_measured.py)")
+  print(
+      f"CPU: the published implementation's golden c train step took "
+      f"{calibration.PUBLISHED_CODE_CPU_STEP_SECONDS} s; our estimate for our "
+      f"trainer at that size is {published_code_cpu_estimate():.4f} s "
+      "(CPU factor fitted to our demo step: benchmarks/estimator_vs_measured.py)"
+  )
 
   print("\nIf the TPU factor were fitted to another row (ratios per row):")
   for target in calibration.PUBLISHED:
     eff = fit(target)
     ratios = [predicted_seconds(f, eff) / f.seconds for f in calibration.PUBLISHED]
-    print(f"  fit on {target.name:46s} eff {eff:.3f}: "
-          + " ".join(f"{r:5.2f}" for r in ratios))
+    print(f"  fit on {target.name:46s} eff {eff:.3f}: " + " ".join(f"{r:5.2f}" for r in ratios))
 
   print("\nXLA reference (published implementation, CPU backend) vs analytic:")
-  print(f"{'config':26s} {'FLOP xla':>9s} {'analytic':>9s} {'bytes xla':>9s}"
-        f" {'analytic':>9s} {'temps GiB xla':>13s} {'act+tmp ana':>11s}")
+  print(
+      f"{'config':26s} {'FLOP xla':>9s} {'analytic':>9s} {'bytes xla':>9s}"
+      f" {'analytic':>9s} {'temps GiB xla':>13s} {'act+tmp ana':>11s}"
+  )
   for name, model, task, flops, nbytes, temps in XLA_REFERENCE:
     c = cost_model.step_cost(model, task, published_layout=True)
     fmt = lambda x: f"{x:9.3g}" if x else f"{'-':>9s}"
-    print(f"{name:26s} {fmt(flops)} {c.flops:9.3g} {fmt(nbytes)}"
-          f" {c.bytes_accessed:9.3g} {temps:13.1f}"
-          f" {(c.activation_bytes + c.temporary_bytes) / GiB:11.1f}")
+    print(
+        f"{name:26s} {fmt(flops)} {c.flops:9.3g} {fmt(nbytes)}"
+        f" {c.bytes_accessed:9.3g} {temps:13.1f}"
+        f" {(c.activation_bytes + c.temporary_bytes) / GiB:11.1f}"
+    )
 
 
 if __name__ == "__main__":

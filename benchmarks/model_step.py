@@ -23,7 +23,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import xarray as xr
@@ -45,13 +44,19 @@ AUTO_REMAT_ACTIVATIONS = 2e7
 def unit_stats(task) -> NormalizationStats:
   names = sorted(set(task.input_variables + task.target_variables))
   levels = list(task.pressure_levels)
+
   def dataset(value):
     return xr.Dataset(
-        {n: (("level",), np.full(len(levels), value, np.float32))
-         if task_lib.has_levels(n) else ((), np.float32(value))
-         for n in names}, coords={"level": levels})
-  return NormalizationStats(mean=dataset(0.0), stddev=dataset(1.0),
-                            diffs_stddev=dataset(1.0))
+        {
+            n: (("level",), np.full(len(levels), value, np.float32))
+            if task_lib.has_levels(n)
+            else ((), np.float32(value))
+            for n in names
+        },
+        coords={"level": levels},
+    )
+
+  return NormalizationStats(mean=dataset(0.0), stddev=dataset(1.0), diffs_stddev=dataset(1.0))
 
 
 def random_batch(task, graphs, batch: int, rollout: int) -> Batch:
@@ -73,9 +78,11 @@ def random_batch(task, graphs, batch: int, rollout: int) -> Batch:
     return rng.standard_normal(shape, np.float32)
 
   make = lambda names, frames: {n: array(n, frames) for n in names}
-  return Batch(inputs=make(task.input_variables, 2),
-               targets=make(task.target_variables, rollout),
-               forcings=make(task.forcing_variables, rollout))
+  return Batch(
+      inputs=make(task.input_variables, 2),
+      targets=make(task.target_variables, rollout),
+      forcings=make(task.forcing_variables, rollout),
+  )
 
 
 def model_config(args, num_grid_nodes: int) -> ModelConfig:
@@ -84,16 +91,20 @@ def model_config(args, num_grid_nodes: int) -> ModelConfig:
     big = num_grid_nodes * args.latent_size > AUTO_REMAT_ACTIVATIONS
     remat = "all" if big else "none"
   if remat == "all":
-    remat_config = RematConfig(rollout_step=True, processor_every_k=1,
-                               encoder_decoder=True)
+    remat_config = RematConfig(rollout_step=True, processor_every_k=1, encoder_decoder=True)
     block = args.edge_block_size or 32768
   else:
     remat_config = RematConfig()
     block = args.edge_block_size
   return ModelConfig(
-      resolution=args.resolution, mesh_size=args.mesh_size,
-      latent_size=args.latent_size, gnn_msg_steps=args.gnn_msg_steps,
-      precision=args.precision, remat=remat_config, edge_block_size=block)
+      resolution=args.resolution,
+      mesh_size=args.mesh_size,
+      latent_size=args.latent_size,
+      gnn_msg_steps=args.gnn_msg_steps,
+      precision=args.precision,
+      remat=remat_config,
+      edge_block_size=block,
+  )
 
 
 def main() -> None:
@@ -102,15 +113,17 @@ def main() -> None:
   parser.add_argument("--mesh_size", type=int, default=3)
   parser.add_argument("--latent_size", type=int, default=32)
   parser.add_argument("--gnn_msg_steps", type=int, default=4)
-  parser.add_argument("--precision", default="float32",
-                      choices=("float32", "bfloat16"))
+  parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--rollout", type=int, default=1)
-  parser.add_argument("--steps", type=int, default=10,
-                      help="timed steps after one warm-up step")
-  parser.add_argument("--remat", default="auto", choices=("auto", "none", "all"),
-                      help="all: remat rollout steps, each processor step and "
-                      "the encoder/decoder, and block encoder/decoder edges")
+  parser.add_argument("--steps", type=int, default=10, help="timed steps after one warm-up step")
+  parser.add_argument(
+      "--remat",
+      default="auto",
+      choices=("auto", "none", "all"),
+      help="all: remat rollout steps, each processor step and "
+      "the encoder/decoder, and block encoder/decoder edges",
+  )
   parser.add_argument("--edge_block_size", type=int, default=None)
   args = parser.parse_args()
 
@@ -127,20 +140,22 @@ def main() -> None:
   opt_state = optimizer.init(params)
 
   def train_step(params, opt_state, batch):
-    (loss, _), grads = jax.value_and_grad(predictor.loss, has_aux=True)(
-        params, batch)
+    (loss, _), grads = jax.value_and_grad(predictor.loss, has_aux=True)(params, batch)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
   start = time.perf_counter()
-  compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(
-      params, opt_state, batch).compile()
+  compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(params, opt_state, batch).compile()
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
   # Live at once: arguments (params, optimizer state, batch), outputs not
   # aliased to donated arguments, and XLA's temporaries.
-  peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
-          - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
+  peak = (
+      memory.argument_size_in_bytes
+      + memory.output_size_in_bytes
+      - memory.alias_size_in_bytes
+      + memory.temp_size_in_bytes
+  )
 
   params, opt_state, loss = compiled(params, opt_state, batch)
   loss.block_until_ready()
@@ -156,27 +171,46 @@ def main() -> None:
   step_ms = 1000 * float(np.median(times))
   sizes = graphs.sizes()
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  print(f"model: {args.resolution} deg ({sizes['grid_lat']}x{sizes['grid_lon']})"
-        f", mesh {args.mesh_size}, latent {args.latent_size}, "
-        f"{args.gnn_msg_steps} msg steps, {args.precision}, batch {args.batch},"
-        f" rollout {args.rollout}, remat {model.remat}, edge blocks "
-        f"{model.edge_block_size}; {num_params:,} params")
+  print(
+      f"model: {args.resolution} deg ({sizes['grid_lat']}x{sizes['grid_lon']})"
+      f", mesh {args.mesh_size}, latent {args.latent_size}, "
+      f"{args.gnn_msg_steps} msg steps, {args.precision}, batch {args.batch},"
+      f" rollout {args.rollout}, remat {model.remat}, edge blocks "
+      f"{model.edge_block_size}; {num_params:,} params"
+  )
   print(f"graph (cached) {graph_s:.2f} s, compile {compile_s:.2f} s")
-  print(f"train step median {step_ms:.1f} ms over {args.steps} "
-        f"(min {1000 * min(times):.1f}, max {1000 * max(times):.1f})")
-  print(f"XLA peak memory {peak / 2**30:.3f} GiB (temp "
-        f"{memory.temp_size_in_bytes / 2**30:.3f} GiB, arguments "
-        f"{memory.argument_size_in_bytes / 2**30:.3f} GiB)")
-  print(json.dumps(dict(
-      resolution=args.resolution, mesh_size=args.mesh_size,
-      latent_size=args.latent_size, gnn_msg_steps=args.gnn_msg_steps,
-      precision=args.precision, batch=args.batch, rollout=args.rollout,
-      remat=args.remat, edge_block_size=model.edge_block_size,
-      num_params=num_params, compile_s=round(compile_s, 3),
-      step_ms_median=round(step_ms, 2),
-      step_ms_all=[round(1000 * t, 2) for t in times],
-      peak_bytes=int(peak), temp_bytes=int(memory.temp_size_in_bytes),
-      devices=str(jax.devices()), machine=platform.machine())))
+  print(
+      f"train step median {step_ms:.1f} ms over {args.steps} "
+      f"(min {1000 * min(times):.1f}, max {1000 * max(times):.1f})"
+  )
+  print(
+      f"XLA peak memory {peak / 2**30:.3f} GiB (temp "
+      f"{memory.temp_size_in_bytes / 2**30:.3f} GiB, arguments "
+      f"{memory.argument_size_in_bytes / 2**30:.3f} GiB)"
+  )
+  print(
+      json.dumps(
+          dict(
+              resolution=args.resolution,
+              mesh_size=args.mesh_size,
+              latent_size=args.latent_size,
+              gnn_msg_steps=args.gnn_msg_steps,
+              precision=args.precision,
+              batch=args.batch,
+              rollout=args.rollout,
+              remat=args.remat,
+              edge_block_size=model.edge_block_size,
+              num_params=num_params,
+              compile_s=round(compile_s, 3),
+              step_ms_median=round(step_ms, 2),
+              step_ms_all=[round(1000 * t, 2) for t in times],
+              peak_bytes=int(peak),
+              temp_bytes=int(memory.temp_size_in_bytes),
+              devices=str(jax.devices()),
+              machine=platform.machine(),
+          )
+      )
+  )
 
 
 if __name__ == "__main__":

@@ -31,17 +31,19 @@ def parse_args():
   parser.add_argument("--mesh_size", type=int, default=3)
   parser.add_argument("--latent_size", type=int, default=32)
   parser.add_argument("--gnn_msg_steps", type=int, default=4)
-  parser.add_argument("--spatial", type=int, default=4,
-                      help="devices sharing one example")
+  parser.add_argument("--spatial", type=int, default=4, help="devices sharing one example")
   parser.add_argument("--rollout", type=int, default=1)
   parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--precision", default="float32",
-                      choices=("float32", "bfloat16"))
-  parser.add_argument("--steps", type=int, default=3,
-                      help="timed steps after one warm-up; 0: compile only "
-                      "(no times, no differences)")
-  parser.add_argument("--remat", default="auto", choices=("auto", "none", "all"),
-                      help="as in model_step.py")
+  parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument(
+      "--steps",
+      type=int,
+      default=3,
+      help="timed steps after one warm-up; 0: compile only " "(no times, no differences)",
+  )
+  parser.add_argument(
+      "--remat", default="auto", choices=("auto", "none", "all"), help="as in model_step.py"
+  )
   parser.add_argument("--edge_block_size", type=int, default=None)
   args = parser.parse_args()
   if args.spatial < 1:
@@ -50,9 +52,9 @@ def parse_args():
 
 
 ARGS = parse_args()
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           f" --xla_force_host_platform_device_count="
-                           f"{ARGS.spatial}")
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count=" f"{ARGS.spatial}"
+)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # pylint: disable=g-import-not-at-top,g-bad-import-order
@@ -71,8 +73,7 @@ MiB = 2**20
 
 def rel_diff(a, b) -> float:
   """|a - b| / |b| in the 2-norm over all leaves."""
-  flat = lambda t: np.concatenate(
-      [np.ravel(x).astype(np.float64) for x in jax.tree.leaves(t)])
+  flat = lambda t: np.concatenate([np.ravel(x).astype(np.float64) for x in jax.tree.leaves(t)])
   a, b = flat(a), flat(b)
   return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
@@ -80,14 +81,20 @@ def rel_diff(a, b) -> float:
 def measure(predictor, mesh, params, batch, steps: int) -> dict:
   """Compiles loss + grad; its memory, median time and results."""
   replicated = NamedSharding(mesh, P())
-  step = jax.jit(jax.value_and_grad(lambda p, b: predictor.loss(p, b)[0]),
-                 in_shardings=(replicated, replicated))
+  step = jax.jit(
+      jax.value_and_grad(lambda p, b: predictor.loss(p, b)[0]),
+      in_shardings=(replicated, replicated),
+  )
   start = time.perf_counter()
   compiled = step.lower(params, batch).compile()
   out = {"compile_s": time.perf_counter() - start}
   memory = compiled.memory_analysis()
-  out["peak"] = (memory.argument_size_in_bytes + memory.output_size_in_bytes
-                 - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
+  out["peak"] = (
+      memory.argument_size_in_bytes
+      + memory.output_size_in_bytes
+      - memory.alias_size_in_bytes
+      + memory.temp_size_in_bytes
+  )
   out["temp"] = memory.temp_size_in_bytes
   out["step_s"] = out["loss"] = out["grads"] = None
   if steps:
@@ -106,18 +113,15 @@ def measure(predictor, mesh, params, batch, steps: int) -> dict:
 def main() -> None:
   args, k = ARGS, ARGS.spatial
   task = task_lib.task_13()
-  graphs = graph.graphs_for_model(
-      ModelConfig(resolution=args.resolution, mesh_size=args.mesh_size))
+  graphs = graph.graphs_for_model(ModelConfig(resolution=args.resolution, mesh_size=args.mesh_size))
   model = model_step.model_config(args, graphs.num_grid_nodes)
   stats = model_step.unit_stats(task)
   batch = model_step.random_batch(task, graphs, args.batch, args.rollout)
   devices = np.asarray(jax.devices()[:k])
   one = Predictor(model, task, stats, graphs)
-  split = SpatialPredictor(model, task, stats, graphs,
-                           mesh=Mesh(devices, ("space",)))
+  split = SpatialPredictor(model, task, stats, graphs, mesh=Mesh(devices, ("space",)))
   params = one.init_params(jax.random.PRNGKey(0))
-  results = {1: measure(one, Mesh(devices[:1], ("space",)), params, batch,
-                        args.steps)}
+  results = {1: measure(one, Mesh(devices[:1], ("space",)), params, batch, args.steps)}
   results[k] = measure(split, split.mesh, params, batch, args.steps)
   exchanged = split.exchanged_bytes_per_step(args.batch, args.rollout)
   cut = split.partition.cut_fraction
@@ -126,38 +130,61 @@ def main() -> None:
     diff_loss = rel_diff(results[k]["loss"], results[1]["loss"])
     diff_grads = rel_diff(results[k]["grads"], results[1]["grads"])
 
-  print(f"model: {args.resolution} deg, mesh {args.mesh_size}, latent "
-        f"{args.latent_size}, {args.gnn_msg_steps} msg steps, "
-        f"{args.precision}, batch {args.batch}, rollout {args.rollout}, "
-        f"remat {model.remat}, edge blocks {model.edge_block_size}")
-  print("halo rows per part: " + ", ".join(
-      f"{name} {e.halo_size}" for name, e in split.partition.edge_sets().items())
-        + f"; rows per part: grid {split.partition.grid.size}, mesh "
-        f"{split.partition.mesh.size}")
-  print(f"{'spatial':>7s} {'peak MiB/dev':>12s} {'temp MiB/dev':>12s} "
-        f"{'compile s':>9s} {'step s':>7s} {'sent MiB/dev':>12s} "
-        f"{'cut':>6s}")
+  print(
+      f"model: {args.resolution} deg, mesh {args.mesh_size}, latent "
+      f"{args.latent_size}, {args.gnn_msg_steps} msg steps, "
+      f"{args.precision}, batch {args.batch}, rollout {args.rollout}, "
+      f"remat {model.remat}, edge blocks {model.edge_block_size}"
+  )
+  print(
+      "halo rows per part: "
+      + ", ".join(f"{name} {e.halo_size}" for name, e in split.partition.edge_sets().items())
+      + f"; rows per part: grid {split.partition.grid.size}, mesh "
+      f"{split.partition.mesh.size}"
+  )
+  print(
+      f"{'spatial':>7s} {'peak MiB/dev':>12s} {'temp MiB/dev':>12s} "
+      f"{'compile s':>9s} {'step s':>7s} {'sent MiB/dev':>12s} "
+      f"{'cut':>6s}"
+  )
   for n, r in results.items():
     step_s = "-" if r["step_s"] is None else f"{r['step_s']:.3f}"
-    print(f"{n:7d} {r['peak'] / MiB:12.1f} {r['temp'] / MiB:12.1f} "
-          f"{r['compile_s']:9.1f} {step_s:>7s} "
-          f"{(exchanged if n > 1 else 0) / MiB:12.2f} "
-          f"{(cut if n > 1 else 0.0):6.3f}")
-  print(f"peak ratio {results[k]['peak'] / results[1]['peak']:.3f}, "
-        f"activation (temp) ratio "
-        f"{results[k]['temp'] / results[1]['temp']:.3f}; rel. diff loss "
-        f"{diff_loss}, grads {diff_grads}")
-  print(json.dumps(dict(
-      resolution=args.resolution, mesh_size=args.mesh_size,
-      latent_size=args.latent_size, gnn_msg_steps=args.gnn_msg_steps,
-      precision=args.precision, batch=args.batch, rollout=args.rollout,
-      spatial=k, peak_bytes_per_device=int(results[k]["peak"]),
-      peak_bytes_per_device_unsharded=int(results[1]["peak"]),
-      temp_bytes_per_device=int(results[k]["temp"]),
-      temp_bytes_per_device_unsharded=int(results[1]["temp"]),
-      step_s=results[k]["step_s"], step_s_unsharded=results[1]["step_s"],
-      max_rel_diff_loss=diff_loss, max_rel_diff_grads=diff_grads,
-      cut_fraction=cut, exchanged_bytes_per_step=int(exchanged))))
+    print(
+        f"{n:7d} {r['peak'] / MiB:12.1f} {r['temp'] / MiB:12.1f} "
+        f"{r['compile_s']:9.1f} {step_s:>7s} "
+        f"{(exchanged if n > 1 else 0) / MiB:12.2f} "
+        f"{(cut if n > 1 else 0.0):6.3f}"
+    )
+  print(
+      f"peak ratio {results[k]['peak'] / results[1]['peak']:.3f}, "
+      f"activation (temp) ratio "
+      f"{results[k]['temp'] / results[1]['temp']:.3f}; rel. diff loss "
+      f"{diff_loss}, grads {diff_grads}"
+  )
+  print(
+      json.dumps(
+          dict(
+              resolution=args.resolution,
+              mesh_size=args.mesh_size,
+              latent_size=args.latent_size,
+              gnn_msg_steps=args.gnn_msg_steps,
+              precision=args.precision,
+              batch=args.batch,
+              rollout=args.rollout,
+              spatial=k,
+              peak_bytes_per_device=int(results[k]["peak"]),
+              peak_bytes_per_device_unsharded=int(results[1]["peak"]),
+              temp_bytes_per_device=int(results[k]["temp"]),
+              temp_bytes_per_device_unsharded=int(results[1]["temp"]),
+              step_s=results[k]["step_s"],
+              step_s_unsharded=results[1]["step_s"],
+              max_rel_diff_loss=diff_loss,
+              max_rel_diff_grads=diff_grads,
+              cut_fraction=cut,
+              exchanged_bytes_per_step=int(exchanged),
+          )
+      )
+  )
 
 
 if __name__ == "__main__":

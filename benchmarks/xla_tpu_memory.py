@@ -43,39 +43,55 @@ def main() -> None:
   parser.add_argument("--config", default="graphcast")
   parser.add_argument("--hardware", default="tpu_v4")
   parser.add_argument("--rollout", default="1")
-  parser.add_argument("--remat", default=None,
-                      help="RematConfig fields, e.g. rollout_step=True,...")
+  parser.add_argument(
+      "--remat", default=None, help="RematConfig fields, e.g. rollout_step=True,..."
+  )
   args = parser.parse_args()
   experiment = fdl.build(getattr(experiments, args.config)())
   model = experiment.model
   remat = _remat(args.remat, model.remat)
   n = experiment.mesh.num_devices or 1
   batch = max(1, experiment.data.global_batch_size // n)
-  print(f"{'config':16s} {'roll':>4s} {'remat':40s} {'temp':>6s} {'args':>6s}"
-        f" {'peak':>6s} {'analytic':>8s} {'FLOP':>9s} {'bytes':>9s}"
-        f" {'compile':>7s}  verdict")
+  print(
+      f"{'config':16s} {'roll':>4s} {'remat':40s} {'temp':>6s} {'args':>6s}"
+      f" {'peak':>6s} {'analytic':>8s} {'FLOP':>9s} {'bytes':>9s}"
+      f" {'compile':>7s}  verdict"
+  )
   for rollout in [int(r) for r in args.rollout.split(",")]:
     x = xla_cost.analyze(
-        experiment, rollout_steps=rollout, remat=remat,
-        precision=model.precision, batch_per_device=batch,
+        experiment,
+        rollout_steps=rollout,
+        remat=remat,
+        precision=model.precision,
+        batch_per_device=batch,
         hardware=args.hardware,
-        progress=lambda line: print(line, file=sys.stderr, flush=True))
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     ana = cost_model.step_cost(
-        dataclasses.replace(model, remat=remat), experiment.task,
-        rollout_steps=rollout, batch_per_device=batch, num_devices=n,
-        shard_params=experiment.mesh.shard_params, remat=remat,
-        precision=model.precision)
+        dataclasses.replace(model, remat=remat),
+        experiment.task,
+        rollout_steps=rollout,
+        batch_per_device=batch,
+        num_devices=n,
+        shard_params=experiment.mesh.shard_params,
+        remat=remat,
+        precision=model.precision,
+    )
     num = lambda v: "n/a" if v is None else f"{v:9.3g}"
     verdict = "fits" if x.fits else "DOES NOT FIT: " + x.reason
-    print(f"{args.config:16s} {rollout:4d} {_label(remat):40s}"
-          f" {x.temp_bytes / GiB:6.2f} {x.argument_bytes / GiB:6.2f}"
-          f" {x.peak_bytes / GiB:6.2f} {ana.peak_bytes / GiB:8.2f}"
-          f" {num(x.flops)} {num(x.bytes_accessed)}"
-          f" {x.compile_seconds:6.0f}s  {verdict}", flush=True)
+    print(
+        f"{args.config:16s} {rollout:4d} {_label(remat):40s}"
+        f" {x.temp_bytes / GiB:6.2f} {x.argument_bytes / GiB:6.2f}"
+        f" {x.peak_bytes / GiB:6.2f} {ana.peak_bytes / GiB:8.2f}"
+        f" {num(x.flops)} {num(x.bytes_accessed)}"
+        f" {x.compile_seconds:6.0f}s  {verdict}",
+        flush=True,
+    )
 
 
 def _label(remat: RematConfig) -> str:
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
+
   return estimator.remat_label(remat, None)
 
 

@@ -37,8 +37,26 @@ from graphcast_fdl.experiments.sweeps import resolutions
 from graphcast_fdl.experiments.sweeps import scaling
 
 CONFIGS = ("demo", "graphcast", "graphcast_small", "graphcast_operational")
-FIDDLERS = ("resolution", "devices", "set_phase", "insert_phase",
-            "remove_phase", "annealing", "single_step_only", "scale_steps",
-            "finetune_from", "precision", "fit_memory")
-SWEEPS = ("latent_sizes", "mesh_sizes", "resolutions", "device_counts",
-          "learning_rates", "max_rollouts", "scaling", "demo_widths")
+FIDDLERS = (
+    "resolution",
+    "devices",
+    "set_phase",
+    "insert_phase",
+    "remove_phase",
+    "annealing",
+    "single_step_only",
+    "scale_steps",
+    "finetune_from",
+    "precision",
+    "fit_memory",
+)
+SWEEPS = (
+    "latent_sizes",
+    "mesh_sizes",
+    "resolutions",
+    "device_counts",
+    "learning_rates",
+    "max_rollouts",
+    "scaling",
+    "demo_widths",
+)

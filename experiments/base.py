@@ -12,8 +12,9 @@ from graphcast_fdl.model.config import ModelConfig, RematConfig
 from graphcast_fdl.train import config as train_config
 from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.train.experiment import Experiment
+
 # Registers the TFDS builders' data sources the configs name.
-from graphcast_fdl import datasets  # pylint: disable=unused-import
+from graphcast_fdl import datasets  # noqa: F401  (registers the TFDS data sources)
 from graphcast_fdl.experiments import convert
 from graphcast_fdl.experiments import tags
 
@@ -24,9 +25,17 @@ HRES_T0_ZARR = "gs://weatherbench2/datasets/hres_t0/2016-2022-6h-1440x721.zarr"
 
 def _experiment(name, model, task, data, schedule, num_devices, **kwargs):
   """An Experiment config with the resolution/device/batch tags attached."""
-  cfg = convert.as_config(Experiment(
-      name=name, model=model, task=task, data=data, schedule=schedule,
-      mesh=train_config.MeshConfig(num_devices=num_devices), **kwargs))
+  cfg = convert.as_config(
+      Experiment(
+          name=name,
+          model=model,
+          task=task,
+          data=data,
+          schedule=schedule,
+          mesh=train_config.MeshConfig(num_devices=num_devices),
+          **kwargs,
+      )
+  )
   tag_dependent_fields(cfg)
   return cfg
 
@@ -35,8 +44,9 @@ def tag_dependent_fields(cfg: fdl.Config) -> None:
   """Tags every field a resolution or device-count change must touch."""
   fdl.add_tag(cfg.model, "resolution", tags.Resolution)
   fdl.add_tag(cfg.mesh, "num_devices", tags.DeviceCount)
-  data_configs = [cfg.data] + [p.data for p in cfg.schedule.phases
-                               if isinstance(p.data, fdl.Config)]
+  data_configs = [cfg.data] + [
+      p.data for p in cfg.schedule.phases if isinstance(p.data, fdl.Config)
+  ]
   for data in data_configs:
     fdl.add_tag(data, "resolution", tags.Resolution)
     fdl.add_tag(data, "global_batch_size", tags.GlobalBatchSize)
@@ -63,16 +73,20 @@ def graphcast() -> fdl.Config:
   about 34-39 GB, e.g. TPU v5p or an 80 GB GPU).
   """
   model = ModelConfig(
-      resolution=0.25, mesh_size=6, latent_size=512, gnn_msg_steps=16,
+      resolution=0.25,
+      mesh_size=6,
+      latent_size=512,
+      gnn_msg_steps=16,
       radius_query_fraction_edge_length=RELEASED_RADIUS_FRACTION,
       mesh2grid_edge_normalization_factor=RELEASED_MESH2GRID_NORMALIZATION,
       precision="bfloat16",
-      remat=RematConfig(rollout_step=True, processor_every_k=3,
-                        encoder_decoder=True),
-      edge_block_size=262_144)
+      remat=RematConfig(rollout_step=True, processor_every_k=3, encoder_decoder=True),
+      edge_block_size=262_144,
+  )
   data = DataConfig(source="era5", resolution=0.25, global_batch_size=32)
-  return _experiment("graphcast", model, task_lib.task_37(), data,
-                     schedule_lib.published(), num_devices=32)
+  return _experiment(
+      "graphcast", model, task_lib.task_37(), data, schedule_lib.published(), num_devices=32
+  )
 
 
 def graphcast_small() -> fdl.Config:
@@ -81,13 +95,19 @@ def graphcast_small() -> fdl.Config:
   Command: python -m graphcast_fdl.main estimate --config=config:graphcast_small
   """
   model = ModelConfig(
-      resolution=1.0, mesh_size=5, latent_size=512, gnn_msg_steps=16,
+      resolution=1.0,
+      mesh_size=5,
+      latent_size=512,
+      gnn_msg_steps=16,
       radius_query_fraction_edge_length=RELEASED_RADIUS_FRACTION,
       mesh2grid_edge_normalization_factor=RELEASED_MESH2GRID_NORMALIZATION,
-      precision="bfloat16", remat=RematConfig(rollout_step=True))
+      precision="bfloat16",
+      remat=RematConfig(rollout_step=True),
+  )
   data = DataConfig(source="era5", resolution=1.0, global_batch_size=32)
-  return _experiment("graphcast_small", model, task_lib.task_13(), data,
-                     schedule_lib.published(), num_devices=32)
+  return _experiment(
+      "graphcast_small", model, task_lib.task_13(), data, schedule_lib.published(), num_devices=32
+  )
 
 
 def graphcast_operational() -> fdl.Config:
@@ -100,10 +120,8 @@ def graphcast_operational() -> fdl.Config:
   cfg = graphcast()
   cfg.name = "graphcast_operational"
   cfg.task = convert.as_config(task_lib.task_13_precip_out())
-  hres = DataConfig(source="zarr", path=HRES_T0_ZARR, resolution=0.25,
-                    global_batch_size=32)
-  cfg.schedule = convert.as_config(
-      schedule_lib.published(operational=True, finetune_data=hres))
+  hres = DataConfig(source="zarr", path=HRES_T0_ZARR, resolution=0.25, global_batch_size=32)
+  cfg.schedule = convert.as_config(schedule_lib.published(operational=True, finetune_data=hres))
   tag_dependent_fields(cfg)
   return cfg
 
@@ -118,16 +136,24 @@ def demo() -> fdl.Config:
   warm-up and cosine decay, a 1-step fine-tune, then 2..4-step annealing.
   """
   model = ModelConfig(
-      resolution=4.0, mesh_size=3, latent_size=32, gnn_msg_steps=4,
-      precision="float32")
-  data = DataConfig(source="synthetic_weather", resolution=4.0,
-                    global_batch_size=2)
-  schedule = schedule_lib.Schedule(phases=(
-      schedule_lib.single_step(num_steps=300, warmup_steps=30, peak_lr=3e-3)
-      + schedule_lib.finetune(num_steps=30, lr=3e-4)
-      + schedule_lib.annealing(range(2, 5), steps_each=10, lr=3e-4)))
+      resolution=4.0, mesh_size=3, latent_size=32, gnn_msg_steps=4, precision="float32"
+  )
+  data = DataConfig(source="synthetic_weather", resolution=4.0, global_batch_size=2)
+  schedule = schedule_lib.Schedule(
+      phases=(
+          schedule_lib.single_step(num_steps=300, warmup_steps=30, peak_lr=3e-3)
+          + schedule_lib.finetune(num_steps=30, lr=3e-4)
+          + schedule_lib.annealing(range(2, 5), steps_each=10, lr=3e-4)
+      )
+  )
   return _experiment(
-      "demo", model, task_lib.task_13(), data, schedule, num_devices=1,
+      "demo",
+      model,
+      task_lib.task_13(),
+      data,
+      schedule,
+      num_devices=1,
       checkpoint=train_config.CheckpointConfig(every_steps=100),
       eval=train_config.EvalConfig(every_steps=150, num_batches=4),
-      log_every_steps=50)
+      log_every_steps=50,
+  )

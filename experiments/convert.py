@@ -24,8 +24,11 @@ def as_config(value: Any) -> Any:
       kwargs[field.name] = as_config(field_value)
     return fdl.Config(type(value), **kwargs)
   if isinstance(value, (list, tuple)):
-    return [as_config(v) for v in value] if isinstance(value, list) else tuple(
-        as_config(v) for v in value)
+    return (
+        [as_config(v) for v in value]
+        if isinstance(value, list)
+        else tuple(as_config(v) for v in value)
+    )
   return value
 
 
@@ -35,5 +38,8 @@ def _is_default(field: dataclasses.Field, value: Any) -> bool:
   Fields with a default_factory (nested configs) stay explicit so that they
   can be edited by path.
   """
-  return (field.default is not dataclasses.MISSING and value == field.default
-          and type(value) is type(field.default))
+  return (
+      field.default is not dataclasses.MISSING
+      and value == field.default
+      and type(value) is type(field.default)
+  )

@@ -40,28 +40,24 @@ def default_mesh_size(degrees: float) -> int:
 def resolution(cfg: fdl.Config, degrees: float, mesh_size: int | None = None):
   """Changes the grid, the mesh refinement and every data source together."""
   if degrees <= 0 or (180 / degrees) % 1 or (360 / degrees) % 1:
-    raise FiddlerError(
-        f"resolution(degrees={degrees}): must divide both 180 and 360")
+    raise FiddlerError(f"resolution(degrees={degrees}): must divide both 180 and 360")
   selectors.select(cfg, tag=tags.Resolution).replace(value=float(degrees))
-  cfg.model.mesh_size = (default_mesh_size(float(degrees))
-                         if mesh_size is None else mesh_size)
+  cfg.model.mesh_size = default_mesh_size(float(degrees)) if mesh_size is None else mesh_size
 
 
-def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1,
-            spatial: int = 1):
+def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1):
   """Trains on `n` devices, `spatial` of them sharing each example (a data x
   space mesh), with `per_device_batch` examples per group of `spatial`."""
   if n < 1 or per_device_batch < 1 or spatial < 1:
     raise FiddlerError(
         f"devices(n={n}, per_device_batch={per_device_batch}, "
-        f"spatial={spatial}): all must be >= 1")
+        f"spatial={spatial}): all must be >= 1"
+    )
   if n % spatial:
-    raise FiddlerError(f"devices(n={n}, spatial={spatial}): spatial must "
-                       "divide n")
+    raise FiddlerError(f"devices(n={n}, spatial={spatial}): spatial must " "divide n")
   selectors.select(cfg, tag=tags.DeviceCount).replace(value=n)
   cfg.mesh.spatial = spatial
-  selectors.select(cfg, tag=tags.GlobalBatchSize).replace(
-      value=n // spatial * per_device_batch)
+  selectors.select(cfg, tag=tags.GlobalBatchSize).replace(value=n // spatial * per_device_batch)
 
 
 def _phase_index(cfg: fdl.Config, name: str) -> int:
@@ -71,8 +67,13 @@ def _phase_index(cfg: fdl.Config, name: str) -> int:
   return names.index(name)
 
 
-def set_phase(cfg: fdl.Config, name: str, num_steps: int | None = None,
-              rollout_steps: int | None = None, lr: float | None = None):
+def set_phase(
+    cfg: fdl.Config,
+    name: str,
+    num_steps: int | None = None,
+    rollout_steps: int | None = None,
+    lr: float | None = None,
+):
   """Edits one phase by name: its steps, rollout length or (peak) LR."""
   phase = cfg.schedule.phases[_phase_index(cfg, name)]
   if num_steps is not None:
@@ -83,12 +84,18 @@ def set_phase(cfg: fdl.Config, name: str, num_steps: int | None = None,
     phase.learning_rate.peak = lr
 
 
-def insert_phase(cfg: fdl.Config, name: str, num_steps: int,
-                 rollout_steps: int = 1, lr: float = 3e-7,
-                 after: str | None = None):
+def insert_phase(
+    cfg: fdl.Config,
+    name: str,
+    num_steps: int,
+    rollout_steps: int = 1,
+    lr: float = 3e-7,
+    after: str | None = None,
+):
   """Inserts a constant-LR phase after the phase `after` (default: at the end)."""
-  new = convert.as_config(schedule_lib.finetune(
-      num_steps=num_steps, rollout_steps=rollout_steps, lr=lr, name=name)[0])
+  new = convert.as_config(
+      schedule_lib.finetune(num_steps=num_steps, rollout_steps=rollout_steps, lr=lr, name=name)[0]
+  )
   phases = list(cfg.schedule.phases)
   index = len(phases) if after is None else _phase_index(cfg, after) + 1
   phases.insert(index, new)
@@ -102,16 +109,23 @@ def remove_phase(cfg: fdl.Config, name: str):
   cfg.schedule.phases = phases
 
 
-def annealing(cfg: fdl.Config, max_rollout: int = 12, steps_each: int = 1000,
-              lr: float = 3e-7, min_rollout: int = 2):
+def annealing(
+    cfg: fdl.Config,
+    max_rollout: int = 12,
+    steps_each: int = 1000,
+    lr: float = 3e-7,
+    min_rollout: int = 2,
+):
   """Replaces the multi-step phases with rollouts min_rollout..max_rollout."""
   if not 1 <= min_rollout <= max_rollout:
     raise FiddlerError(
         f"annealing(min_rollout={min_rollout}, max_rollout={max_rollout}): "
-        "need 1 <= min_rollout <= max_rollout")
+        "need 1 <= min_rollout <= max_rollout"
+    )
   kept = [p for p in cfg.schedule.phases if p.rollout_steps == 1]
-  new = convert.as_config(schedule_lib.annealing(
-      range(min_rollout, max_rollout + 1), steps_each=steps_each, lr=lr))
+  new = convert.as_config(
+      schedule_lib.annealing(range(min_rollout, max_rollout + 1), steps_each=steps_each, lr=lr)
+  )
   cfg.schedule.phases = kept + new
 
 
@@ -141,8 +155,7 @@ def precision(cfg: fdl.Config, dtype: str):
   cfg.model.precision = dtype
 
 
-def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4",
-               memory_gib: float | None = None):
+def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4", memory_gib: float | None = None):
   """Gives every phase the fastest remat policy that fits device memory.
 
   Priced by the estimator's analytic model on `hardware` (its memory, or
@@ -151,8 +164,9 @@ def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4",
   `estimate` reports it as not fitting.
   """
   if hardware not in hardware_lib.names():
-    raise FiddlerError(f"fit_memory: hardware={hardware!r}; choose from "
-                       f"{', '.join(hardware_lib.names())}")
+    raise FiddlerError(
+        f"fit_memory: hardware={hardware!r}; choose from " f"{', '.join(hardware_lib.names())}"
+    )
   if memory_gib is not None and memory_gib <= 0:
     raise FiddlerError(f"fit_memory: memory_gib={memory_gib} must be > 0")
   experiment = fdl.build(copy.deepcopy(cfg))

@@ -50,30 +50,24 @@ def resolutions(degrees: Sequence[float] = (1.0, 0.25)) -> list[Member]:
   return [{"fiddler:resolution": {"degrees": d}} for d in degrees]
 
 
-def device_counts(counts: Sequence[int] = (8, 16, 32),
-                  per_device_batch: int = 1) -> list[Member]:
+def device_counts(counts: Sequence[int] = (8, 16, 32), per_device_batch: int = 1) -> list[Member]:
   """Device mesh and global batch together."""
-  return [{"fiddler:devices": {"n": n, "per_device_batch": per_device_batch}}
-          for n in counts]
+  return [{"fiddler:devices": {"n": n, "per_device_batch": per_device_batch}} for n in counts]
 
 
-def learning_rates(peaks: Sequence[float] = (3e-4, 1e-3, 3e-3),
-                   phase: int = 0) -> list[Member]:
+def learning_rates(peaks: Sequence[float] = (3e-4, 1e-3, 3e-3), phase: int = 0) -> list[Member]:
   """Peak learning rate of one phase (by index)."""
   return [{f"schedule.phases[{phase}].learning_rate.peak": lr} for lr in peaks]
 
 
-def max_rollouts(rollouts: Sequence[int] = (4, 8, 12),
-                 steps_each: int = 1000) -> list[Member]:
+def max_rollouts(rollouts: Sequence[int] = (4, 8, 12), steps_each: int = 1000) -> list[Member]:
   """Annealing schedules up to different rollout lengths."""
-  return [{"fiddler:annealing": {"max_rollout": k, "steps_each": steps_each}}
-          for k in rollouts]
+  return [{"fiddler:annealing": {"max_rollout": k, "steps_each": steps_each}} for k in rollouts]
 
 
 def scaling() -> list[Member]:
   """Resolution zipped with the mesh and devices that suit it."""
-  return zipped(resolutions((1.0, 0.5, 0.25)), mesh_sizes((5, 6, 6)),
-                device_counts((8, 16, 32)))
+  return zipped(resolutions((1.0, 0.5, 0.25)), mesh_sizes((5, 6, 6)), device_counts((8, 16, 32)))
 
 
 def demo_widths() -> list[Member]:

@@ -18,21 +18,23 @@ def grid_shape(resolution: float, include_poles: bool) -> tuple[int, int]:
   Raises:
     ValueError: naming `resolution` when it does not divide 180 degrees.
   """
-  if (isinstance(resolution, bool)
+  if (
+      isinstance(resolution, bool)
       or not isinstance(resolution, (int, float, np.integer, np.floating))
-      or not 0 < resolution <= 90):
+      or not 0 < resolution <= 90
+  ):
     raise ValueError(f"resolution={resolution!r}: must be a number in (0, 90]")
   count = 180 / resolution
   if abs(count - round(count)) > 1e-6 * count:
     raise ValueError(
         f"resolution={resolution!r}: must divide 180 and 360 degrees into a "
-        "whole number of steps")
+        "whole number of steps"
+    )
   num_lat = int(round(count))
   return num_lat + (1 if include_poles else 0), 2 * num_lat
 
 
-def grid_lat_lon(resolution: float,
-                 include_poles: bool) -> tuple[np.ndarray, np.ndarray]:
+def grid_lat_lon(resolution: float, include_poles: bool) -> tuple[np.ndarray, np.ndarray]:
   """([H] lat, [W] lon) in degrees, float64, as the published graphs compute.
 
   Args:
@@ -42,15 +44,14 @@ def grid_lat_lon(resolution: float,
   """
   num_lat, num_lon = grid_shape(resolution, include_poles)
   if include_poles:
-    lat = np.linspace(-90., 90., num_lat)
+    lat = np.linspace(-90.0, 90.0, num_lat)
   else:
-    lat = np.linspace(-90. + resolution / 2, 90. - resolution / 2, num_lat)
-  lon = np.linspace(0., 360., num_lon, endpoint=False)
+    lat = np.linspace(-90.0 + resolution / 2, 90.0 - resolution / 2, num_lat)
+  lon = np.linspace(0.0, 360.0, num_lon, endpoint=False)
   return lat, lon
 
 
-def grid_coords(resolution: float, include_poles: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
+def grid_coords(resolution: float, include_poles: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """([H] lat, [W] lon) in degrees, float32: the coordinates data carry."""
   lat, lon = grid_lat_lon(resolution, include_poles)
   return lat.astype(np.float32), lon.astype(np.float32)

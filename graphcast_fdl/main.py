@@ -50,8 +50,10 @@ def _load(command: str):
 def _guarded(main_fn):
   """Runs a command's main; bad input becomes one line and exit code 2, any
   other failure a user can cause one line and exit 1 (`--debug`: traceback)."""
+
   def run_main(argv):
     errors.exit_on_failure(main_fn, argv)
+
   return run_main
 
 
@@ -62,8 +64,10 @@ def run(argv: list[str] | None = None) -> None:
     sys.exit(0 if len(argv) >= 2 else 2)
   command = argv[1]
   if command not in COMMANDS:
-    print(f"error: unknown command {command!r}; choose from "
-          f"{', '.join(COMMANDS)}", file=sys.stderr)
+    print(
+        f"error: unknown command {command!r}; choose from " f"{', '.join(COMMANDS)}",
+        file=sys.stderr,
+    )
     sys.exit(2)
   logs.quiet_environment(argv[2:])
   try:

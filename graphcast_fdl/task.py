@@ -21,9 +21,44 @@ TIME_STEP = np.timedelta64(TIME_STEP_HOURS, "h")
 
 PRESSURE_LEVELS_13 = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
 PRESSURE_LEVELS_37 = (
-    1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250, 300,
-    350, 400, 450, 500, 550, 600, 650, 700, 750, 775, 800, 825, 850, 875, 900,
-    925, 950, 975, 1000)
+    1,
+    2,
+    3,
+    5,
+    7,
+    10,
+    20,
+    30,
+    50,
+    70,
+    100,
+    125,
+    150,
+    175,
+    200,
+    225,
+    250,
+    300,
+    350,
+    400,
+    450,
+    500,
+    550,
+    600,
+    650,
+    700,
+    750,
+    775,
+    800,
+    825,
+    850,
+    875,
+    900,
+    925,
+    950,
+    975,
+    1000,
+)
 
 SURFACE_TARGETS = (
     "2m_temperature",
@@ -50,13 +85,26 @@ FORCINGS = (
 STATIC = ("geopotential_at_surface", "land_sea_mask")
 # Every variable with a pressure-level dim (the published ALL_ATMOSPHERIC_VARS);
 # ATMOSPHERIC above is the subset our tasks use.
-LEVEL_VARIABLES = frozenset((
-    "potential_vorticity", "specific_rain_water_content",
-    "specific_snow_water_content", "geopotential", "temperature",
-    "u_component_of_wind", "v_component_of_wind", "specific_humidity",
-    "vertical_velocity", "vorticity", "divergence", "relative_humidity",
-    "ozone_mass_mixing_ratio", "specific_cloud_liquid_water_content",
-    "specific_cloud_ice_water_content", "fraction_of_cloud_cover"))
+LEVEL_VARIABLES = frozenset(
+    (
+        "potential_vorticity",
+        "specific_rain_water_content",
+        "specific_snow_water_content",
+        "geopotential",
+        "temperature",
+        "u_component_of_wind",
+        "v_component_of_wind",
+        "specific_humidity",
+        "vertical_velocity",
+        "vorticity",
+        "divergence",
+        "relative_humidity",
+        "ozone_mass_mixing_ratio",
+        "specific_cloud_liquid_water_content",
+        "specific_cloud_ice_water_content",
+        "fraction_of_cloud_cover",
+    )
+)
 _DURATION = re.compile(r"^\s*(\d+)\s*([dh])\s*$")
 
 
@@ -73,8 +121,7 @@ def duration_hours(text: str, field: str) -> int:
   """
   match = _DURATION.match(str(text))
   if not match:
-    raise ValueError(f"{field}={text!r}: write it as hours or days, e.g. 36h "
-                     "or 10d")
+    raise ValueError(f"{field}={text!r}: write it as hours or days, e.g. 36h " "or 10d")
   return int(match.group(1)) * (24 if match.group(2) == "d" else 1)
 
 
@@ -86,8 +133,10 @@ def duration_steps(text: str, field: str) -> int:
   """
   hours = duration_hours(text, field)
   if hours <= 0 or hours % TIME_STEP_HOURS:
-    raise ValueError(f"{field}={text!r} is {hours} h: it must be a positive "
-                     f"multiple of {TIME_STEP_HOURS}h (the model's step)")
+    raise ValueError(
+        f"{field}={text!r} is {hours} h: it must be a positive "
+        f"multiple of {TIME_STEP_HOURS}h (the model's step)"
+    )
   return hours // TIME_STEP_HOURS
 
 

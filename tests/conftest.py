@@ -6,7 +6,7 @@ from absl import flags
 import pytest
 
 # Registers the TFDS builders' data sources (as the commands do).
-from graphcast_fdl import datasets  # pylint: disable=unused-import
+from graphcast_fdl import datasets  # noqa: F401  (registers the data sources)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(os.path.dirname(REPO), "shared", "refdata", "graphcast_golden")
@@ -16,17 +16,21 @@ def golden_dir(name: str) -> str:
   """Path of a golden folder; skips the test where the shared data is absent."""
   path = os.path.join(GOLDEN, name)
   if not os.path.isdir(path):
-    pytest.skip(f"golden files not found at {path} (they live in ../shared "
-                "beside the checkout, not in the repo)")
+    pytest.skip(
+        f"golden files not found at {path} (they live in ../shared "
+        "beside the checkout, not in the repo)"
+    )
   return path
 
 
 @pytest.fixture
 def parse_flags():
   """Parses command-line flags into the global FLAGS, reset afterwards."""
-  from graphcast_fdl.cli import config_flags  # pylint: disable=unused-import
+  from graphcast_fdl.cli import config_flags  # noqa: F401  (defines --config)
+
   def parse(*args):
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["prog", *args])
+
   yield parse
   flags.FLAGS.unparse_flags()

@@ -18,8 +18,14 @@ def tiny_task(**kwargs):
 def tiny_data(tmp_path_factory):
   """6 deg grid, 3 levels, 4 + 2 days; prepared."""
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
-  config = DataConfig(source="synthetic_weather", resolution=6.0,
-                      data_dir=str(tmp_path_factory.mktemp("tfds")),
-                      synthetic_days=(4, 2), global_batch_size=4, seed=3)
+
+  config = DataConfig(
+      source="synthetic_weather",
+      resolution=6.0,
+      data_dir=str(tmp_path_factory.mktemp("tfds")),
+      synthetic_days=(4, 2),
+      global_batch_size=4,
+      seed=3,
+  )
   data.prepare(config, tiny_task())
   return config

@@ -29,23 +29,25 @@ def flops(compiled) -> float:
 
 
 def main():
-  model = ModelConfig(resolution=30, mesh_size=1, latent_size=16,
-                      gnn_msg_steps=3, precision="float32")
-  predictor = predictor_lib.Predictor(model, model_fakes.TASK,
-                                      model_fakes.stats(), model_fakes.graphs())
+  model = ModelConfig(
+      resolution=30, mesh_size=1, latent_size=16, gnn_msg_steps=3, precision="float32"
+  )
+  predictor = predictor_lib.Predictor(
+      model, model_fakes.TASK, model_fakes.stats(), model_fakes.graphs()
+  )
   batch = model_fakes.batch(steps=2, batch_size=4)
   params = predictor.init_params(jax.random.PRNGKey(0), batch)
   out = {}
   for n in (1, 4):
     mesh = sharding.make_mesh(config.MeshConfig(num_devices=n))
     loss_fn = sharding.data_parallel(predictor.loss, mesh)
-    step = jax.jit(jax.value_and_grad(lambda p, b: loss_fn(p, b)[0]),
-                   in_shardings=(sharding.replicated(mesh),
-                                 sharding.batch_sharding(mesh)))
+    step = jax.jit(
+        jax.value_and_grad(lambda p, b: loss_fn(p, b)[0]),
+        in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+    )
     loss, grads = step(params, batch)
     out[f"loss_{n}"] = float(loss)
-    out[f"grads_{n}"] = [np.asarray(g).ravel().tolist()
-                         for g in jax.tree.leaves(grads)]
+    out[f"grads_{n}"] = [np.asarray(g).ravel().tolist() for g in jax.tree.leaves(grads)]
     out[f"flops_{n}"] = flops(step.lower(params, batch).compile())
   print(json.dumps(out))
 

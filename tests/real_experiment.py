@@ -6,7 +6,7 @@ of 12 + 4 days built in `data_dir` (a few seconds).
 """
 
 # Registers the synthetic_weather data source the worker processes read.
-from graphcast_fdl import datasets  # pylint: disable=unused-import
+from graphcast_fdl import datasets  # noqa: F401  (registers the data sources)
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.config import ModelConfig
@@ -15,29 +15,41 @@ from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.train.experiment import Experiment
 
 
-def small_experiment(data_dir: str, num_devices: int = 1,
-                     global_batch_size: int = 4,
-                     spatial: int = 1) -> Experiment:
-  data = DataConfig(source="synthetic_weather", resolution=10.0,
-                    data_dir=data_dir, global_batch_size=global_batch_size,
-                    synthetic_days=(12, 4), prefetch=1)
+def small_experiment(
+    data_dir: str, num_devices: int = 1, global_batch_size: int = 4, spatial: int = 1
+) -> Experiment:
+  data = DataConfig(
+      source="synthetic_weather",
+      resolution=10.0,
+      data_dir=data_dir,
+      global_batch_size=global_batch_size,
+      synthetic_days=(12, 4),
+      prefetch=1,
+  )
   schedule = schedule_lib.Schedule(
       schedule_lib.single_step(8, warmup_steps=2, peak_lr=3e-3)
       + schedule_lib.finetune(3, lr=1e-3)
-      + schedule_lib.annealing([2], steps_each=3, lr=1e-3))
+      + schedule_lib.annealing([2], steps_each=3, lr=1e-3)
+  )
   return Experiment(
-      name="small", data=data, schedule=schedule, task=task_lib.task_13(),
-      model=ModelConfig(resolution=10.0, mesh_size=1, latent_size=16,
-                        gnn_msg_steps=2, precision="float32"),
+      name="small",
+      data=data,
+      schedule=schedule,
+      task=task_lib.task_13(),
+      model=ModelConfig(
+          resolution=10.0, mesh_size=1, latent_size=16, gnn_msg_steps=2, precision="float32"
+      ),
       mesh=train_config.MeshConfig(num_devices=num_devices, spatial=spatial),
       checkpoint=train_config.CheckpointConfig(every_steps=4, max_to_keep=2),
       eval=train_config.EvalConfig(every_steps=8, num_batches=1),
-      log_every_steps=4)
+      log_every_steps=4,
+  )
 
 
 def prepare(data_dir: str) -> Experiment:
   """Builds the data (once per data_dir) and returns the experiment."""
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
+
   experiment = small_experiment(data_dir)
   data_lib.prepare(experiment.data, experiment.task)
   data_lib.normalization_stats(experiment.data, experiment.task)

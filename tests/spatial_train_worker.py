@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
-import optax  # pylint: disable=g-import-not-at-top
 
 import model_fakes  # pylint: disable=g-import-not-at-top
 from graphcast_fdl import graph  # pylint: disable=g-import-not-at-top
@@ -29,39 +28,38 @@ from graphcast_fdl.train import train_step as train_step_lib  # pylint: disable=
 
 
 def main():
-  model = ModelConfig(resolution=30, mesh_size=2, latent_size=16,
-                      gnn_msg_steps=3, precision="float32")
+  model = ModelConfig(
+      resolution=30, mesh_size=2, latent_size=16, gnn_msg_steps=3, precision="float32"
+  )
   graphs = graph.build_graphs(30.0, True, 2, cache_dir=None)
   args = (model, model_fakes.TASK, model_fakes.stats(), graphs)
   tx = optimizer_lib.make_optimizer(config.OptimizerConfig())
   batches = [model_fakes.batch(steps=2, batch_size=4, seed=s) for s in (1, 2)]
   out = {}
   for name, spatial_split in (("data4", 1), ("data2_space2", 2)):
-    mesh = sharding.make_mesh(
-        config.MeshConfig(num_devices=4, spatial=spatial_split))
+    mesh = sharding.make_mesh(config.MeshConfig(num_devices=4, spatial=spatial_split))
     out[f"{name}_mesh"] = dict(mesh.shape)
     if spatial_split == 1:
-      loss_fn = sharding.data_parallel(predictor_lib.Predictor(*args).loss,
-                                       mesh)
+      loss_fn = sharding.data_parallel(predictor_lib.Predictor(*args).loss, mesh)
     else:
-      loss_fn = spatial.SpatialPredictor(*args, mesh=mesh,
-                                         data_axis="data").loss
+      loss_fn = spatial.SpatialPredictor(*args, mesh=mesh, data_axis="data").loss
     params = predictor_lib.Predictor(*args).init_params(jax.random.PRNGKey(0))
     state = train_step_lib.create_state(params, tx, jax.random.PRNGKey(1))
     shardings = train_step_lib.state_shardings(state, mesh, False)
     step = train_step_lib.jit_train_step(
-        train_step_lib.make_train_step(loss_fn, tx, lambda s: 1e-3),
-        shardings, mesh)
+        train_step_lib.make_train_step(loss_fn, tx, lambda s: 1e-3), shardings, mesh
+    )
     state = jax.device_put(state, shardings)
     losses = []
     for batch in batches:
       state, metrics = step(state, batch)
       losses.append(float(metrics["loss"]))
     out[f"{name}_losses"] = losses
-    out[f"{name}_params"] = [np.asarray(x) for x in
-                             jax.tree.leaves(state.params)]
-  diffs = [np.abs(a - b).max() / max(np.abs(b).max(), 1e-30) for a, b in
-           zip(out.pop("data2_space2_params"), out.pop("data4_params"))]
+    out[f"{name}_params"] = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+  diffs = [
+      np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+      for a, b in zip(out.pop("data2_space2_params"), out.pop("data4_params"))
+  ]
   out["max_rel_diff_params"] = float(max(diffs))
   print(json.dumps(out))
 

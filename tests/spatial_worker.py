@@ -34,13 +34,17 @@ def rel_diff(a, b) -> float:
 
 
 def config(name: str) -> ModelConfig:
-  model = ModelConfig(resolution=30, mesh_size=2, latent_size=16,
-                      gnn_msg_steps=3, precision="float32")
+  model = ModelConfig(
+      resolution=30, mesh_size=2, latent_size=16, gnn_msg_steps=3, precision="float32"
+  )
   if name == "remat":  # Every remat policy and edge blocking on.
     model = dataclasses.replace(
-        model, edge_block_size=40,
-        remat=RematConfig(rollout_step=True, processor_every_k=2,
-                          encoder_decoder=True, grid_block_size=16))
+        model,
+        edge_block_size=40,
+        remat=RematConfig(
+            rollout_step=True, processor_every_k=2, encoder_decoder=True, grid_block_size=16
+        ),
+    )
   return model
 
 
@@ -50,26 +54,26 @@ def main():
   out = {}
   for name, splits in (("plain", (2, 4)), ("remat", (4,))):
     model = config(name)
-    base = predictor_lib.Predictor(model, model_fakes.TASK,
-                                   model_fakes.stats(), graphs)
+    base = predictor_lib.Predictor(model, model_fakes.TASK, model_fakes.stats(), graphs)
     params = base.init_params(jax.random.PRNGKey(0))
-    grad_fn = lambda p: jax.jit(jax.value_and_grad(
-        lambda params, b: p.loss(params, b)[0]))(params, batch)  # pylint: disable=cell-var-from-loop
+    grad_fn = lambda p: jax.jit(jax.value_and_grad(lambda params, b: p.loss(params, b)[0]))(
+        params, batch
+    )  # pylint: disable=cell-var-from-loop
     loss_1, grads_1 = grad_fn(base)
     out[f"{name}_loss_1"] = float(loss_1)
     for k in splits:
       mesh = Mesh(np.asarray(jax.devices()[:k]), ("space",))
-      split = spatial.SpatialPredictor(model, model_fakes.TASK,
-                                       model_fakes.stats(), graphs, mesh=mesh)
+      split = spatial.SpatialPredictor(
+          model, model_fakes.TASK, model_fakes.stats(), graphs, mesh=mesh
+      )
       loss, grads = grad_fn(split)
       out[f"{name}_loss_{k}"] = float(loss)
       out[f"{name}_rel_loss_{k}"] = rel_diff(loss, loss_1)
       out[f"{name}_rel_grads_{k}"] = rel_diff(grads, grads_1)
       out[f"{name}_leaf_rel_grads_{k}"] = max(
-          rel_diff(g, g1) for g, g1 in zip(jax.tree.leaves(grads),
-                                           jax.tree.leaves(grads_1)))
-      out[f"{name}_same_tree_{k}"] = (
-          jax.tree.structure(grads) == jax.tree.structure(grads_1))
+          rel_diff(g, g1) for g, g1 in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_1))
+      )
+      out[f"{name}_same_tree_{k}"] = jax.tree.structure(grads) == jax.tree.structure(grads_1)
       out[f"{name}_halo_{k}"] = split.partition.mesh_edges.halo_size
   print(json.dumps(out))
 

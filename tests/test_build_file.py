@@ -8,7 +8,8 @@ from conftest import REPO
 
 def _build_file_tool():
   spec = importlib.util.spec_from_file_location(
-      "build_file", os.path.join(REPO, "tools", "build_file.py"))
+      "build_file", os.path.join(REPO, "tools", "build_file.py")
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -17,8 +18,7 @@ def _build_file_tool():
 def test_build_file_is_in_step_with_the_source_tree():
   with open(os.path.join(REPO, "BUILD")) as f:
     current = f.read()
-  assert current == _build_file_tool().render(), (
-      "BUILD is stale: run python tools/build_file.py")
+  assert current == _build_file_tool().render(), "BUILD is stale: run python tools/build_file.py"
 
 
 def test_every_module_and_test_is_declared():

@@ -15,19 +15,22 @@ from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.config import ModelConfig
 from conftest import golden_dir
 
-FOLDERS = ("a_4deg_m3_l32", "c_4deg_m3_l32_f32", "d_4deg_m3_l32_ar3",
-           "e_4deg_precipout_b2")
+FOLDERS = ("a_4deg_m3_l32", "c_4deg_m3_l32_f32", "d_4deg_m3_l32_ar3", "e_4deg_precipout_b2")
 # The released checkpoints (DESIGN.md): GraphCast, GraphCast_small,
 # GraphCast_operational.
 RELEASED = {
-    "GraphCast": (ModelConfig(resolution=0.25, mesh_size=6, latent_size=512,
-                              gnn_msg_steps=16), task_lib.task_37()),
-    "GraphCast_small": (ModelConfig(resolution=1.0, mesh_size=5,
-                                    latent_size=512, gnn_msg_steps=16),
-                        task_lib.task_13()),
-    "GraphCast_operational": (ModelConfig(resolution=0.25, mesh_size=6,
-                                          latent_size=512, gnn_msg_steps=16),
-                              task_lib.task_13_precip_out()),
+    "GraphCast": (
+        ModelConfig(resolution=0.25, mesh_size=6, latent_size=512, gnn_msg_steps=16),
+        task_lib.task_37(),
+    ),
+    "GraphCast_small": (
+        ModelConfig(resolution=1.0, mesh_size=5, latent_size=512, gnn_msg_steps=16),
+        task_lib.task_13(),
+    ),
+    "GraphCast_operational": (
+        ModelConfig(resolution=0.25, mesh_size=6, latent_size=512, gnn_msg_steps=16),
+        task_lib.task_13_precip_out(),
+    ),
 }
 
 
@@ -51,7 +54,9 @@ def test_golden_round_trip_is_identical(folder, tmp_path):
 def test_task_and_model_configs_are_read():
   ckpt = npz_format.load(
       os.path.join(golden_dir("e_4deg_precipout_b2"), "checkpoint.npz"),
-      precision="float32", edge_block_size=1000)
+      precision="float32",
+      edge_block_size=1000,
+  )
   assert ckpt.task == task_lib.task_13_precip_out()
   assert ckpt.model.precision == "float32"
   assert ckpt.model.edge_block_size == 1000
@@ -96,8 +101,7 @@ def test_wrong_shape_is_named(tmp_path):
   flat = _golden_flat()
   key = "params:grid2mesh_gnn/~_networks_builder/encoder_nodes_grid_nodes_mlp/~/linear_0:w"
   flat[key] = np.zeros((185, 32), np.float32)
-  with pytest.raises(npz_format.CheckpointError,
-                     match=r"\(185, 32\).*\(186, 32\)") as e:
+  with pytest.raises(npz_format.CheckpointError, match=r"\(185, 32\).*\(186, 32\)") as e:
     npz_format.load(_write(tmp_path, flat))
   assert key in str(e.value)
 
@@ -105,8 +109,7 @@ def test_wrong_shape_is_named(tmp_path):
 def test_missing_config_key_is_named(tmp_path):
   flat = _golden_flat()
   del flat["model_config:latent_size"]
-  with pytest.raises(npz_format.CheckpointError,
-                     match="model_config:latent_size"):
+  with pytest.raises(npz_format.CheckpointError, match="model_config:latent_size"):
     npz_format.load(_write(tmp_path, flat))
 
 
@@ -125,8 +128,9 @@ def test_released_configs_map_every_key(name):
   # MLP+LayerNorm blocks have 6 arrays: 6 in grid2mesh_gnn, 1 + 2 per step
   # in mesh_gnn, 4 in mesh2grid_gnn; plus the decoder MLP's 4 (118 at 4 steps).
   assert len(keys) == 6 * (6 + 1 + 2 * 16 + 4) + 4
-  npz_format.check_params({npz_format.npz_key(tuple(p.key for p in path)): leaf
-                           for path, leaf in leaves}, model, task)
+  npz_format.check_params(
+      {npz_format.npz_key(tuple(p.key for p in path)): leaf for path, leaf in leaves}, model, task
+  )
   num_params = sum(int(np.prod(leaf.shape)) for _, leaf in leaves)
   first = shapes["grid2mesh_gnn"]["encoder_nodes_grid_nodes_mlp"]["linear_0"]
   last = shapes["mesh2grid_gnn"]["decoder_nodes_grid_nodes_mlp"]["linear_1"]
@@ -143,29 +147,28 @@ def test_export_of_new_params(tmp_path):
   model, task = RELEASED["GraphCast_small"]
   model = dataclasses.replace(model, latent_size=8, gnn_msg_steps=2)
   net = predictor_lib.network(model, task)
-  params = net.init(jax.random.PRNGKey(0),
-                    method=type(net).param_dicts)["params"]
+  params = net.init(jax.random.PRNGKey(0), method=type(net).param_dicts)["params"]
   path = str(tmp_path / "ours.npz")
-  npz_format.save(path, npz_format.Checkpoint(params, model, task,
-                                              description="test"))
+  npz_format.save(path, npz_format.Checkpoint(params, model, task, description="test"))
   back = npz_format.load(path)
   assert back.task == task and back.description == "test"
   assert back.model.latent_size == 8
-  jax.tree.map(np.testing.assert_array_equal, back.params,
-               jax.device_get(params))
+  jax.tree.map(np.testing.assert_array_equal, back.params, jax.device_get(params))
 
 
 def test_load_params_reads_npz_and_orbax_alike(tmp_path):
   """The one loader: a `.npz` (placed like a target) and an Orbax run."""
   model, task = RELEASED["GraphCast_small"]
   model = dataclasses.replace(model, latent_size=8, gnn_msg_steps=2)
-  params = jax.device_get(predictor_lib.network(model, task).init(
-      jax.random.PRNGKey(0), method=predictor_lib.GraphCastNet.param_dicts)["params"])
+  params = jax.device_get(
+      predictor_lib.network(model, task).init(
+          jax.random.PRNGKey(0), method=predictor_lib.GraphCastNet.param_dicts
+      )["params"]
+  )
   path = str(tmp_path / "ours.npz")
   npz_format.save(path, npz_format.Checkpoint(params, model, task))
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
   loaded = checkpoints.load_params(path, model, task, target=target)
   assert loaded.model == model and loaded.task == task
   jax.tree.map(np.testing.assert_array_equal, loaded.params, params)
@@ -178,8 +181,9 @@ def test_load_params_reads_npz_and_orbax_alike(tmp_path):
 
   smaller = dataclasses.replace(model, latent_size=4)
   with pytest.raises(ValueError, match="init_checkpoint=.*ours.npz: its parameter shapes"):
-    checkpoints.load_params(path, model, task, field="init_checkpoint",
-                            target=predictor_lib.param_shapes(smaller, task))
+    checkpoints.load_params(
+        path, model, task, field="init_checkpoint", target=predictor_lib.param_shapes(smaller, task)
+    )
   with pytest.raises(checkpoints.CheckpointNotFound, match="--checkpoint=.*nothing.npz"):
     checkpoints.load_params(str(tmp_path / "nothing.npz"), model, task)
   with pytest.raises(checkpoints.CheckpointNotFound, match="no checkpoint in"):

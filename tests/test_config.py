@@ -1,7 +1,6 @@
 """Registered configs, fiddlers, flag forms, JSON replay and bad overrides."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -76,8 +75,11 @@ def test_schedule_fiddlers_compose():
   experiments.remove_phase(cfg, "rollout_2")
   schedule = fdl.build(cfg).schedule
   assert [(p.name, p.num_steps, p.rollout_steps) for p in schedule.phases] == [
-      ("single_step", 300_000, 1), ("extra", 7, 1), ("rollout_3", 5, 3),
-      ("rollout_4", 10, 4)]
+      ("single_step", 300_000, 1),
+      ("extra", 7, 1),
+      ("rollout_3", 5, 3),
+      ("rollout_4", 10, 4),
+  ]
   assert schedule.phases[2].learning_rate.peak == 1e-5
   spans = schedule.spans()
   assert [s.start for s in spans] == [0, 300_000, 300_007, 300_012]
@@ -94,11 +96,13 @@ def test_scale_steps_keeps_at_least_one_step():
 
 
 def test_every_flag_form_parses(parse_flags, tmp_path):
-  parse_flags("--config=config:demo",
-              "--config=fiddler:devices(n=2, per_device_batch=3)",
-              "--config=fiddler:resolution(degrees=2.0)",
-              "--config=set:model.latent_size=48",
-              "--config=set:schedule.phases[0].num_steps=5")
+  parse_flags(
+      "--config=config:demo",
+      "--config=fiddler:devices(n=2, per_device_batch=3)",
+      "--config=fiddler:resolution(degrees=2.0)",
+      "--config=set:model.latent_size=48",
+      "--config=set:schedule.phases[0].num_steps=5",
+  )
   cfg = config_flags.experiment_config()
   built = config_flags.build_experiment(cfg)
   assert (built.mesh.num_devices, built.data.global_batch_size) == (2, 6)
@@ -111,57 +115,100 @@ def test_every_flag_form_parses(parse_flags, tmp_path):
   assert config_flags.build_experiment() == built
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--config=config:demoo"], "unknown config 'demoo'; choose from demo"),
-    (["--config=config:demo", "--config=fiddler:devicez(n=2)"],
-     "unknown fiddler 'devicez'; choose from resolution, devices"),
-    (["--config=config:demo", "--config=set:model.latnt_size=3"],
-     "model (ModelConfig) has no field 'latnt_size'; valid fields: resolution"),
-    (["--config=config:demo", "--config=set:model.latent_size='big'"],
-     "model.latent_size='big': expected int, got str"),
-    (["--config=config:demo", "--config=set:model.precision='f16'"],
-     "model.precision='f16': must be one of ('float32', 'bfloat16')"),
-    (["--config=config:demo", "--config=set:mesh.num_devices=4"],
-     "data.global_batch_size=2 is not divisible by mesh.num_devices=4"),
-    (["--config=config:demo", "--config=fiddler:devices(m=2)"],
-     "unexpected keyword argument 'm'; usage: devices(n: int"),
-    (["--config=config:demo", "--config=set:schedule.phases[7].num_steps=1"],
-     "schedule.phases[7]: index out of range (length 5)"),
-    (["--config=config_file:/no/such/config.json"],
-     "config file not found: /no/such/config.json"),
-    (["--config=config:demo", "--config=fiddler:resolution(degrees=7)"],
-     "must divide both 180 and 360"),
-    # Every numeric field is range-checked when the config is built.
-    (["--config=config:demo", "--config=set:model.latent_size=0"],
-     "model.latent_size=0: must be >= 1"),
-    (["--config=config:demo", "--config=set:model.gnn_msg_steps=-2"],
-     "model.gnn_msg_steps=-2: must be >= 1"),
-    (["--config=config:demo", "--config=set:log_every_steps=0"],
-     "log_every_steps=0: must be >= 1"),
-    (["--config=config:demo", "--config=set:checkpoint.every_steps=-1"],
-     "checkpoint.every_steps=-1: must be >= 0"),
-    (["--config=config:demo", "--config=set:checkpoint.max_to_keep=0"],
-     "checkpoint.max_to_keep=0: must be >= 1"),
-    (["--config=config:demo", "--config=set:eval.num_batches=0"],
-     "eval.num_batches=0: must be >= 1"),
-    (["--config=config:demo", "--config=set:optimizer.eps=0.0"],
-     "optimizer.eps=0.0: must be > 0"),
-    (["--config=config:demo", "--config=set:data.prefetch=-1"],
-     "data.prefetch=-1: must be >= 0"),
-    # Directive errors in words, not Python's.
-    (["--config=config:demo", "--config=set:model.precision=float32"],
-     "model.precision=float32 is not a Python literal: quote strings, "
-     "model.precision='float32'"),
-    (["--config=config:demo", "--config=set:model.latent_size="],
-     "'' is not a Python literal; write numbers as 48"),
-    (["--config=config:demo", "--config=set:model"],
-     "set: needs path=value"),
-    (["--config=config:demo", "--config=fiddler:resolution(degrees='x')"],
-     "degrees='x': expected float, got str; usage: resolution("),
-    (["--config=config:demo", "--config=fiddler:set_phase(single_step)"],
-     "name=single_step is not a Python literal: quote strings, "
-     "name='single_step'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--config=config:demoo"], "unknown config 'demoo'; choose from demo"),
+        (
+            ["--config=config:demo", "--config=fiddler:devicez(n=2)"],
+            "unknown fiddler 'devicez'; choose from resolution, devices",
+        ),
+        (
+            ["--config=config:demo", "--config=set:model.latnt_size=3"],
+            "model (ModelConfig) has no field 'latnt_size'; valid fields: resolution",
+        ),
+        (
+            ["--config=config:demo", "--config=set:model.latent_size='big'"],
+            "model.latent_size='big': expected int, got str",
+        ),
+        (
+            ["--config=config:demo", "--config=set:model.precision='f16'"],
+            "model.precision='f16': must be one of ('float32', 'bfloat16')",
+        ),
+        (
+            ["--config=config:demo", "--config=set:mesh.num_devices=4"],
+            "data.global_batch_size=2 is not divisible by mesh.num_devices=4",
+        ),
+        (
+            ["--config=config:demo", "--config=fiddler:devices(m=2)"],
+            "unexpected keyword argument 'm'; usage: devices(n: int",
+        ),
+        (
+            ["--config=config:demo", "--config=set:schedule.phases[7].num_steps=1"],
+            "schedule.phases[7]: index out of range (length 5)",
+        ),
+        (
+            ["--config=config_file:/no/such/config.json"],
+            "config file not found: /no/such/config.json",
+        ),
+        (
+            ["--config=config:demo", "--config=fiddler:resolution(degrees=7)"],
+            "must divide both 180 and 360",
+        ),
+        # Every numeric field is range-checked when the config is built.
+        (
+            ["--config=config:demo", "--config=set:model.latent_size=0"],
+            "model.latent_size=0: must be >= 1",
+        ),
+        (
+            ["--config=config:demo", "--config=set:model.gnn_msg_steps=-2"],
+            "model.gnn_msg_steps=-2: must be >= 1",
+        ),
+        (
+            ["--config=config:demo", "--config=set:log_every_steps=0"],
+            "log_every_steps=0: must be >= 1",
+        ),
+        (
+            ["--config=config:demo", "--config=set:checkpoint.every_steps=-1"],
+            "checkpoint.every_steps=-1: must be >= 0",
+        ),
+        (
+            ["--config=config:demo", "--config=set:checkpoint.max_to_keep=0"],
+            "checkpoint.max_to_keep=0: must be >= 1",
+        ),
+        (
+            ["--config=config:demo", "--config=set:eval.num_batches=0"],
+            "eval.num_batches=0: must be >= 1",
+        ),
+        (
+            ["--config=config:demo", "--config=set:optimizer.eps=0.0"],
+            "optimizer.eps=0.0: must be > 0",
+        ),
+        (
+            ["--config=config:demo", "--config=set:data.prefetch=-1"],
+            "data.prefetch=-1: must be >= 0",
+        ),
+        # Directive errors in words, not Python's.
+        (
+            ["--config=config:demo", "--config=set:model.precision=float32"],
+            "model.precision=float32 is not a Python literal: quote strings, "
+            "model.precision='float32'",
+        ),
+        (
+            ["--config=config:demo", "--config=set:model.latent_size="],
+            "'' is not a Python literal; write numbers as 48",
+        ),
+        (["--config=config:demo", "--config=set:model"], "set: needs path=value"),
+        (
+            ["--config=config:demo", "--config=fiddler:resolution(degrees='x')"],
+            "degrees='x': expected float, got str; usage: resolution(",
+        ),
+        (
+            ["--config=config:demo", "--config=fiddler:set_phase(single_step)"],
+            "name=single_step is not a Python literal: quote strings, " "name='single_step'",
+        ),
+    ],
+)
 def test_bad_overrides_name_the_field(parse_flags, args, message):
   parse_flags(*args)
   with pytest.raises(UsageError) as info:
@@ -171,31 +218,56 @@ def test_bad_overrides_name_the_field(parse_flags, args, message):
 
 
 def test_device_count_must_divide_batch_even_if_set_directly(parse_flags):
-  parse_flags("--config=config:demo", "--config=fiddler:devices(n=2)",
-              "--config=set:data.global_batch_size=3")
-  with pytest.raises(UsageError, match="global_batch_size=3 is not divisible by mesh.num_devices=2"):
+  parse_flags(
+      "--config=config:demo",
+      "--config=fiddler:devices(n=2)",
+      "--config=set:data.global_batch_size=3",
+  )
+  with pytest.raises(
+      UsageError, match="global_batch_size=3 is not divisible by mesh.num_devices=2"
+  ):
     config_flags.build_experiment()
 
 
 def test_command_line_error_is_one_line_with_exit_code_2():
   result = subprocess.run(
-      [sys.executable, "-m", "graphcast_fdl.main", "print_config",
-       "--config=config:demo", "--config=set:model.latnt_size=3"],
-      capture_output=True, text=True, timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "graphcast_fdl.main",
+          "print_config",
+          "--config=config:demo",
+          "--config=set:model.latnt_size=3",
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert result.returncode == 2
   assert result.stderr.strip().splitlines() == [
       "error: --config=set:model.latnt_size=3: model (ModelConfig) has no field "
       "'latnt_size'; valid fields: resolution, include_poles, mesh_size, "
       "latent_size, gnn_msg_steps, hidden_layers, "
       "radius_query_fraction_edge_length, mesh2grid_edge_normalization_factor, "
-      "precision, remat, edge_block_size"]
+      "precision, remat, edge_block_size"
+  ]
 
 
 def test_print_config_json_replays(tmp_path):
   result = subprocess.run(
-      [sys.executable, "-m", "graphcast_fdl.main", "print_config",
-       "--config=config:graphcast", "--config=fiddler:devices(n=4)",
-       "--format=json"], capture_output=True, text=True, timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "graphcast_fdl.main",
+          "print_config",
+          "--config=config:graphcast",
+          "--config=fiddler:devices(n=4)",
+          "--format=json",
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert result.returncode == 0, result.stderr
   path = tmp_path / "config.json"
   path.write_text(result.stdout)

@@ -5,10 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl.data import examples
-from graphcast_fdl.data import frames as frames_lib
 from graphcast_fdl.data import record_reader
 from graphcast_fdl.model.batch import Batch
 from test_data_era5 import TASK, _store
@@ -18,9 +17,12 @@ from array_record.python import array_record_module
 def _stacked(maker, starts):
   """The reference: examples cut one by one, then stacked."""
   cut = [maker.example(int(s)) for s in starts]
-  return Batch(**{part: {k: np.stack([getattr(e, part)[k] for e in cut])
-                         for k in getattr(cut[0], part)}
-                  for part in ("inputs", "targets", "forcings")})
+  return Batch(
+      **{
+          part: {k: np.stack([getattr(e, part)[k] for e in cut]) for k in getattr(cut[0], part)}
+          for part in ("inputs", "targets", "forcings")
+      }
+  )
 
 
 def _assert_batches_equal(a, b):
@@ -37,7 +39,8 @@ def test_batch_in_place_equals_stacked_examples(tiny_data, levels, rollout):
   frames = data.split_frames(tiny_data, tiny_task(), "train")
   assert frames._record_files()  # pylint: disable=protected-access
   maker = examples.ExampleMaker(
-      frames, dataclasses.replace(tiny_task(), pressure_levels=levels), rollout)
+      frames, dataclasses.replace(tiny_task(), pressure_levels=levels), rollout
+  )
   starts = maker.starts[[0, 5, 5, len(maker.starts) - 1]]
   _assert_batches_equal(maker.batch(starts), _stacked(maker, starts))
 
@@ -82,8 +85,7 @@ def test_other_layouts_fall_back_to_the_library(tmp_path):
 
 
 def test_batch_arrays_are_reused_only_when_released(tiny_data):
-  maker = examples.ExampleMaker(data.split_frames(tiny_data, tiny_task(), "train"),
-                                tiny_task(), 1)
+  maker = examples.ExampleMaker(data.split_frames(tiny_data, tiny_task(), "train"), tiny_task(), 1)
   first = maker.batch([0, 1])
   kept = {k: v.copy() for k, v in first.inputs.items()}
   view = first.targets["temperature"][0]  # A view alone keeps its array busy.

@@ -25,15 +25,26 @@ def _store(hourly=False):
   times = pd.date_range("2018-01-01", "2018-01-04T18", freq="1h" if hourly else "6h")
   rng = np.random.default_rng(0)
   shape = (len(times), len(lat), len(lon))
-  data_vars = {v: (("time", "level", "latitude", "longitude"),
-                   rng.normal(size=(shape[0], 3) + shape[1:]).astype("f4"))
-               for v in task_lib.ATMOSPHERIC}
-  data_vars.update({v: (("time", "latitude", "longitude"), rng.normal(size=shape).astype("f4"))
-                    for v in task_lib.SURFACE_TARGETS + (task_lib.PRECIPITATION,)})
-  data_vars.update({v: (("latitude", "longitude"), rng.random(shape[1:]).astype("f4"))
-                    for v in task_lib.STATIC})
-  return xr.Dataset(data_vars, coords={"time": times, "level": [500, 850, 1000],
-                                       "latitude": lat[::-1], "longitude": lon})
+  data_vars = {
+      v: (
+          ("time", "level", "latitude", "longitude"),
+          rng.normal(size=(shape[0], 3) + shape[1:]).astype("f4"),
+      )
+      for v in task_lib.ATMOSPHERIC
+  }
+  data_vars.update(
+      {
+          v: (("time", "latitude", "longitude"), rng.normal(size=shape).astype("f4"))
+          for v in task_lib.SURFACE_TARGETS + (task_lib.PRECIPITATION,)
+      }
+  )
+  data_vars.update(
+      {v: (("latitude", "longitude"), rng.random(shape[1:]).astype("f4")) for v in task_lib.STATIC}
+  )
+  return xr.Dataset(
+      data_vars,
+      coords={"time": times, "level": [500, 850, 1000], "latitude": lat[::-1], "longitude": lon},
+  )
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +59,19 @@ def _open(path, split="all"):
 
 
 def test_builder_writes_what_the_store_holds(zarr_path, tmp_path):
-  config = era5.Era5Config(name="t", path=zarr_path, resolution=10.0,
-                           pressure_levels=(500, 850), splits=SPLITS)
+  config = era5.Era5Config(
+      name="t", path=zarr_path, resolution=10.0, pressure_levels=(500, 850), splits=SPLITS
+  )
   era5.make_builder(config, str(tmp_path)).download_and_prepare()
-  cfg = data.DataConfig(source="era5", resolution=10.0, data_dir=str(tmp_path), path="t",
-                        global_batch_size=2)
+  cfg = data.DataConfig(
+      source="era5", resolution=10.0, data_dir=str(tmp_path), path="t", global_batch_size=2
+  )
   built = data.split_frames(cfg, TASK, "train")
   assert len(built) == 12 and built.lat[0] == -90.0
   store = _store().sel(level=[500, 850])
   np.testing.assert_array_equal(
-      built.frame(3)["temperature"], store.temperature.isel(time=3).values[:, ::-1])
+      built.frame(3)["temperature"], store.temperature.isel(time=3).values[:, ::-1]
+  )
   assert "toa_incident_solar_radiation" in built.frame(0)  # computed when absent
   direct = dataclasses.replace(cfg, source="zarr", path=zarr_path, train_split=SPLITS[0][1])
   a = next(data.train_batches(cfg, TASK, 2, 7, 0, 1))
@@ -69,19 +83,23 @@ def test_builder_writes_what_the_store_holds(zarr_path, tmp_path):
 def test_time_chunks_build_separately_and_read_as_one(zarr_path, tmp_path):
   base = era5.Era5Config(name="c", path=zarr_path, resolution=10.0, pressure_levels=(500, 850))
   chunks = era5.shard_configs(base, "2018-01-01", "2018-01-04T18", freq="2D")
-  assert [c.splits[0][1] for c in chunks] == ["2018-01-01T00/2018-01-02T18",
-                                              "2018-01-03T00/2018-01-04T18"]
+  assert [c.splits[0][1] for c in chunks] == [
+      "2018-01-01T00/2018-01-02T18",
+      "2018-01-03T00/2018-01-04T18",
+  ]
   for chunk in chunks:  # Independent: each could run on its own worker.
     era5.make_builder(chunk, str(tmp_path)).download_and_prepare()
-  cfg = data.DataConfig(source="era5", resolution=10.0, data_dir=str(tmp_path),
-                        path=",".join(c.name for c in chunks))
+  cfg = data.DataConfig(
+      source="era5", resolution=10.0, data_dir=str(tmp_path), path=",".join(c.name for c in chunks)
+  )
   joined = data.split_frames(cfg, TASK, "train")
   assert len(joined) == 16
   # A window across the chunk boundary.
   maker = examples.ExampleMaker(joined, TASK, 2)
   assert 6 in maker.starts
-  np.testing.assert_array_equal(maker.example(6).targets["geopotential"][0],
-                                joined.frame(8)["geopotential"])
+  np.testing.assert_array_equal(
+      maker.example(6).targets["geopotential"][0], joined.frame(8)["geopotential"]
+  )
 
 
 def test_netcdf_and_hourly_stores(tmp_path):
@@ -105,13 +123,21 @@ def _broken(tmp_path, change):
   return path
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda ds: ds.drop_vars("specific_humidity"), r"variables \['specific_humidity'\]"),
-    (lambda ds: ds.sel(level=[500, 1000]), r"pressure levels \[850\]"),
-    (lambda ds: ds.isel(longitude=[0, 1, 2, 4] + list(range(5, 36))), "lon grid is not regular"),
-    (lambda ds: ds.drop_isel(time=[5]), "time gap: 2018-01-02T00:00:00 is followed by "
-                                        "2018-01-02T12:00:00"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda ds: ds.drop_vars("specific_humidity"), r"variables \['specific_humidity'\]"),
+        (lambda ds: ds.sel(level=[500, 1000]), r"pressure levels \[850\]"),
+        (
+            lambda ds: ds.isel(longitude=[0, 1, 2, 4] + list(range(5, 36))),
+            "lon grid is not regular",
+        ),
+        (
+            lambda ds: ds.drop_isel(time=[5]),
+            "time gap: 2018-01-02T00:00:00 is followed by " "2018-01-02T12:00:00",
+        ),
+    ],
+)
 def test_bad_store_errors_on_open(tmp_path, change, message):
   with pytest.raises(data.DataError, match=message):
     _open(_broken(tmp_path, change))
@@ -121,10 +147,10 @@ def test_nan_error_names_variable_level_and_time(tmp_path):
   def add_nan(ds):
     ds.temperature.values[9, 1, 4, 4] = np.nan
     return ds
+
   frames = _open(_broken(tmp_path, add_nan))
   frames.frame(8)
-  with pytest.raises(data.DataError,
-                     match=r"NaN in temperature level 850 at 2018-01-03T06:00:00"):
+  with pytest.raises(data.DataError, match=r"NaN in temperature level 850 at 2018-01-03T06:00:00"):
     frames.frame(9)
 
 
@@ -141,11 +167,16 @@ def test_missing_store_and_unbuilt_dataset(tmp_path):
 def test_yearly_chunks_give_train_and_validation(zarr_path, tmp_path):
   base = era5.Era5Config(name="y", path=zarr_path, resolution=10.0, pressure_levels=(500, 850))
   train = era5.shard_configs(base, "2018-01-01", "2018-01-03T18", freq="2D")
-  validation = dataclasses.replace(base, name="y_val",
-                                   splits=(("validation", "2018-01-04/2018-01-04T18"),))
+  validation = dataclasses.replace(
+      base, name="y_val", splits=(("validation", "2018-01-04/2018-01-04T18"),)
+  )
   for chunk in train + [validation]:
     era5.make_builder(chunk, str(tmp_path)).download_and_prepare()
-  cfg = data.DataConfig(source="era5", resolution=10.0, data_dir=str(tmp_path),
-                        path=",".join(c.name for c in train + [validation]))
+  cfg = data.DataConfig(
+      source="era5",
+      resolution=10.0,
+      data_dir=str(tmp_path),
+      path=",".join(c.name for c in train + [validation]),
+  )
   assert len(data.split_frames(cfg, TASK, "train")) == 12
   assert len(data.split_frames(cfg, TASK, "validation")) == 4

@@ -28,21 +28,23 @@ def test_toa_solar_radiation_matches_golden(folder):
   for b in range(batch.sizes["batch"]):
     ref = batch.toa_incident_solar_radiation.values[b]
     got = solar_radiation.toa_incident_solar_radiation(
-        batch.datetime.values[b], batch.lat.values, batch.lon.values)
+        batch.datetime.values[b], batch.lat.values, batch.lon.values
+    )
     assert got.shape == ref.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * ref.max())
 
 
 def test_toa_is_an_hourly_integral_of_a_sensible_flux():
   # Daily-mean TOA flux at the equator near equinox is ~1361/pi W/m^2.
-  times = np.arange(np.datetime64("2020-03-20T01"), np.datetime64("2020-03-21T01"),
-                    np.timedelta64(1, "h"))
-  toa = solar_radiation.toa_incident_solar_radiation(times, [0.0], [0.0],
-                                                     dtype=np.float64)
+  times = np.arange(
+      np.datetime64("2020-03-20T01"), np.datetime64("2020-03-21T01"), np.timedelta64(1, "h")
+  )
+  toa = solar_radiation.toa_incident_solar_radiation(times, [0.0], [0.0], dtype=np.float64)
   daily_mean_flux = toa.sum() / 86400
   assert daily_mean_flux == pytest.approx(1361 / np.pi * 1.0, rel=0.02)
   coarse = solar_radiation.toa_incident_solar_radiation(
-      times, [0.0], [0.0], num_bins=24, dtype=np.float64)
+      times, [0.0], [0.0], num_bins=24, dtype=np.float64
+  )
   np.testing.assert_allclose(coarse, toa, atol=1e-3 * toa.max())
 
 
@@ -73,15 +75,16 @@ def test_windowing_computes_missing_toa():
   batch = _load(folder, "example_batch").drop_vars("toa_incident_solar_radiation")
   _, _, got = windowing.extract_inputs_targets_forcings(batch, task_lib.task_13(), 3)
   ref = _load(folder, "forcings").toa_incident_solar_radiation
-  np.testing.assert_allclose(got.toa_incident_solar_radiation, ref, rtol=1e-4,
-                             atol=1e-4 * float(ref.max()))
+  np.testing.assert_allclose(
+      got.toa_incident_solar_radiation, ref, rtol=1e-4, atol=1e-4 * float(ref.max())
+  )
 
 
 def test_windowing_names_missing_level_and_variable():
   batch = _load("a_4deg_m3_l32", "example_batch")
   with pytest.raises(ValueError, match=r"pressure levels \[1, 2, 3"):
-    windowing.extract_inputs_targets_forcings(
-        batch, task_lib.task_37(), 1)
+    windowing.extract_inputs_targets_forcings(batch, task_lib.task_37(), 1)
   with pytest.raises(ValueError, match="specific_humidity"):
     windowing.extract_inputs_targets_forcings(
-        batch.drop_vars("specific_humidity"), task_lib.task_13(), 1)
+        batch.drop_vars("specific_humidity"), task_lib.task_13(), 1
+    )

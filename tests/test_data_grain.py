@@ -6,7 +6,7 @@ from absl import flags
 import numpy as np
 import pytest
 
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl.data import grain_pipeline
 
@@ -25,8 +25,7 @@ def test_grain_threads_give_the_iterator_batches(tiny_data, process_index, proce
   iterator = data.train_batches(tiny_data, task, 2, 5, process_index, process_count)
   ours = [next(iterator) for _ in range(4)]
   iterator.close()
-  dataset = grain_pipeline.train_dataset(tiny_data, task, 2, 5, 4, process_index,
-                                         process_count)
+  dataset = grain_pipeline.train_dataset(tiny_data, task, 2, 5, 4, process_index, process_count)
   _assert_same(list(dataset), ours)
 
 

@@ -5,15 +5,18 @@ import dataclasses
 import numpy as np
 import pytest
 
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl.data import iterators
 from graphcast_fdl.model import batch as batch_lib
 
 
 def _equal(a, b):
-  return all(np.array_equal(getattr(a, p)[k], getattr(b, p)[k])
-             for p in ("inputs", "targets", "forcings") for k in getattr(a, p))
+  return all(
+      np.array_equal(getattr(a, p)[k], getattr(b, p)[k])
+      for p in ("inputs", "targets", "forcings")
+      for k in getattr(a, p)
+  )
 
 
 def _take(iterator, n):
@@ -76,7 +79,8 @@ def test_eval_batches_fixed_and_match_xarray_windows(tiny_data):
   times = data.example_times(tiny_data, task, 2, 2)
   assert times.shape == (2, 4)
   inputs, targets, forcings = data.example_window(
-      tiny_data, task, tiny_data.eval_split, times[1, 3], 2)
+      tiny_data, task, tiny_data.eval_split, times[1, 3], 2
+  )
   assert inputs.time.values.astype("timedelta64[h]").astype(int).tolist() == [-6, 0]
   assert targets.time.values.astype("timedelta64[h]").astype(int).tolist() == [6, 12]
   window = batch_lib.batch_from_datasets(inputs, targets, forcings)
@@ -93,8 +97,11 @@ def test_max_rollout_and_too_long_rollout(tiny_data):
 
 
 def test_precip_out_task_and_missing_variable(tiny_data):
-  task = tiny_task(input_variables=tuple(
-      v for v in tiny_task().input_variables if v != "total_precipitation_6hr"))
+  task = tiny_task(
+      input_variables=tuple(
+          v for v in tiny_task().input_variables if v != "total_precipitation_6hr"
+      )
+  )
   batch = data.eval_batches(tiny_data, task, 1, 1)[0]
   assert "total_precipitation_6hr" not in batch.inputs
   assert "total_precipitation_6hr" in batch.targets

@@ -7,15 +7,18 @@ import sys
 
 import numpy as np
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "data_parallel_worker.py")
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_parallel_worker.py")
 
 
 def test_four_devices_equal_one_and_split_the_work():
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   result = subprocess.run(
       ["timeout", "-s", "KILL", "240", sys.executable, WORKER],
-      capture_output=True, text=True, env=env, check=False)
+      capture_output=True,
+      text=True,
+      env=env,
+      check=False,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out["loss_1"] > 0

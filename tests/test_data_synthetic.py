@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from data_fixtures import LEVELS, tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import LEVELS, tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl import grid
 from graphcast_fdl import task as task_lib
@@ -45,12 +45,16 @@ def _stencil_regression_vs_persistence(x):
   train = int(steps * 0.7)
   model_err, persist_err = [], []
   for row in range(num_lat):
-    features = [np.roll(x[1 - lag:steps - 1 - lag, row], s, axis=-1)
-                for lag in (0, 1) for s in (-2, -1, 0, 1, 2)]
-    features = np.stack(features + [np.ones_like(features[0])], -1)[:steps - 2]
+    features = [
+        np.roll(x[1 - lag : steps - 1 - lag, row], s, axis=-1)
+        for lag in (0, 1)
+        for s in (-2, -1, 0, 1, 2)
+    ]
+    features = np.stack(features + [np.ones_like(features[0])], -1)[: steps - 2]
     target = x[2:, row]
-    w, *_ = np.linalg.lstsq(features[:train].reshape(-1, features.shape[-1]),
-                            target[:train].reshape(-1), rcond=None)
+    w, *_ = np.linalg.lstsq(
+        features[:train].reshape(-1, features.shape[-1]), target[:train].reshape(-1), rcond=None
+    )
     model_err.append(np.mean((features[train:] @ w - target[train:]) ** 2))
     persist_err.append(np.mean((x[1:-1, row][train:] - target[train:]) ** 2))
   return np.sqrt(np.mean(model_err)), np.sqrt(np.mean(persist_err))
@@ -60,8 +64,11 @@ def test_evolution_is_learnable():
   # Even a linear model of two frames beats persistence clearly.
   lat, lon = grid.grid_coords(6.0)
   frames = [f for _, f in simulation.simulate(lat, lon, (500,), "2016-01-01", 160)]
-  for name, level in (("geopotential", 0), ("u_component_of_wind", 0),
-                      ("10m_v_component_of_wind", None)):
+  for name, level in (
+      ("geopotential", 0),
+      ("u_component_of_wind", 0),
+      ("10m_v_component_of_wind", None),
+  ):
     x = np.stack([f[name] if level is None else f[name][level] for f in frames])
     model, persistence = _stencil_regression_vs_persistence(x.astype(np.float64))
     assert model < 0.8 * persistence, (name, model, persistence)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import model_fakes
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl.data import transfer
 from graphcast_fdl.model import predictor as predictor_lib
@@ -24,7 +24,7 @@ def test_bfloat16_batches_round_inputs_and_keep_targets(tiny_data):
   half_it.close()
   for key, value in full.inputs.items():
     assert ours.inputs[key].dtype == ml_dtypes.bfloat16, key
-    np.testing.assert_allclose(ours.inputs[key].astype(np.float32), value, rtol=2 ** -8)
+    np.testing.assert_allclose(ours.inputs[key].astype(np.float32), value, rtol=2**-8)
   for key, value in full.targets.items():
     assert ours.targets[key].dtype == np.float32
     np.testing.assert_array_equal(ours.targets[key], value)
@@ -35,10 +35,12 @@ def test_bfloat16_batches_round_inputs_and_keep_targets(tiny_data):
 
 
 def test_model_loss_takes_bfloat16_inputs():
-  model = ModelConfig(resolution=30, mesh_size=1, latent_size=16, gnn_msg_steps=2,
-                      precision="float32")
-  predictor = predictor_lib.Predictor(model, model_fakes.TASK, model_fakes.stats(),
-                                      model_fakes.graphs())
+  model = ModelConfig(
+      resolution=30, mesh_size=1, latent_size=16, gnn_msg_steps=2, precision="float32"
+  )
+  predictor = predictor_lib.Predictor(
+      model, model_fakes.TASK, model_fakes.stats(), model_fakes.graphs()
+  )
   batch = model_fakes.batch(steps=1, batch_size=2)
   params = predictor.init_params(jax.random.PRNGKey(0), batch)
   full = float(predictor.loss(params, batch)[0])

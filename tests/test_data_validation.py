@@ -1,12 +1,10 @@
 """Bad data as a new user would bring it: fixed on the way in, or one clear line."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import xarray as xr
 
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl import data
 from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import pipeline
@@ -34,15 +32,17 @@ def test_longitudes_from_minus_180_are_wrapped(tmp_path):
   ds = _store()
   ds = ds.roll(longitude=18, roll_coords=True)
   ds = ds.assign_coords(longitude=((ds.longitude.values + 180) % 360) - 180)
-  np.testing.assert_array_equal(_open(ds, tmp_path).frame(0)["geopotential"],
-                                good.frame(0)["geopotential"])
+  np.testing.assert_array_equal(
+      _open(ds, tmp_path).frame(0)["geopotential"], good.frame(0)["geopotential"]
+  )
 
 
 def test_cell_centre_longitudes_are_rejected(tmp_path):
   ds = _store()
   ds = ds.assign_coords(longitude=ds.longitude.values + 5)  # 5..355
-  with pytest.raises(data.DataError, match=r"lon coordinate runs 5\.\.355 deg: the 10 deg "
-                                           r"grid needs 0\.\.350"):
+  with pytest.raises(
+      data.DataError, match=r"lon coordinate runs 5\.\.355 deg: the 10 deg " r"grid needs 0\.\.350"
+  ):
     _open(ds, tmp_path)
 
 
@@ -63,30 +63,44 @@ def test_units_are_converted_or_rejected(tmp_path):
   for name in ("temperature", "geopotential", "mean_sea_level_pressure", "2m_temperature"):
     np.testing.assert_allclose(converted[name], good.frame(4)[name], rtol=1e-5, atol=1e-4)
   ds["temperature"] = ds.temperature.assign_attrs(units="degF")
-  with pytest.raises(data.DataError, match=r"temperature in .*bad2.zarr has units 'degF': "
-                                           r"expected 'K'"):
+  with pytest.raises(
+      data.DataError, match=r"temperature in .*bad2.zarr has units 'degF': " r"expected 'K'"
+  ):
     _open(ds, tmp_path, "bad2.zarr")
 
 
-@pytest.mark.parametrize("value,kind", [(9.969209968386869e36, r"fill value 9\.97e\+36"),
-                                        (np.inf, "Inf"), (-np.inf, "Inf"), (np.nan, "NaN")])
+@pytest.mark.parametrize(
+    "value,kind",
+    [
+        (9.969209968386869e36, r"fill value 9\.97e\+36"),
+        (np.inf, "Inf"),
+        (-np.inf, "Inf"),
+        (np.nan, "NaN"),
+    ],
+)
 def test_bad_values_are_named(tmp_path, value, kind):
   ds = _store()
   ds.temperature.values[9, 1, 4, 4] = value
   frames = _open(ds, tmp_path)
   frames.frame(8)
-  with pytest.raises(data.DataError,
-                     match=kind + r".* in temperature level 850 at 2018-01-03T06:00:00"):
+  with pytest.raises(
+      data.DataError, match=kind + r".* in temperature level 850 at 2018-01-03T06:00:00"
+  ):
     frames.frame(9)
 
 
-@pytest.mark.parametrize("times,message", [
-    ([0, 1, 1, 2], r"duplicate time 2018-01-01T06:00:00 \(positions 1 and 2\)"),
-    ([0, 1, 3, 2], r"times go backwards: 2018-01-01T18:00:00 is followed by "
-                   r"2018-01-01T12:00:00"),
-    ([3, 2, 1, 0], r"times go backwards: 2018-01-01T18:00:00"),
-    ([0, 1, 3, 4], r"time gap: 2018-01-01T06:00:00 is followed by 2018-01-01T18:00:00"),
-])
+@pytest.mark.parametrize(
+    "times,message",
+    [
+        ([0, 1, 1, 2], r"duplicate time 2018-01-01T06:00:00 \(positions 1 and 2\)"),
+        (
+            [0, 1, 3, 2],
+            r"times go backwards: 2018-01-01T18:00:00 is followed by " r"2018-01-01T12:00:00",
+        ),
+        ([3, 2, 1, 0], r"times go backwards: 2018-01-01T18:00:00"),
+        ([0, 1, 3, 4], r"time gap: 2018-01-01T06:00:00 is followed by 2018-01-01T18:00:00"),
+    ],
+)
 def test_times_out_of_order_are_named(tmp_path, times, message):
   ds = _store().isel(time=times)
   with pytest.raises(data.DataError, match=message):
@@ -97,8 +111,9 @@ def test_constant_variable_is_named_by_the_statistics(tmp_path):
   ds = _store()
   ds["specific_humidity"] = xr.zeros_like(ds.specific_humidity)
   frames = _open(ds, tmp_path)
-  with pytest.raises(data.DataError, match=r"specific_humidity level 500 is constant "
-                                           r"\(stddev 0\)"):
+  with pytest.raises(
+      data.DataError, match=r"specific_humidity level 500 is constant " r"\(stddev 0\)"
+  ):
     data.compute_stats(frames)
   ds = _store()
   ds["2m_temperature"][:] = ds["2m_temperature"].isel(time=0)  # Varies in space only.
@@ -108,8 +123,9 @@ def test_constant_variable_is_named_by_the_statistics(tmp_path):
 
 def test_zarr_statistics_follow_the_store_content(tmp_path):
   path = str(tmp_path / "era5.zarr")
-  cfg = data.DataConfig(source="zarr", path=path, resolution=10.0,
-                        data_dir=str(tmp_path / "cache"), train_split="all")
+  cfg = data.DataConfig(
+      source="zarr", path=path, resolution=10.0, data_dir=str(tmp_path / "cache"), train_split="all"
+  )
   _store().to_zarr(path)
   first = data.normalization_stats(cfg, TASK)
   again = data.normalization_stats(cfg, TASK)
@@ -119,8 +135,7 @@ def test_zarr_statistics_follow_the_store_content(tmp_path):
   replaced.to_zarr(path, mode="w")  # Same path, new content.
   pipeline._frames.cache_clear()  # pylint: disable=protected-access
   second = data.normalization_stats(cfg, TASK)
-  np.testing.assert_allclose(second.mean.temperature, first.mean.temperature + 10.0,
-                             rtol=1e-5)
+  np.testing.assert_allclose(second.mean.temperature, first.mean.temperature + 10.0, rtol=1e-5)
 
 
 def test_fingerprint_of_a_store_behind_fsspec():
@@ -129,8 +144,8 @@ def test_fingerprint_of_a_store_behind_fsspec():
   _store().to_zarr(path, mode="w")
   frames = xarray_frames.open_frames(path, "all", TASK, 10.0)
   np.testing.assert_array_equal(
-      frames.frame(1)["temperature"],
-      _store().sel(level=[500, 850]).temperature.values[1, :, ::-1])
+      frames.frame(1)["temperature"], _store().sel(level=[500, 850]).temperature.values[1, :, ::-1]
+  )
   before = fingerprint.store_fingerprint(path)
   assert fingerprint.store_fingerprint(path) == before
   changed = _store()
@@ -147,9 +162,14 @@ def test_nan_in_eval_split_found_before_training(tiny_data, tmp_path):
   preflight.check_eval_split(tiny_data, task, 1, 2)  # Clean data passes.
   # The same windows read from a zarr copy of the eval split with one NaN.
   ds = _store()
-  cfg = data.DataConfig(source="zarr", path=str(tmp_path / "e.zarr"), resolution=10.0,
-                        train_split="2018-01-01/2018-01-03T18",
-                        eval_split="2018-01-04/2018-01-04T18", global_batch_size=2)
+  cfg = data.DataConfig(
+      source="zarr",
+      path=str(tmp_path / "e.zarr"),
+      resolution=10.0,
+      train_split="2018-01-01/2018-01-03T18",
+      eval_split="2018-01-04/2018-01-04T18",
+      global_batch_size=2,
+  )
   ds.to_zarr(cfg.path)
   read = preflight.eval_frame_indices(cfg, TASK, 1, 1)
   eval_start = 12  # 2018-01-04T00 in the store.

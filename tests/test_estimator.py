@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -22,8 +21,9 @@ from graphcast_fdl.analysis import sizes
 from graphcast_fdl.model.config import ModelConfig, RematConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ModelConfig(resolution=4.0, mesh_size=3, latent_size=32,
-                    gnn_msg_steps=4, precision="float32")
+SMALL = ModelConfig(
+    resolution=4.0, mesh_size=3, latent_size=32, gnn_msg_steps=4, precision="float32"
+)
 
 
 def build(name, **devices):
@@ -40,8 +40,9 @@ def test_sizes_match_published_0p25deg():
   assert (g.mesh_nodes, g.mesh_edges) == (40_962, 327_660)
   assert g.mesh2grid_edges == 3_114_720
   assert g.grid2mesh_edges == pytest.approx(1_618_745, rel=0.02)
-  assert sizes.num_params(ModelConfig(resolution=0.25, mesh_size=6),
-                          task_lib.task_37()) == 36_348_131
+  assert (
+      sizes.num_params(ModelConfig(resolution=0.25, mesh_size=6), task_lib.task_37()) == 36_348_131
+  )
 
 
 def test_param_counts_match_golden():
@@ -62,24 +63,32 @@ def test_sizes_match_real_graph(resolution, mesh_size):
   # Mean-density estimate of the radius query: within 5% (2% at 0.25 deg).
   assert closed.grid2mesh_edges == pytest.approx(real["grid2mesh_edges"], rel=0.05)
   assert sizes.MAX_EDGE_LENGTH[mesh_size] == pytest.approx(
-      real["finest_mesh_max_edge_length"], rel=1e-6)
+      real["finest_mesh_max_edge_length"], rel=1e-6
+  )
 
 
 def test_flops_match_xla_reference_of_published_code():
   """1 deg/13 lev/M5 loss+grad: 1.24e13 FLOP by XLA (published code)."""
-  cost = cost_model.step_cost(ModelConfig(resolution=1.0, mesh_size=5,
-                                          precision="float32"),
-                              task_lib.task_13(), published_layout=True)
+  cost = cost_model.step_cost(
+      ModelConfig(resolution=1.0, mesh_size=5, precision="float32"),
+      task_lib.task_13(),
+      published_layout=True,
+  )
   assert cost.flops == pytest.approx(1.24e13, rel=0.02)
-  cost = cost_model.step_cost(ModelConfig(resolution=0.25, mesh_size=6),
-                              task_lib.task_37(), published_layout=True)
+  cost = cost_model.step_cost(
+      ModelConfig(resolution=0.25, mesh_size=6), task_lib.task_37(), published_layout=True
+  )
   assert cost.flops == pytest.approx(8.9e13, rel=0.02)
 
 
 def test_remat_trades_memory_for_flops():
   base = ModelConfig(resolution=1.0, mesh_size=5)
-  remat = dataclasses.replace(base, remat=dataclasses.replace(
-      base.remat, rollout_step=True, processor_every_k=2, encoder_decoder=True))
+  remat = dataclasses.replace(
+      base,
+      remat=dataclasses.replace(
+          base.remat, rollout_step=True, processor_every_k=2, encoder_decoder=True
+      ),
+  )
   plain = cost_model.step_cost(base, task_lib.task_13(), rollout_steps=4)
   saved = cost_model.step_cost(remat, task_lib.task_13(), rollout_steps=4)
   assert saved.activation_bytes < plain.activation_bytes / 2
@@ -95,32 +104,35 @@ def test_remat_trades_memory_for_flops():
 def test_rollout_segments_keep_fewer_windows_for_one_more_forward():
   """12 steps in segments of 4: 3 segment inputs + 4 recomputed windows are
   live instead of 12, and every step is run once more."""
-  base = ModelConfig(resolution=1.0, mesh_size=5,
-                     remat=RematConfig(rollout_step=True))
-  seg = dataclasses.replace(base, remat=dataclasses.replace(
-      base.remat, rollout_segment=4))
+  base = ModelConfig(resolution=1.0, mesh_size=5, remat=RematConfig(rollout_step=True))
+  seg = dataclasses.replace(base, remat=dataclasses.replace(base.remat, rollout_segment=4))
   task = task_lib.task_13()
   plain = cost_model.step_cost(base, task, rollout_steps=12)
   segmented = cost_model.step_cost(seg, task, rollout_steps=12)
   g, c = sizes.graph_sizes(base), sizes.channels(task)
   window = 4 * g.grid_nodes * c.input_frames * c.input_frame
-  assert plain.activation_bytes - segmented.activation_bytes == pytest.approx(
-      5 * window)
-  assert segmented.recompute_fraction == pytest.approx(
-      plain.recompute_fraction + 1.0)
+  assert plain.activation_bytes - segmented.activation_bytes == pytest.approx(5 * window)
+  assert segmented.recompute_fraction == pytest.approx(plain.recompute_fraction + 1.0)
   # 5 steps in segments of 2: two segments (4 steps rerun) and one plain step.
   assert cost_model.rollout_segments(seg.remat, 5) == (4, 1, 1)
   assert cost_model.rollout_segments(seg.remat, 4) == (0, 0, 4)
   two = dataclasses.replace(seg.remat, rollout_segment=2)
   assert cost_model.rollout_segments(two, 5) == (2, 2, 1)
   assert cost_model.recompute_fraction(
-      cost_model.mlp_applications(base, task), base, two, 5) == pytest.approx(
-          cost_model.recompute_fraction(
-              cost_model.mlp_applications(base, task), base, base.remat, 5)
-          + 4 / 5)
+      cost_model.mlp_applications(base, task), base, two, 5
+  ) == pytest.approx(
+      cost_model.recompute_fraction(cost_model.mlp_applications(base, task), base, base.remat, 5)
+      + 4 / 5
+  )
   # Segments as long as the rollout change nothing.
-  assert cost_model.step_cost(dataclasses.replace(base, remat=dataclasses.replace(
-      base.remat, rollout_segment=12)), task, rollout_steps=12) == plain
+  assert (
+      cost_model.step_cost(
+          dataclasses.replace(base, remat=dataclasses.replace(base.remat, rollout_segment=12)),
+          task,
+          rollout_steps=12,
+      )
+      == plain
+  )
 
 
 def test_grid_blocks_bound_grid_node_activations():
@@ -134,33 +146,33 @@ def test_grid_blocks_bound_grid_node_activations():
   apps = cost_model.mlp_applications(base, task)
   grid_apps = [a for a in apps if a.grid_rows]
   assert [a.name for a in grid_apps] == [
-      "encoder_nodes_grid", "grid2mesh_nodes_grid", "mesh2grid_nodes_grid",
-      "decoder_nodes_grid"]
+      "encoder_nodes_grid",
+      "grid2mesh_nodes_grid",
+      "mesh2grid_nodes_grid",
+      "decoder_nodes_grid",
+  ]
   full = sum(cost_model.saved_elements(a, base) for a in grid_apps)
   kept = sum(cost_model.blocked_saved_elements(a, base) for a in grid_apps)
-  largest_block = max(cost_model.saved_elements(a, base, 65_536)
-                      for a in grid_apps)
-  saved_plain, peak_plain = cost_model.step_activation_elements(
-      apps, base, base.remat)
-  saved_cheap, peak_cheap = cost_model.step_activation_elements(
-      apps, blocked, blocked.remat)
+  largest_block = max(cost_model.saved_elements(a, base, 65_536) for a in grid_apps)
+  saved_plain, peak_plain = cost_model.step_activation_elements(apps, base, base.remat)
+  saved_cheap, peak_cheap = cost_model.step_activation_elements(apps, blocked, blocked.remat)
   assert saved_plain - saved_cheap == pytest.approx(full - kept)
   assert peak_cheap == pytest.approx(max(peak_plain, largest_block))
   assert plain.activation_bytes - cheap.activation_bytes == pytest.approx(
-      2 * (full - kept - (peak_cheap - peak_plain)))
+      2 * (full - kept - (peak_cheap - peak_plain))
+  )
   assert plain.activation_bytes - cheap.activation_bytes > 19 * 2**30
   assert cheap.temporary_bytes < plain.temporary_bytes / 3
-  share = (sum(cost_model.forward_flops(a, base) for a in grid_apps)
-           / sum(cost_model.forward_flops(a, base) for a in apps))
-  assert cheap.recompute_fraction - plain.recompute_fraction == pytest.approx(
-      share)
+  share = sum(cost_model.forward_flops(a, base) for a in grid_apps) / sum(
+      cost_model.forward_flops(a, base) for a in apps
+  )
+  assert cheap.recompute_fraction - plain.recompute_fraction == pytest.approx(share)
 
 
 def test_phase_policies_fit_each_phase_at_least_cost():
   experiment = build("graphcast", n=32)
   policies = fit_lib.phase_policies(experiment, "tpu_v4")
-  assert [p.phase for p in policies] == [
-      p.name for p in experiment.schedule.phases]
+  assert [p.phase for p in policies] == [p.name for p in experiment.schedule.phases]
   published = estimator.estimate(experiment, "tpu_v4").phases
   for policy, configured in zip(policies, published):
     if policy.fits:
@@ -192,16 +204,12 @@ def test_bfloat16_is_timed_as_float32_where_matmuls_upcast():
   float32, and XLA's memory matches float32's); on TPUs bfloat16 halves the
   bytes moved and the activations."""
   demo = build("demo")
-  bf16 = dataclasses.replace(demo, model=dataclasses.replace(
-      demo.model, precision="bfloat16"))
-  f32_cpu, bf16_cpu = (estimator.estimate(e, "cpu").phases[0]
-                       for e in (demo, bf16))
-  assert any("priced as float32" in n
-             for n in estimator.estimate(bf16, "cpu").notes)
+  bf16 = dataclasses.replace(demo, model=dataclasses.replace(demo.model, precision="bfloat16"))
+  f32_cpu, bf16_cpu = (estimator.estimate(e, "cpu").phases[0] for e in (demo, bf16))
+  assert any("priced as float32" in n for n in estimator.estimate(bf16, "cpu").notes)
   assert bf16_cpu.step_seconds == pytest.approx(f32_cpu.step_seconds)
   assert bf16_cpu.activation_bytes == f32_cpu.activation_bytes
-  f32_tpu, bf16_tpu = (estimator.estimate(e, "tpu_v4").phases[0]
-                       for e in (demo, bf16))
+  f32_tpu, bf16_tpu = (estimator.estimate(e, "tpu_v4").phases[0] for e in (demo, bf16))
   assert bf16_tpu.step_seconds < 0.75 * f32_tpu.step_seconds
   assert bf16_tpu.activation_bytes < 0.6 * f32_tpu.activation_bytes
 
@@ -217,11 +225,12 @@ def test_hardware_table_has_sources():
 
 def test_fitted_figure_reproduced_and_predictions_computed():
   """The TPU factor reproduces its one figure; the others are predictions."""
+
   def predicted(figure):
-    est = estimator.estimate(build(figure.config, n=figure.num_devices),
-                             figure.hardware)
-    return sum(p.duration_seconds for p in est.phases
-               if not figure.phases or p.name in figure.phases)
+    est = estimator.estimate(build(figure.config, n=figure.num_devices), figure.hardware)
+    return sum(
+        p.duration_seconds for p in est.phases if not figure.phases or p.name in figure.phases
+    )
 
   fit = calibration.TPU_FIT
   # Fitted with radius fraction 0.6; the released 0.5999912857713345 the
@@ -236,19 +245,22 @@ def test_estimate_structure():
   est = estimator.estimate(build("graphcast"), "tpu_v4")
   assert [p.name for p in est.phases][:2] == ["single_step", "rollout_2"]
   assert est.num_devices == 32 and est.batch_per_device == 1
-  assert est.total_duration_seconds == pytest.approx(
-      sum(p.duration_seconds for p in est.phases))
+  assert est.total_duration_seconds == pytest.approx(sum(p.duration_seconds for p in est.phases))
   for p in est.phases:
-    parts = (p.params_bytes + p.optimizer_bytes + p.gradient_bytes
-             + p.data_bytes + p.activation_bytes + p.temporary_bytes)
+    parts = (
+        p.params_bytes
+        + p.optimizer_bytes
+        + p.gradient_bytes
+        + p.data_bytes
+        + p.activation_bytes
+        + p.temporary_bytes
+    )
     assert p.peak_bytes_per_device == pytest.approx(parts)
     assert p.fits == (p.peak_bytes_per_device <= est.memory_bytes_per_device)
     # Each TPU v4 host feeds 4 chips their float32 frames every step.
-    assert p.host_input_bytes_per_second == pytest.approx(
-        4 * p.data_bytes / p.step_seconds)
+    assert p.host_input_bytes_per_second == pytest.approx(4 * p.data_bytes / p.step_seconds)
   # 0.25 deg, 37 levels: 3 frames of ~0.94 GB per example, 4 examples a step.
-  assert est.phases[0].host_input_bytes_per_second == pytest.approx(2.9e9,
-                                                                    rel=0.05)
+  assert est.phases[0].host_input_bytes_per_second == pytest.approx(2.9e9, rel=0.05)
   doc = json.loads(est.to_json())
   assert doc["phases"][0]["steps"] == 300_000
   assert "host_input_bytes_per_second" in doc["phases"][0]
@@ -260,16 +272,16 @@ def test_fit_returns_settings_that_fit():
   results = fit_lib.search(experiment, "tpu_v4", budget, devices=8, top=3)
   assert results
   for r in results:
-    candidate = fit_lib.with_settings(experiment, r.remat, r.edge_block_size,
-                                      r.precision, 8, r.per_device_batch)
+    candidate = fit_lib.with_settings(
+        experiment, r.remat, r.edge_block_size, r.precision, 8, r.per_device_batch
+    )
     est = estimator.estimate(candidate, "tpu_v4")
     assert all(p.peak_bytes_per_device <= budget for p in est.phases)
     # Only what differs from the experiment, as config paths and values.
     current = fit_lib.model_settings(
-        experiment.model.remat, experiment.model.edge_block_size,
-        experiment.model.precision)
-    assert all(current[k] != v for k, v in r.changes.items()
-               if k != "per_device_batch")
+        experiment.model.remat, experiment.model.edge_block_size, experiment.model.precision
+    )
+    assert all(current[k] != v for k, v in r.changes.items() if k != "per_device_batch")
     assert r.changes.get("per_device_batch", 1) == r.per_device_batch
   # Ranked by wall time, not by device-seconds per example.
   durations = [r.total_duration_seconds for r in results]
@@ -286,32 +298,47 @@ def test_fit_does_not_offer_bfloat16_where_it_runs_as_float32():
 
 def test_fit_flags_render_changes_only():
   from graphcast_fdl.cli import fit_flags  # pylint: disable=g-import-not-at-top
+
   assert fit_flags.render({}, 8) == []
   assert fit_flags.render(
-      {"model.remat.rollout_step": True, "model.precision": "float32",
-       "per_device_batch": 2}, 8) == [
-           "--config=fiddler:devices(n=8,per_device_batch=2)",
-           "--config=set:model.remat.rollout_step=True",
-           "--config=set:model.precision='float32'"]
+      {"model.remat.rollout_step": True, "model.precision": "float32", "per_device_batch": 2}, 8
+  ) == [
+      "--config=fiddler:devices(n=8,per_device_batch=2)",
+      "--config=set:model.remat.rollout_step=True",
+      "--config=set:model.precision='float32'",
+  ]
 
 
 def _run_cli(*args):
   return subprocess.run(
       [sys.executable, "-m", "graphcast_fdl.main", "estimate", *args],
-      capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      timeout=120,
+      check=False,
+  )
 
 
 def test_cli_json_schema(tmp_path):
   png = tmp_path / "estimate.png"
-  out = _run_cli("--config=config:graphcast", "--config=fiddler:devices(n=16)",
-                 "--format=json", f"--png={png}")
+  out = _run_cli(
+      "--config=config:graphcast", "--config=fiddler:devices(n=16)", "--format=json", f"--png={png}"
+  )
   assert out.returncode == 0, out.stderr
   doc = json.loads(out.stdout)
   assert doc["num_devices"] == 16
   assert isinstance(doc["total_duration_seconds"], float)
   for phase in doc["phases"]:
-    for key in ("name", "steps", "rollout_steps", "step_seconds",
-                "duration_seconds", "peak_bytes_per_device", "fits"):
+    for key in (
+        "name",
+        "steps",
+        "rollout_steps",
+        "step_seconds",
+        "duration_seconds",
+        "peak_bytes_per_device",
+        "fits",
+    ):
       assert key in phase
   assert png.stat().st_size > 10_000
 
@@ -320,8 +347,9 @@ def test_cli_fit_explains_what_cannot_fit():
   out = _run_cli("--config=config:graphcast_small", "--fit", "--memory_gib=3")
   assert out.returncode == 0, out.stderr
   lines = out.stdout.strip().splitlines()
-  assert lines[0] == ("no single setting fits every phase in 3.0 GiB per "
-                      "device on 32 device(s).")
+  assert lines[0] == (
+      "no single setting fits every phase in 3.0 GiB per " "device on 32 device(s)."
+  )
   assert "single_step" in lines[1] and "rollout_12" in lines[1]
   assert lines[2] == "try: a device with more memory"
 
@@ -334,14 +362,22 @@ def test_cli_bad_hardware_is_one_line():
 
 def _xla_and_analytic(latent, resolution, mesh_size, rollout, remat=None):
   from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
-  model = dataclasses.replace(SMALL, latent_size=latent, resolution=resolution,
-                              mesh_size=mesh_size, remat=remat or RematConfig())
+
+  model = dataclasses.replace(
+      SMALL,
+      latent_size=latent,
+      resolution=resolution,
+      mesh_size=mesh_size,
+      remat=remat or RematConfig(),
+  )
   experiment = dataclasses.replace(
-      build("demo"), model=model,
-      data=dataclasses.replace(build("demo").data, resolution=resolution,
-                               global_batch_size=1))
-  xla = xla_cost.analyze(experiment, rollout_steps=rollout, remat=model.remat,
-                         precision=model.precision)
+      build("demo"),
+      model=model,
+      data=dataclasses.replace(build("demo").data, resolution=resolution, global_batch_size=1),
+  )
+  xla = xla_cost.analyze(
+      experiment, rollout_steps=rollout, remat=model.remat, precision=model.precision
+  )
   cost = cost_model.step_cost(model, task_lib.task_13(), rollout_steps=rollout)
   return xla, cost
 
@@ -350,14 +386,26 @@ _STEP = RematConfig(rollout_step=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("latent,resolution,mesh_size,rollout,remat", [
-    (32, 4.0, 3, 1, None), (64, 4.0, 3, 1, None), (64, 2.0, 4, 1, None),
-    (32, 4.0, 3, 3, None),
-    (32, 1.0, 3, 12, RematConfig(rollout_step=True, rollout_segment=4)),
-    (32, 1.0, 3, 12, RematConfig(rollout_step=True, grid_block_size=512)),
-    (64, 2.0, 4, 8, RematConfig(rollout_step=True, rollout_segment=3,
-                                processor_every_k=2, grid_block_size=512)),
-])
+@pytest.mark.parametrize(
+    "latent,resolution,mesh_size,rollout,remat",
+    [
+        (32, 4.0, 3, 1, None),
+        (64, 4.0, 3, 1, None),
+        (64, 2.0, 4, 1, None),
+        (32, 4.0, 3, 3, None),
+        (32, 1.0, 3, 12, RematConfig(rollout_step=True, rollout_segment=4)),
+        (32, 1.0, 3, 12, RematConfig(rollout_step=True, grid_block_size=512)),
+        (
+            64,
+            2.0,
+            4,
+            8,
+            RematConfig(
+                rollout_step=True, rollout_segment=3, processor_every_k=2, grid_block_size=512
+            ),
+        ),
+    ],
+)
 def test_analytic_memory_vs_xla(latent, resolution, mesh_size, rollout, remat):
   """Analytic activations + temporaries vs XLA CPU temp size of loss+grad.
 
@@ -381,33 +429,41 @@ def test_segments_and_grid_blocks_lower_xla_memory():
   pytest.importorskip("graphcast_fdl.model.predictor")
   base, _ = _xla_and_analytic(32, 1.0, 3, 12, _STEP)
   for knob in (dict(rollout_segment=4), dict(grid_block_size=512)):
-    xla, _ = _xla_and_analytic(32, 1.0, 3, 12,
-                               dataclasses.replace(_STEP, **knob))
+    xla, _ = _xla_and_analytic(32, 1.0, 3, 12, dataclasses.replace(_STEP, **knob))
     assert xla.temp_bytes < base.temp_bytes - 64 * 2**20, knob
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("remat,edge_block,rollout", [
-    (RematConfig(), None, 1),
-    (RematConfig(processor_every_k=1, grid_block_size=8192), 32_768, 1),
-    (RematConfig(processor_every_k=3, encoder_decoder=True), 32_768, 1),
-    (RematConfig(rollout_step=True, rollout_segment=2, processor_every_k=1,
-                 grid_block_size=8192), 32_768, 4),
-])
-def test_estimate_peak_vs_xla_at_graphcast_small_size(remat, edge_block,
-                                                      rollout):
+@pytest.mark.parametrize(
+    "remat,edge_block,rollout",
+    [
+        (RematConfig(), None, 1),
+        (RematConfig(processor_every_k=1, grid_block_size=8192), 32_768, 1),
+        (RematConfig(processor_every_k=3, encoder_decoder=True), 32_768, 1),
+        (
+            RematConfig(
+                rollout_step=True, rollout_segment=2, processor_every_k=1, grid_block_size=8192
+            ),
+            32_768,
+            4,
+        ),
+    ],
+)
+def test_estimate_peak_vs_xla_at_graphcast_small_size(remat, edge_block, rollout):
   """The estimator's per-device peak against XLA's for the real train step
   of graphcast_small (1 deg / M5 / latent 512 / 16 steps, bfloat16, which
   this CPU runs as float32) on this machine: measured 0.93-1.17."""
   pytest.importorskip("graphcast_fdl.model.predictor")
   from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+
   experiment = build("graphcast_small", n=1)
   experiment = dataclasses.replace(
       experiment,
-      model=dataclasses.replace(experiment.model, remat=remat,
-                                edge_block_size=edge_block),
-      schedule=schedule_lib.Schedule(phases=(schedule_lib.Phase(
-          "p", num_steps=1, rollout_steps=rollout),)))
+      model=dataclasses.replace(experiment.model, remat=remat, edge_block_size=edge_block),
+      schedule=schedule_lib.Schedule(
+          phases=(schedule_lib.Phase("p", num_steps=1, rollout_steps=rollout),)
+      ),
+  )
   (phase,) = estimator.estimate(experiment, "cpu", use_xla=True).phases
   assert phase.xla["available"], phase.source
   ratio = phase.xla["peak_bytes"] / phase.peak_bytes_per_device
@@ -415,8 +471,6 @@ def test_estimate_peak_vs_xla_at_graphcast_small_size(remat, edge_block,
 
 
 def test_cli_notes_devices_this_host_lacks():
-  out = _run_cli("--config=config:demo", "--config=fiddler:devices(n=64)",
-                 "--hardware=cpu")
+  out = _run_cli("--config=config:demo", "--config=fiddler:devices(n=64)", "--hardware=cpu")
   assert out.returncode == 0, out.stderr
-  assert "note: priced for 64 CPU devices like this host's, which has " in (
-      out.stdout)
+  assert "note: priced for 64 CPU devices like this host's, which has " in (out.stdout)

@@ -47,8 +47,9 @@ def _write_data(path):
     data[name] = (("time", "level", "lat", "lon"), stack)
   data["geopotential_at_surface"] = (("lat", "lon"), field(1, 0, 3)[0])
   data["land_sea_mask"] = (("lat", "lon"), (field(1, 0, 2)[0] > 0).astype(np.float32))
-  xr.Dataset(data, coords={"time": times, "lat": lat, "lon": lon,
-                           "level": list(levels)}).to_netcdf(path)
+  xr.Dataset(data, coords={"time": times, "lat": lat, "lon": lon, "level": list(levels)}).to_netcdf(
+      path
+  )
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +61,20 @@ def files(tmp_path_factory):
   from graphcast_fdl.train import optimizer
   from graphcast_fdl.train import train_step
   from graphcast_fdl.train.config import CheckpointConfig, OptimizerConfig
+
   root = tmp_path_factory.mktemp("evaluate")
   data_path = str(root / "data.nc")
   _write_data(data_path)
-  model = ModelConfig(resolution=RESOLUTION, mesh_size=2, latent_size=16,
-                      gnn_msg_steps=1, precision="float32")
+  model = ModelConfig(
+      resolution=RESOLUTION, mesh_size=2, latent_size=16, gnn_msg_steps=1, precision="float32"
+  )
   task = task_lib.task_13()
   shapes = predictor_lib.param_shapes(model, task)
   leaves, treedef = jax.tree.flatten(shapes)
   rng = np.random.default_rng(1)
-  params = jax.tree.unflatten(treedef, [
-      (0.3 * rng.normal(size=s.shape)).astype(np.float32) for s in leaves])
+  params = jax.tree.unflatten(
+      treedef, [(0.3 * rng.normal(size=s.shape)).astype(np.float32) for s in leaves]
+  )
   npz = str(root / "random.npz")
   npz_format.save(npz, npz_format.Checkpoint(params=params, model=model, task=task))
   workdir = str(root / "run")
@@ -82,18 +86,22 @@ def files(tmp_path_factory):
 
 
 def _config_args(files):
-  return ["--config=config:demo",
-          f"--config=fiddler:resolution(degrees={RESOLUTION}, mesh_size=2)",
-          "--config=set:model.latent_size=16", "--config=set:model.gnn_msg_steps=1",
-          "--config=set:data.source='zarr'",
-          f"--config=set:data.path='{files['data']}'",
-          f"--config=set:data.data_dir='{files['root'] / 'cache'}'",
-          f"--config=set:data.train_split='{TRAIN}'",
-          f"--config=set:data.eval_split='{EVAL}'"]
+  return [
+      "--config=config:demo",
+      f"--config=fiddler:resolution(degrees={RESOLUTION}, mesh_size=2)",
+      "--config=set:model.latent_size=16",
+      "--config=set:model.gnn_msg_steps=1",
+      "--config=set:data.source='zarr'",
+      f"--config=set:data.path='{files['data']}'",
+      f"--config=set:data.data_dir='{files['root'] / 'cache'}'",
+      f"--config=set:data.train_split='{TRAIN}'",
+      f"--config=set:data.eval_split='{EVAL}'",
+  ]
 
 
 def _evaluate(parse_flags, files, *args):
   from graphcast_fdl.cli import evaluate as evaluate_cli
+
   parse_flags(*_config_args(files), *args)
   evaluate_cli.main([])
 
@@ -111,11 +119,20 @@ def npz_evaluation(files):
   """Output folder of `evaluate` of the .npz: 3 initial times, 12 h."""
   from absl import flags
   from graphcast_fdl.cli import evaluate as evaluate_cli
+
   out = files["root"] / "eval_npz"
   flags.FLAGS.unparse_flags()
-  flags.FLAGS(["prog", *_config_args(files), f"--checkpoint={files['npz']}",
-               "--lead_time=12h", "--num_init_times=3", "--batch_size=3",
-               f"--output_dir={out}"])
+  flags.FLAGS(
+      [
+          "prog",
+          *_config_args(files),
+          f"--checkpoint={files['npz']}",
+          "--lead_time=12h",
+          "--num_init_times=3",
+          "--batch_size=3",
+          f"--output_dir={out}",
+      ]
+  )
   try:
     evaluate_cli.main([])
   finally:
@@ -146,8 +163,11 @@ def test_evaluate_npz_writes_scorecard_and_forecasts(files, npz_evaluation):
   t2m = data["2m_temperature"]
   truth = t2m.sel(time=inits + np.timedelta64(6, "h")).values
   expected = metrics.rmse(t2m.sel(time=inits).values, truth, data.lat.values)
-  row = next(r for r in rows if r["model"] == "persistence" and r["field"] == "t2m"
-             and r["lead_hours"] == "6")
+  row = next(
+      r
+      for r in rows
+      if r["model"] == "persistence" and r["field"] == "t2m" and r["lead_hours"] == "6"
+  )
   assert float(row["rmse"]) == pytest.approx(expected, rel=1e-5)
   clim_rows = [r for r in rows if r["model"] == "climatology"]
   assert all(r["acc"] == "" for r in clim_rows)  # no anomaly: undefined
@@ -161,23 +181,35 @@ def test_evaluate_npz_writes_scorecard_and_forecasts(files, npz_evaluation):
   assert set(fc.data_vars) == set(task_lib.task_13().target_variables)
   assert fc["geopotential"].dims == ("batch", "time", "level", "lat", "lon")
   np.testing.assert_array_equal(fc.lat.values, data.lat.values)
-  np.testing.assert_array_equal(fc.datetime.values[0], inits[0] + np.array(
-      [6, 12], "timedelta64[h]"))
+  np.testing.assert_array_equal(
+      fc.datetime.values[0], inits[0] + np.array([6, 12], "timedelta64[h]")
+  )
   assert np.isfinite(fc["temperature"].values).all()
   # The scorecard's model RMSE at 12 h is that of these files.
-  z = [xr.open_dataset(out / "forecasts" / p)["geopotential"].sel(level=500).values[0, 1]
-       for p in paths]
+  z = [
+      xr.open_dataset(out / "forecasts" / p)["geopotential"].sel(level=500).values[0, 1]
+      for p in paths
+  ]
   z_true = data["geopotential"].sel(level=500, time=inits + np.timedelta64(12, "h")).values
   row = next(r for r in model_z500 if r["lead_hours"] == "12")
   assert float(row["rmse"]) == pytest.approx(
-      metrics.rmse(np.stack(z), z_true, data.lat.values), rel=1e-4)
+      metrics.rmse(np.stack(z), z_true, data.lat.values), rel=1e-4
+  )
 
 
 def test_evaluate_our_checkpoint_to_zarr(parse_flags, files, npz_evaluation):
   out = files["root"] / "eval_orbax"
-  _evaluate(parse_flags, files, f"--checkpoint={files['workdir']}", "--lead_time=12h",
-            "--num_init_times=2", "--batch_size=3", "--format=zarr", "--chunk_steps=1",
-            f"--output_dir={out}")
+  _evaluate(
+      parse_flags,
+      files,
+      f"--checkpoint={files['workdir']}",
+      "--lead_time=12h",
+      "--num_init_times=2",
+      "--batch_size=3",
+      "--format=zarr",
+      "--chunk_steps=1",
+      f"--output_dir={out}",
+  )
   with open(out / "scorecard.json") as f:
     rows = json.load(f)["scores"]
   assert {r["model"] for r in rows} == {"run", "persistence", "climatology"}
@@ -186,15 +218,25 @@ def test_evaluate_our_checkpoint_to_zarr(parse_flags, files, npz_evaluation):
   # Same parameters as the .npz, rolled out one step per call: same forecast.
   first = forecast.file_stem(store.init_time.values[0]) + ".nc"
   npz_forecast = xr.open_dataset(npz_evaluation / "forecasts" / first)
-  np.testing.assert_allclose(store["2m_temperature"].values[0],
-                             npz_forecast["2m_temperature"].values[0], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+      store["2m_temperature"].values[0],
+      npz_forecast["2m_temperature"].values[0],
+      rtol=1e-4,
+      atol=1e-4,
+  )
 
 
 def test_forecast_past_the_end_of_the_data(parse_flags, files):
   from graphcast_fdl.cli import forecast as forecast_cli
+
   out = files["root"] / "forecast"
-  parse_flags(*_config_args(files), f"--checkpoint={files['npz']}",
-              "--init_time=2020-01-06T18", "--lead_time=12h", f"--output_dir={out}")
+  parse_flags(
+      *_config_args(files),
+      f"--checkpoint={files['npz']}",
+      "--init_time=2020-01-06T18",
+      "--lead_time=12h",
+      f"--output_dir={out}",
+  )
   forecast_cli.main([])
   fc = xr.open_dataset(out / "forecast_20200106T18.nc")
   assert str(fc.datetime.values[0, -1]).startswith("2020-01-07T06")
@@ -203,11 +245,14 @@ def test_forecast_past_the_end_of_the_data(parse_flags, files):
     assert os.path.getsize(out / f"map_{field}.png") > 1000
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--lead_time=7h"], "multiple of 6h"),
-    (["--lead_time=10d"], "lead_time=10d on split"),
-    (["--checkpoint=/nonexistent.npz"], "file not found"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lead_time=7h"], "multiple of 6h"),
+        (["--lead_time=10d"], "lead_time=10d on split"),
+        (["--checkpoint=/nonexistent.npz"], "file not found"),
+    ],
+)
 def test_evaluate_errors_name_the_flag(parse_flags, files, args, message):
   base = [f"--checkpoint={files['npz']}", f"--output_dir={files['root'] / 'bad'}"]
   with pytest.raises(UsageError, match=message):

@@ -28,8 +28,9 @@ def test_latitude_weights_without_poles():
 
 @pytest.mark.parametrize("lat", [np.linspace(-90, 90, 46), np.arange(-88, 90, 4.0)])
 def test_latitude_weights_equal_the_loss_weights(lat):
-  np.testing.assert_allclose(metrics.latitude_weights(lat), losses.latitude_weights(lat),
-                             rtol=1e-12)
+  np.testing.assert_allclose(
+      metrics.latitude_weights(lat), losses.latitude_weights(lat), rtol=1e-12
+  )
 
 
 def test_latitude_weights_reject_bad_rows():
@@ -90,8 +91,12 @@ def test_acc_hand_values():
 def test_jax_arrays_and_jit_give_the_numpy_values():
   rng = np.random.default_rng(1)
   forecast, truth, clim = (rng.normal(size=(3, 3, 4)) for _ in range(3))
-  for fn, args in ((metrics.rmse, ()), (metrics.rmse_per_forecast, ()),
-                   (metrics.bias, ()), (metrics.acc, (clim,))):
+  for fn, args in (
+      (metrics.rmse, ()),
+      (metrics.rmse_per_forecast, ()),
+      (metrics.bias, ()),
+      (metrics.acc, (clim,)),
+  ):
     expected = fn(forecast, truth, *args, POLE_LAT)
     jitted = jax.jit(lambda f, o, *a, fn=fn: fn(f, o, *a, POLE_LAT))
     got = jitted(jnp.asarray(forecast), jnp.asarray(truth), *map(jnp.asarray, args))
@@ -102,20 +107,24 @@ def test_headline_metrics_keys_and_values():
   levels = (500, 850)
   zeros_atm = np.zeros((2, 2, 2, 3, 2))  # [B, T, level, lat, lon]
   zeros_sfc = np.zeros((2, 2, 3, 2))
-  targets = {"geopotential": zeros_atm, "2m_temperature": zeros_sfc,
-             "specific_humidity": zeros_atm}
+  targets = {"geopotential": zeros_atm, "2m_temperature": zeros_sfc, "specific_humidity": zeros_atm}
   z = zeros_atm.copy()
   z[:, 1, 0] = 2.0  # error 2 at z500, second lead time only
   t = zeros_sfc.copy()
   t[0, 0] = 1.0  # first forecast of t2m off by 1 at 6 h
   predictions = {"geopotential": z, "2m_temperature": t, "specific_humidity": zeros_atm}
   out = metrics.headline_metrics(predictions, targets, POLE_LAT, levels)
-  assert sorted(out) == sorted(f"{m}/{v}/{h}" for m in ("rmse", "bias")
-                               for v in ("z500", "t2m") for h in ("6h", "12h"))
+  assert sorted(out) == sorted(
+      f"{m}/{v}/{h}" for m in ("rmse", "bias") for v in ("z500", "t2m") for h in ("6h", "12h")
+  )
   assert out["rmse/z500/6h"] == 0.0
   assert out["rmse/z500/12h"] == pytest.approx(2.0)
   assert out["bias/z500/12h"] == pytest.approx(2.0)
   assert out["rmse/t2m/6h"] == pytest.approx(0.5)  # per forecast: (1 + 0) / 2
   # Without levels only surface fields are scored.
   assert set(metrics.headline_metrics(predictions, targets, POLE_LAT)) == {
-      "rmse/t2m/6h", "rmse/t2m/12h", "bias/t2m/6h", "bias/t2m/12h"}
+      "rmse/t2m/6h",
+      "rmse/t2m/12h",
+      "bias/t2m/6h",
+      "bias/t2m/12h",
+  }

@@ -43,17 +43,20 @@ def _frames(days=4, start="2020-01-01"):
   for i, t in enumerate(times):
     doy = (t - np.datetime64(start[:4] + "-01-01")) // np.timedelta64(1, "D") + 1
     hour = i % 4
-    fields.append({
-        "2m_temperature": np.full((3, 2), 100.0 * doy + hour),
-        "geopotential": np.stack([np.full((3, 2), 1000.0 * doy), np.full((3, 2), -1.0)]),
-    })
+    fields.append(
+        {
+            "2m_temperature": np.full((3, 2), 100.0 * doy + hour),
+            "geopotential": np.stack([np.full((3, 2), 1000.0 * doy), np.full((3, 2), -1.0)]),
+        }
+    )
   return ListFrames(times, fields)
 
 
 def test_daily_bins_without_smoothing_return_each_frame():
   frames = _frames()
-  clim = climatology.compute(frames, ["2m_temperature", "geopotential"], [850, 500],
-                             days_per_bin=1, window_days=1)
+  clim = climatology.compute(
+      frames, ["2m_temperature", "geopotential"], [850, 500], days_per_bin=1, window_days=1
+  )
   assert clim["geopotential"].dims == ("dayofyear", "hour", "level", "lat", "lon")
   got = climatology.at(clim, "2m_temperature", frames.datetimes[[1, 6]])
   np.testing.assert_array_equal(got[:, 0, 0], [101.0, 202.0])
@@ -96,18 +99,23 @@ def test_bins_of_several_days():
 def test_cache_is_read_back(tmp_path, monkeypatch):
   frames = _frames()
   kwargs = dict(days_per_bin=1, window_days=1)
-  first = climatology.load_or_compute(frames, ["2m_temperature"], [], str(tmp_path),
-                                      {"split": "train"}, **kwargs)
+  first = climatology.load_or_compute(
+      frames, ["2m_temperature"], [], str(tmp_path), {"split": "train"}, **kwargs
+  )
   assert len(os.listdir(tmp_path)) == 1
+
   def recompute(*args, **kwargs):
     raise RuntimeError("recomputed")
+
   monkeypatch.setattr(climatology, "compute", recompute)
-  again = climatology.load_or_compute(frames, ["2m_temperature"], [], str(tmp_path),
-                                      {"split": "train"}, **kwargs)
+  again = climatology.load_or_compute(
+      frames, ["2m_temperature"], [], str(tmp_path), {"split": "train"}, **kwargs
+  )
   np.testing.assert_array_equal(first["2m_temperature"].values, again["2m_temperature"].values)
   with pytest.raises(RuntimeError, match="recomputed"):  # another key: computed again
-    climatology.load_or_compute(frames, ["2m_temperature"], [], str(tmp_path),
-                                {"split": "other"}, **kwargs)
+    climatology.load_or_compute(
+        frames, ["2m_temperature"], [], str(tmp_path), {"split": "other"}, **kwargs
+    )
 
 
 def test_persistence_repeats_the_last_input_frame():
@@ -120,10 +128,11 @@ def test_persistence_repeats_the_last_input_frame():
 
 def _card():
   card = scorecard.Scorecard(LAT, levels=(500, 850), lead_hours=(6, 12))
-  truth = {"2m_temperature": np.zeros((2, 2, 3, 2)),
-           "geopotential": np.zeros((2, 2, 2, 3, 2))}
-  forecast = {"2m_temperature": truth["2m_temperature"] + np.array([3.0, -4.0])[:, None, None, None],
-              "geopotential": truth["geopotential"] + 1.0}
+  truth = {"2m_temperature": np.zeros((2, 2, 3, 2)), "geopotential": np.zeros((2, 2, 2, 3, 2))}
+  forecast = {
+      "2m_temperature": truth["2m_temperature"] + np.array([3.0, -4.0])[:, None, None, None],
+      "geopotential": truth["geopotential"] + 1.0,
+  }
   clim = {k: v - 1.0 for k, v in truth.items()}
   card.add("model", forecast, truth, clim)
   card.add("persistence", {"2m_temperature": truth["2m_temperature"]}, truth)

@@ -34,19 +34,19 @@ def _global_edges(edges: partition.EdgePartition, senders, receivers):
 @pytest.mark.parametrize("num_parts", [1, 2, 3, 4])
 def test_every_node_and_edge_once_and_edges_read_back(graphs, num_parts):
   parts = partition.partition_graphs(graphs, num_parts)
-  for nodes, n in ((parts.grid, graphs.num_grid_nodes),
-                   (parts.mesh, graphs.num_mesh_nodes)):
+  for nodes, n in ((parts.grid, graphs.num_grid_nodes), (parts.mesh, graphs.num_mesh_nodes)):
     held = nodes.nodes[nodes.nodes >= 0]
     np.testing.assert_array_equal(np.sort(held), np.arange(n))
-    np.testing.assert_array_equal(
-        nodes.nodes[nodes.part, nodes.local], np.arange(n))
+    np.testing.assert_array_equal(nodes.nodes[nodes.part, nodes.local], np.arange(n))
     # Balanced: ceil(n / K) rows per part, real rows differ by < K.
     assert nodes.size == -(-n // num_parts)
     real = (nodes.nodes >= 0).sum(axis=1)
     assert real.max() - real.min() < num_parts
-  for name, s, r in (("grid2mesh", parts.grid, parts.mesh),
-                     ("mesh", parts.mesh, parts.mesh),
-                     ("mesh2grid", parts.mesh, parts.grid)):
+  for name, s, r in (
+      ("grid2mesh", parts.grid, parts.mesh),
+      ("mesh", parts.mesh, parts.mesh),
+      ("mesh2grid", parts.mesh, parts.grid),
+  ):
     edges = parts.edge_sets()[name]
     original = getattr(graphs, name)
     ids, senders, receivers = _global_edges(edges, s, r)
@@ -56,24 +56,22 @@ def test_every_node_and_edge_once_and_edges_read_back(graphs, num_parts):
     for p in range(num_parts):
       assert np.all(np.diff(edges.receivers[p]) >= 0)
       real = edges.edges[p] >= 0
-      np.testing.assert_array_equal(edges.features[p][real],
-                                    original.features[edges.edges[p][real]])
+      np.testing.assert_array_equal(
+          edges.features[p][real], original.features[edges.edges[p][real]]
+      )
       assert np.all(edges.receivers[p][~real] == r.size)
     # Receivers live where their edges are: each edge is on its receiver's part.
     owner = np.repeat(np.arange(num_parts), edges.edges.shape[1])
     flat = edges.edges.reshape(-1)
-    np.testing.assert_array_equal(
-        r.part[original.receivers[flat[flat >= 0]]], owner[flat >= 0])
+    np.testing.assert_array_equal(r.part[original.receivers[flat[flat >= 0]]], owner[flat >= 0])
 
 
 def test_grid_parts_are_latitude_bands(graphs):
   parts = partition.partition_graphs(graphs, 4)
   n_lon = len(graphs.grid_lon)
-  rows = [np.unique(parts.grid.nodes[p][parts.grid.nodes[p] >= 0] // n_lon)
-          for p in range(4)]
+  rows = [np.unique(parts.grid.nodes[p][parts.grid.nodes[p] >= 0] // n_lon) for p in range(4)]
   for p in range(4):
-    np.testing.assert_array_equal(rows[p], np.arange(rows[p][0],
-                                                     rows[p][-1] + 1))
+    np.testing.assert_array_equal(rows[p], np.arange(rows[p][0], rows[p][-1] + 1))
     if p:  # Neighbouring bands share at most one (partly filled) row.
       assert rows[p][0] >= rows[p - 1][-1]
 

@@ -9,13 +9,17 @@ from conftest import REPO
 
 
 def _run(*args):
-  return subprocess.run([sys.executable, "-m", "graphcast_fdl.main", *args],
-                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, "-m", "graphcast_fdl.main", *args],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
 
 
 def _flag_lines(text):
-  return [line.split()[0] for line in text.splitlines()
-          if line.startswith("  --")]
+  return [line.split()[0] for line in text.splitlines() if line.startswith("  --")]
 
 
 @pytest.mark.parametrize("help_flag", ["--help", "--helpshort", "-h"])
@@ -25,10 +29,17 @@ def test_estimate_help_lists_its_flags(help_flag):
   out = result.stdout
   assert out.startswith("usage: graphcast_fdl estimate [--flags]\n")
   assert _flag_lines(out) == [
-      "--config", "--workdir", "--hardware=tpu_v4", "--format=text",
-      "--[no]xla", "--png", "--[no]fit", "--memory_gib", "--[no]debug"]
-  assert ("  --hardware=tpu_v4  One of: tpu_v4, tpu_v5e, tpu_v5p, tpu_v6e,"
-          in out)
+      "--config",
+      "--workdir",
+      "--hardware=tpu_v4",
+      "--format=text",
+      "--[no]xla",
+      "--png",
+      "--[no]fit",
+      "--memory_gib",
+      "--[no]debug",
+  ]
+  assert "  --hardware=tpu_v4  One of: tpu_v4, tpu_v5e, tpu_v5p, tpu_v6e," in out
   # One line a flag: no continuation lines without a flag name.
   flags_part = out.split("\nflags:\n")[1].split("\n\n")[0]
   assert all(line.startswith("  --") for line in flags_part.splitlines())
@@ -38,8 +49,9 @@ def test_estimate_help_lists_its_flags(help_flag):
 def test_train_help_and_helpfull():
   short = _run("train", "--help")
   assert short.returncode == 0
-  assert {"--config", "--workdir", "--distributed=auto",
-          "--coordinator_address"} <= set(_flag_lines(short.stdout))
+  assert {"--config", "--workdir", "--distributed=auto", "--coordinator_address"} <= set(
+      _flag_lines(short.stdout)
+  )
   full = _run("train", "--helpfull")
   assert full.returncode == 0
   assert "run_with_pdb" in full.stdout and "--distributed" in full.stdout

@@ -17,9 +17,14 @@ def test_predict_to_file_matches_golden(tmp_path):
   path = golden_dir("c_4deg_m3_l32_f32")
   out = str(tmp_path / "pred.nc")
   inference.predict_to_file(
-      os.path.join(path, "checkpoint.npz"), os.path.join(path, "stats"),
-      os.path.join(path, "inputs.nc"), os.path.join(path, "forcings.nc"),
-      os.path.join(path, "targets.nc"), out, precision="float32")
+      os.path.join(path, "checkpoint.npz"),
+      os.path.join(path, "stats"),
+      os.path.join(path, "inputs.nc"),
+      os.path.join(path, "forcings.nc"),
+      os.path.join(path, "targets.nc"),
+      out,
+      precision="float32",
+  )
   ours = xr.load_dataset(out)
   template = xr.load_dataset(os.path.join(path, "targets.nc"))
   reference = xr.load_dataset(os.path.join(path, "predictions.nc"))
@@ -28,18 +33,29 @@ def test_predict_to_file_matches_golden(tmp_path):
     assert var.dims == template[name].dims, name
     np.testing.assert_array_equal(var.time, template[name].time)
     ref = reference[name].transpose(*var.dims)
-    np.testing.assert_allclose(var, ref, rtol=1e-5,
-                               atol=1e-5 * float(np.abs(ref).max()))
+    np.testing.assert_allclose(var, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
 
 
 def test_predict_command_names_a_missing_file(tmp_path):
   path = golden_dir("c_4deg_m3_l32_f32")
   result = subprocess.run(
-      [sys.executable, "-m", "graphcast_fdl.main", "predict",
-       f"--checkpoint={tmp_path}/missing.npz", f"--stats_dir={path}/stats",
-       f"--inputs={path}/inputs.nc", f"--forcings={path}/forcings.nc",
-       f"--targets_template={path}/targets.nc", f"--output={tmp_path}/p.nc"],
-      capture_output=True, text=True, cwd=REPO, timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "graphcast_fdl.main",
+          "predict",
+          f"--checkpoint={tmp_path}/missing.npz",
+          f"--stats_dir={path}/stats",
+          f"--inputs={path}/inputs.nc",
+          f"--forcings={path}/forcings.nc",
+          f"--targets_template={path}/targets.nc",
+          f"--output={tmp_path}/p.nc",
+      ],
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      timeout=120,
+  )
   assert result.returncode == 2
   assert "missing.npz" in result.stderr.strip().splitlines()[-1]
 
@@ -66,9 +82,14 @@ def test_predict_runs_on_a_grid_without_poles(tmp_path):
   path = golden_dir("c_4deg_m3_l32_f32")
   load = lambda name: _without_poles(xr.load_dataset(os.path.join(path, name)))
   predictions = inference.predict_to_file(
-      os.path.join(path, "checkpoint.npz"), os.path.join(path, "stats"),
-      load("inputs.nc"), load("forcings.nc"), load("targets.nc"),
-      str(tmp_path / "pred.nc"), precision="float32")
+      os.path.join(path, "checkpoint.npz"),
+      os.path.join(path, "stats"),
+      load("inputs.nc"),
+      load("forcings.nc"),
+      load("targets.nc"),
+      str(tmp_path / "pred.nc"),
+      precision="float32",
+  )
   assert predictions.sizes["lat"] == 45 and predictions.sizes["lon"] == 90
   np.testing.assert_array_equal(predictions.lat, np.arange(-88.0, 89.0, 4.0))
   for name, var in predictions.data_vars.items():

@@ -14,9 +14,11 @@ import graphcast_fdl
 from conftest import REPO
 
 # Source folders and the name they install under (see pyproject).
-ROOTS = {"graphcast_fdl": "graphcast_fdl",
-         "experiments": "graphcast_fdl.experiments",
-         "datasets": "graphcast_fdl.datasets"}
+ROOTS = {
+    "graphcast_fdl": "graphcast_fdl",
+    "experiments": "graphcast_fdl.experiments",
+    "datasets": "graphcast_fdl.datasets",
+}
 
 
 def _ladder() -> tuple[dict[str, int], set[tuple[str, str]]]:
@@ -67,7 +69,7 @@ def _imports(path: str, module: str):
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:  # relative: resolve against this module's package
-        anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
         base = ".".join(anchor + ([base] if base else []))
       for alias in node.names:
         # `from graphcast_fdl import task` imports the module graphcast_fdl.task.
@@ -92,20 +94,26 @@ def _violations(modules):
       if target not in layers:
         yield f"{rel}:{line} imports {name}: {target!r} is not on the ladder"
       elif layers[target] > layers[own]:
-        yield (f"{rel}:{line} imports {name}: {own} (layer {layers[own]}) "
-               f"climbs to {target} (layer {layers[target]})")
+        yield (
+            f"{rel}:{line} imports {name}: {own} (layer {layers[own]}) "
+            f"climbs to {target} (layer {layers[target]})"
+        )
       elif layers[target] == layers[own] and (own, target) not in peers:
-        yield (f"{rel}:{line} imports {name}: {own} and {target} are peers "
-               f"(layer {layers[own]}) and this edge is not allowed")
+        yield (
+            f"{rel}:{line} imports {name}: {own} and {target} are peers "
+            f"(layer {layers[own]}) and this edge is not allowed"
+        )
 
 
 def test_the_ladder_is_written_once_and_complete():
   layers, peers = _ladder()
   assert sorted(set(layers.values())) == list(range(len(set(layers.values()))))
-  on_disk = {n[:-3] if n.endswith(".py") else n
-             for n in os.listdir(os.path.join(REPO, "graphcast_fdl"))
-             if not n.startswith(("_", ".")) and (
-                 n.endswith(".py") or os.path.isdir(os.path.join(REPO, "graphcast_fdl", n)))}
+  on_disk = {
+      n[:-3] if n.endswith(".py") else n
+      for n in os.listdir(os.path.join(REPO, "graphcast_fdl"))
+      if not n.startswith(("_", "."))
+      and (n.endswith(".py") or os.path.isdir(os.path.join(REPO, "graphcast_fdl", n)))
+  }
   assert on_disk | {"experiments", "datasets"} == set(layers)
   for source, target in peers:
     assert layers[source] == layers[target], (source, target)
@@ -119,9 +127,11 @@ def test_no_import_climbs_the_ladder():
 def test_hidden_climbs_and_peer_edges_are_caught(tmp_path):
   """The checker itself: an edge hidden in a function is still an edge."""
   path = tmp_path / "hidden.py"
-  path.write_text("import numpy as np\nfrom graphcast_fdl import grid\n"
-                  "def f():\n  from graphcast_fdl.cli import train\n"
-                  "  from graphcast_fdl import evaluation\n")
+  path.write_text(
+      "import numpy as np\nfrom graphcast_fdl import grid\n"
+      "def f():\n  from graphcast_fdl.cli import train\n"
+      "  from graphcast_fdl import evaluation\n"
+  )
   problems = list(_violations([(str(path), "graphcast_fdl.analysis.hidden")]))
   assert len(problems) == 2
   assert "hidden.py:4 imports graphcast_fdl.cli: analysis (layer 6) climbs" in problems[0]

@@ -27,22 +27,30 @@ def _shown(record):
 
 def test_library_info_held_back(default_verbosity):
   site = os.path.join(os.sep, "venv", "site-packages")
-  for path in ("jax/_src/xla_bridge.py", "orbax/checkpoint/manager.py",
-               "tensorflow_datasets/core/dataset_info.py",
-               "clu/parameter_overview.py"):
+  for path in (
+      "jax/_src/xla_bridge.py",
+      "orbax/checkpoint/manager.py",
+      "tensorflow_datasets/core/dataset_info.py",
+      "clu/parameter_overview.py",
+  ):
     assert not _shown(_record(os.path.join(site, path), "noise"))
-  assert _shown(_record(os.path.join(site, "orbax/x.py"), "bad",
-                        level=logging.WARNING))
-  assert _shown(_record(os.path.join(site, "tensorflow_datasets/core/b.py"),
-                        "Generating dataset synthetic_weather (/root/...)"))
+  assert _shown(_record(os.path.join(site, "orbax/x.py"), "bad", level=logging.WARNING))
+  assert _shown(
+      _record(
+          os.path.join(site, "tensorflow_datasets/core/b.py"),
+          "Generating dataset synthetic_weather (/root/...)",
+      )
+  )
   assert _shown(_record("/repo/graphcast_fdl/train/trainer.py", "Phase x"))
 
 
 def test_metric_lines_cut_to_losses(default_verbosity):
   path = "/venv/clu/metric_writers/logging_writer.py"
-  record = _record(path, "[%d]%s %s", (100, "", "train/grad_norm=4.5, "
-                                       "train/loss=6.0, train/loss/msl=1.0, "
-                                       "eval/loss=2.0"))
+  record = _record(
+      path,
+      "[%d]%s %s",
+      (100, "", "train/grad_norm=4.5, " "train/loss=6.0, train/loss/msl=1.0, " "eval/loss=2.0"),
+  )
   assert _shown(record)
   assert record.getMessage() == "[100] train/loss=6.0, eval/loss=2.0"
   assert not _shown(_record(path, "[%d]%s %s", (100, "", "uptime=96.6")))
@@ -54,9 +62,16 @@ def test_verbosity_shows_everything(default_verbosity):
   assert _shown(_record("/venv/jax/_src/xla_bridge.py", "noise"))
 
 
-@pytest.mark.parametrize("argv,expected", [
-    ([], False), (["--verbosity=1"], True), (["-v", "2"], True),
-    (["--v=0"], False), (["--config=config:demo", "-v=1"], True)])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        ([], False),
+        (["--verbosity=1"], True),
+        (["-v", "2"], True),
+        (["--v=0"], False),
+        (["--config=config:demo", "-v=1"], True),
+    ],
+)
 def test_verbose_from_argv(argv, expected):
   assert logs.verbose(argv) is expected
 

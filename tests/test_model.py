@@ -16,13 +16,13 @@ from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.model.normalization import ChannelNormalization
 import model_fakes
 
-MODEL = ModelConfig(resolution=30, mesh_size=1, latent_size=16,
-                    gnn_msg_steps=3, precision="float32")
+MODEL = ModelConfig(
+    resolution=30, mesh_size=1, latent_size=16, gnn_msg_steps=3, precision="float32"
+)
 
 
 def _predictor(model=MODEL):
-  return predictor_lib.Predictor(model, model_fakes.TASK, model_fakes.stats(),
-                                 model_fakes.graphs())
+  return predictor_lib.Predictor(model, model_fakes.TASK, model_fakes.stats(), model_fakes.graphs())
 
 
 def test_latitude_weights_with_poles():
@@ -40,39 +40,35 @@ def test_latitude_weights_with_poles():
 def test_latitude_weights_without_poles():
   lat = np.arange(-87.5, 90, 5.0)
   w = losses.latitude_weights(lat)
-  np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) /
-                             np.cos(np.deg2rad(lat)).mean())
+  np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean())
   with pytest.raises(ValueError, match="not uniformly spaced"):
     losses.latitude_weights([-90, 0, 10, 90])
 
 
 def test_level_weights():
-  np.testing.assert_allclose(losses.level_weights([50, 100, 150]),
-                             [0.5, 1.0, 1.5])
+  np.testing.assert_allclose(losses.level_weights([50, 100, 150]), [0.5, 1.0, 1.5])
 
 
 def test_weighted_mse_matches_direct_formula():
   task = model_fakes.TASK
   layout = predictor_lib.layout(task)
   lat = np.linspace(-90, 90, model_fakes.N_LAT)
-  loss_fn = losses.WeightedMSE(layout, lat, model_fakes.N_LON,
-                               task.pressure_levels)
+  loss_fn = losses.WeightedMSE(layout, lat, model_fakes.N_LON, task.pressure_levels)
   rng = np.random.default_rng(0)
   shape = (2, len(layout.outputs), model_fakes.N_LAT * model_fakes.N_LON)
   pred, target = rng.normal(size=shape), rng.normal(size=shape)
-  total, per_var = loss_fn(jnp.asarray(pred, jnp.float32),
-                           jnp.asarray(target, jnp.float32))
+  total, per_var = loss_fn(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32))
   # Direct: per variable, mean over (level, lat, lon) of weighted squares.
-  sq = ((pred - target) ** 2).reshape(2, -1, model_fakes.N_LAT,
-                                      model_fakes.N_LON)
+  sq = ((pred - target) ** 2).reshape(2, -1, model_fakes.N_LAT, model_fakes.N_LON)
   sq = np.moveaxis(sq, 1, -1)  # [B, lat, lon, C]
   sq = sq * losses.latitude_weights(lat)[:, None, None]
   lev_w = losses.level_weights(task.pressure_levels)
   expected_total = 0
   for name in sorted(task.target_variables):
     idx = [i for i, c in enumerate(layout.outputs) if c[0] == name]
-    w = np.array([1.0 if layout.outputs[i][2] is None
-                  else lev_w[layout.outputs[i][2]] for i in idx])
+    w = np.array(
+        [1.0 if layout.outputs[i][2] is None else lev_w[layout.outputs[i][2]] for i in idx]
+    )
     expected = (sq[..., idx] * w).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(per_var[name], expected, rtol=1e-5)
     weight = 0.1 if name == "total_precipitation_6hr" else 1.0
@@ -88,22 +84,21 @@ def test_normalisation_round_trip():
   inputs = channels.stack_inputs(batch.inputs, layout.static, (7, 12))
   targets = channels.stack_steps(batch.targets, (7, 12))[0]
   normalised = norm.target(targets, inputs)
-  np.testing.assert_allclose(norm.prediction(normalised, inputs), targets,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(norm.prediction(normalised, inputs), targets, rtol=1e-5, atol=1e-5)
   # Residual targets: zero change normalises to zero.
   residual = layout.last_input >= 0
   same = jnp.take(inputs, np.maximum(layout.last_input, 0), axis=1)
-  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[:, residual],
-                             0.0, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[:, residual], 0.0, atol=1e-6)
   # Precipitation is not an input: normalised by mean/stddev.
   stats = model_fakes.stats()
-  c = [i for i, ch in enumerate(layout.outputs)
-       if ch[0] == "total_precipitation_6hr"][0]
+  c = [i for i, ch in enumerate(layout.outputs) if ch[0] == "total_precipitation_6hr"][0]
   np.testing.assert_allclose(
       np.asarray(normalised)[:, c],
-      (np.asarray(targets)[:, c]
-       - float(stats.mean["total_precipitation_6hr"]))
-      / float(stats.stddev["total_precipitation_6hr"]), rtol=1e-5, atol=1e-6)
+      (np.asarray(targets)[:, c] - float(stats.mean["total_precipitation_6hr"]))
+      / float(stats.stddev["total_precipitation_6hr"]),
+      rtol=1e-5,
+      atol=1e-6,
+  )
 
 
 def test_channel_layout_feeds_predictions_back():
@@ -142,37 +137,39 @@ def test_rollout_and_loss_chain_single_steps():
     if name in model_fakes.TASK.target_variables:
       inputs2[name] = np.concatenate([x[:, 1:], one[name]], axis=1)
     elif name in model_fakes.TASK.forcing_variables:
-      inputs2[name] = np.concatenate([x[:, 1:], batch.forcings[name][:, :1]],
-                                     axis=1)
+      inputs2[name] = np.concatenate([x[:, 1:], batch.forcings[name][:, :1]], axis=1)
     else:
       inputs2[name] = x
   step2 = rollout(params, inputs2, second(batch.forcings), 1)
   for name in two:
-    np.testing.assert_allclose(two[name][:, :1], one[name], rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(two[name][:, 1:], step2[name], rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(two[name][:, :1], one[name], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(two[name][:, 1:], step2[name], rtol=1e-4, atol=1e-4)
 
   # The rollout loss is the mean of the per-step losses.
   loss2, _ = loss(params, batch)
-  loss_a, _ = loss(params, dataclasses.replace(
-      batch, targets=first(batch.targets), forcings=first(batch.forcings)))
-  loss_b, _ = loss(params, dataclasses.replace(
-      batch, inputs=inputs2, targets=second(batch.targets),
-      forcings=second(batch.forcings)))
+  loss_a, _ = loss(
+      params,
+      dataclasses.replace(batch, targets=first(batch.targets), forcings=first(batch.forcings)),
+  )
+  loss_b, _ = loss(
+      params,
+      dataclasses.replace(
+          batch, inputs=inputs2, targets=second(batch.targets), forcings=second(batch.forcings)
+      ),
+  )
   np.testing.assert_allclose(loss2, (loss_a + loss_b) / 2, rtol=1e-4)
 
 
-@pytest.mark.parametrize("steps,edge_block,remat", [
-    (2, 37, RematConfig(rollout_step=True, processor_every_k=2,
-                        encoder_decoder=True)),
-    # Segments of 2 over 5 steps (two segments and a remainder step); grid
-    # blocks of 37 rows do not divide the grid, so the last block overlaps.
-    (5, None, RematConfig(rollout_step=True, rollout_segment=2,
-                          grid_block_size=37)),
-    (3, 64, RematConfig(rollout_segment=3, encoder_decoder=True,
-                        grid_block_size=50)),
-])
+@pytest.mark.parametrize(
+    "steps,edge_block,remat",
+    [
+        (2, 37, RematConfig(rollout_step=True, processor_every_k=2, encoder_decoder=True)),
+        # Segments of 2 over 5 steps (two segments and a remainder step); grid
+        # blocks of 37 rows do not divide the grid, so the last block overlaps.
+        (5, None, RematConfig(rollout_step=True, rollout_segment=2, grid_block_size=37)),
+        (3, 64, RematConfig(rollout_segment=3, encoder_decoder=True, grid_block_size=50)),
+    ],
+)
 def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
   batch = model_fakes.batch(steps=steps)
   base = _predictor()
@@ -180,20 +177,21 @@ def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
   knobs = dataclasses.replace(MODEL, edge_block_size=edge_block, remat=remat)
   results = []
   for predictor in (base, _predictor(knobs)):
-    (loss, _), grads = jax.jit(jax.value_and_grad(predictor.loss,
-                                                  has_aux=True))(params, batch)
+    (loss, _), grads = jax.jit(jax.value_and_grad(predictor.loss, has_aux=True))(params, batch)
     rollout = jax.jit(predictor.rollout, static_argnums=3)(
-        params, batch.inputs, batch.forcings, steps)
+        params, batch.inputs, batch.forcings, steps
+    )
     results.append((loss, grads, rollout))
   assert np.isfinite(results[0][0]) and results[0][0] > 0
   np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
-                                                       atol=1e-6),
-               results[0][1], results[1][1])
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+      results[0][1],
+      results[1][1],
+  )
   for name, value in results[0][2].items():
     assert value.shape[1] == steps
-    np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, atol=1e-5)
 
 
 def test_remat_config_rejects_bad_values():
@@ -209,8 +207,9 @@ def test_bfloat16_computes_with_float32_params():
   batch = model_fakes.batch(steps=1)
   params = predictor.init_params(jax.random.PRNGKey(0), batch)
   assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float32")}
-  (loss, diagnostics), grads = jax.jit(jax.value_and_grad(
-      predictor.loss, has_aux=True))(params, batch)
+  (loss, diagnostics), grads = jax.jit(jax.value_and_grad(predictor.loss, has_aux=True))(
+      params, batch
+  )
   assert loss.dtype == jnp.float32 and np.isfinite(loss)
   assert set(diagnostics) == set(model_fakes.TASK.target_variables)
   assert {x.dtype for x in jax.tree.leaves(grads)} == {np.dtype("float32")}
@@ -238,18 +237,20 @@ def test_persistence_loss_matches_direct_formula():
     target = np.asarray(batch.targets[name], np.float64)  # [B, T, (L,) H, W]
     if name in batch.inputs:  # residual from the last input frame
       scale = np.asarray(stats.diffs_stddev[name].values)
-      norm = (target - np.asarray(batch.inputs[name])[:, -1:])
+      norm = target - np.asarray(batch.inputs[name])[:, -1:]
     else:  # a target that is not an input: its mean
       scale = np.asarray(stats.stddev[name].values)
       norm = target - np.asarray(stats.mean[name].values)
     if target.ndim == 5:
       norm = norm / scale[:, None, None]
-      error = (norm ** 2 * lat_w[:, None]).mean(axis=(-2, -1))  # [B, T, L]
+      error = (norm**2 * lat_w[:, None]).mean(axis=(-2, -1))  # [B, T, L]
       expected[name] = (error * level_w).mean()
     else:
       expected[name] = ((norm / scale) ** 2 * lat_w[:, None]).mean()
   for name, value in expected.items():
     np.testing.assert_allclose(per_variable[name], value, rtol=1e-5)
   np.testing.assert_allclose(
-      total, sum(v * losses.PER_VARIABLE_WEIGHTS.get(n, 1.0)
-                 for n, v in expected.items()), rtol=1e-5)
+      total,
+      sum(v * losses.PER_VARIABLE_WEIGHTS.get(n, 1.0) for n, v in expected.items()),
+      rtol=1e-5,
+  )

@@ -30,39 +30,41 @@ FOLDERS = {
 # Each folder costs ~15-30 s of compilation on 2 CPU cores; folder e (bf16,
 # batch 2, precipitation only predicted) and c run by default, a (bf16 batch 1)
 # and d (3-step rollout; covered quickly by test_model.py) with -m slow.
-PARAMS = [pytest.param(f, marks=pytest.mark.slow) if f[0] in "ad" else f
-          for f in FOLDERS]
+PARAMS = [pytest.param(f, marks=pytest.mark.slow) if f[0] in "ad" else f for f in FOLDERS]
 # Tolerances: (predictions, loss, per-array grads, global grad norm).
-TOLERANCES = {"float32": (1e-5, 1e-5, 1e-4, 1e-5),
-              "bfloat16": (2e-2, 1e-2, 5e-2, 1e-2)}
+TOLERANCES = {"float32": (1e-5, 1e-5, 1e-4, 1e-5), "bfloat16": (2e-2, 1e-2, 5e-2, 1e-2)}
 
 
 @functools.lru_cache(maxsize=None)
 def _run(folder: str):
   """Our predictions, loss, diagnostics and grads from the golden checkpoint."""
   path = golden_dir(folder)
-  ckpt = npz_format.load(os.path.join(path, "checkpoint.npz"),
-                         precision=FOLDERS[folder])
+  ckpt = npz_format.load(os.path.join(path, "checkpoint.npz"), precision=FOLDERS[folder])
   stats = NormalizationStats.load(os.path.join(path, "stats"))
-  predictor = Predictor(ckpt.model, ckpt.task, stats,
-                        graph.graphs_for_model(ckpt.model))
+  predictor = Predictor(ckpt.model, ckpt.task, stats, graph.graphs_for_model(ckpt.model))
   open_ds = lambda name: xr.open_dataset(os.path.join(path, f"{name}.nc")).load()
-  batch = batch_from_datasets(open_ds("inputs"), open_ds("targets"),
-                              open_ds("forcings"))
+  batch = batch_from_datasets(open_ds("inputs"), open_ds("targets"), open_ds("forcings"))
   num_steps = next(iter(batch.targets.values())).shape[1]
   predictions = jax.jit(predictor.rollout, static_argnums=3)(
-      ckpt.params, batch.inputs, batch.forcings, num_steps)
-  (loss, diagnostics), grads = jax.jit(
-      jax.value_and_grad(predictor.loss, has_aux=True))(ckpt.params, batch)
-  reference = dataset_to_arrays(
-      open_ds("predictions").transpose("batch", "time", ...))
+      ckpt.params, batch.inputs, batch.forcings, num_steps
+  )
+  (loss, diagnostics), grads = jax.jit(jax.value_and_grad(predictor.loss, has_aux=True))(
+      ckpt.params, batch
+  )
+  reference = dataset_to_arrays(open_ds("predictions").transpose("batch", "time", ...))
   with open(os.path.join(path, "report.json")) as f:
     report = json.load(f)
   ref_grads = dict(np.load(os.path.join(path, "grads.npz")))
-  return dict(batch=batch, predictions=jax.device_get(predictions),
-              reference=reference, loss=float(loss),
-              diagnostics=jax.device_get(diagnostics), grads=grads,
-              report=report, ref_grads=ref_grads)
+  return dict(
+      batch=batch,
+      predictions=jax.device_get(predictions),
+      reference=reference,
+      loss=float(loss),
+      diagnostics=jax.device_get(diagnostics),
+      grads=grads,
+      report=report,
+      ref_grads=ref_grads,
+  )
 
 
 @pytest.mark.parametrize("folder", PARAMS)
@@ -100,7 +102,8 @@ def test_grads_match(folder):
   _, _, tol_array, tol_norm = TOLERANCES[FOLDERS[folder]]
   flat = {
       npz_format.npz_key(tuple(p.key for p in path)).split(":", 1)[1]: leaf
-      for path, leaf in jax.tree_util.tree_flatten_with_path(run["grads"])[0]}
+      for path, leaf in jax.tree_util.tree_flatten_with_path(run["grads"])[0]
+  }
   assert set(flat) == set(run["ref_grads"])
   for name, ref in run["ref_grads"].items():
     ours = np.asarray(flat[name])
@@ -110,7 +113,5 @@ def test_grads_match(folder):
       continue
     err = np.linalg.norm(ours - ref) / ref_norm
     assert err <= tol_array, f"{name}: relative error {err:.2e}"
-  norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64))
-                     for g in flat.values()))
-  np.testing.assert_allclose(norm, run["report"]["grad_global_norm"],
-                             rtol=tol_norm)
+  norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in flat.values()))
+  np.testing.assert_allclose(norm, run["report"]["grad_global_norm"], rtol=tol_norm)

@@ -11,7 +11,8 @@ def _schedule():
   # 300 single steps, then 10 steps each of rollouts 2, 3 and 4.
   return schedule_lib.Schedule(
       schedule_lib.single_step(300, warmup_steps=10)
-      + schedule_lib.annealing(range(2, 5), steps_each=10))
+      + schedule_lib.annealing(range(2, 5), steps_each=10)
+  )
 
 
 def test_later_phases_priced_by_their_step_cost():
@@ -20,8 +21,7 @@ def test_later_phases_priced_by_their_step_cost():
   pricer.measure(200, 300, 50.0)
   assert pricer.scale == pytest.approx(5.0)
   assert pricer.seconds_left(300, 310) == pytest.approx(10 * 0.2 * 5)
-  assert pricer.seconds_left(300, 330) == pytest.approx(10 * (0.2 + 0.3 + 0.4)
-                                                        * 5)
+  assert pricer.seconds_left(300, 330) == pytest.approx(10 * (0.2 + 0.3 + 0.4) * 5)
   # The 1-step rate alone would have said 30 steps x 0.5 s = 15 s.
   assert pricer.seconds_left(300, 330) == pytest.approx(45.0)
 
@@ -49,13 +49,15 @@ def test_bad_estimates_name_the_field():
 
 def test_report_lines(monkeypatch):
   lines = []
-  monkeypatch.setattr(absl_logging, "info",
-                      lambda fmt, *args: lines.append(fmt % args))
+  monkeypatch.setattr(absl_logging, "info", lambda fmt, *args: lines.append(fmt % args))
   report = progress.ScheduleProgress(
-      _schedule(), every_steps=100, step_seconds=[0.1, 0.2, 0.3, 0.4])
+      _schedule(), every_steps=100, step_seconds=[0.1, 0.2, 0.3, 0.4]
+  )
   for step in range(1, 201):  # 0.5 s a step: five times the estimate.
     report(step, t=0.5 * step)
-  assert lines[0].startswith("step 100/330 | phase single_step (1/4, rollout 1)"
-                             " 100/300 | 2.00 steps/s | phase ETA 100 s | "
-                             "total ETA 2.4 min (steps only, excludes compiling")
+  assert lines[0].startswith(
+      "step 100/330 | phase single_step (1/4, rollout 1)"
+      " 100/300 | 2.00 steps/s | phase ETA 100 s | "
+      "total ETA 2.4 min (steps only, excludes compiling"
+  )
   assert lines[1].endswith("| phase ETA 50 s | total ETA 95 s")

@@ -6,7 +6,6 @@ where the venv was never activated has no `absl` for a bare `python`).
 """
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -20,8 +19,13 @@ from conftest import REPO
 _PROGRAM = ".venv/bin/graphcast_fdl"
 # Commands on "$STORE" (the WeatherBench-2 bucket) need the network; the
 # same settings run offline through the `print_config` line beside them.
-_COVERED_ELSEWHERE = (f"{_PROGRAM} train ", f"{_PROGRAM} evaluate ",
-                      f"{_PROGRAM} forecast ", "--mode=run", "$STORE")
+_COVERED_ELSEWHERE = (
+    f"{_PROGRAM} train ",
+    f"{_PROGRAM} evaluate ",
+    f"{_PROGRAM} forecast ",
+    "--mode=run",
+    "$STORE",
+)
 _SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 
@@ -32,8 +36,7 @@ def _readme_commands():
   for line in text.splitlines():
     expect_error = line.startswith("$ ")
     line = line[2:] if expect_error else line
-    if line.startswith(_PROGRAM) and not any(
-        c in line for c in _COVERED_ELSEWHERE):
+    if line.startswith(_PROGRAM) and not any(c in line for c in _COVERED_ELSEWHERE):
       commands.append((line, expect_error))
   return commands
 
@@ -46,8 +49,11 @@ def test_readme_runs_no_bare_python():
   """No command outside the quick start relies on an activated venv."""
   with open(os.path.join(REPO, "README.md")) as f:
     lines = f.read().splitlines()
-  assert not [line for line in lines if line.startswith(
-      ("python -m", "$ python -m", "python3 -m graphcast_fdl"))]
+  assert not [
+      line
+      for line in lines
+      if line.startswith(("python -m", "$ python -m", "python3 -m graphcast_fdl"))
+  ]
 
 
 @pytest.mark.parametrize("command,expect_error", _readme_commands())
@@ -58,8 +64,14 @@ def test_readme_command_runs(command, expect_error, tmp_path):
   # The same script when the tests run from the quick start's venv; CI may
   # keep its venv elsewhere, so take the one beside the running interpreter.
   argv[0] = os.path.join(os.path.dirname(sys.executable), "graphcast_fdl")
-  result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
-                          cwd=REPO, env={**os.environ, "HOME": str(tmp_path)})
+  result = subprocess.run(
+      argv,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      cwd=REPO,
+      env={**os.environ, "HOME": str(tmp_path)},
+  )
   if "--workdir=/tmp/" in command:
     workdir = command.split("--workdir=")[1].split()[0]
     assert os.path.isdir(workdir)

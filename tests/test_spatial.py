@@ -16,7 +16,11 @@ def test_two_and_four_way_splits_equal_one_device():
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   result = subprocess.run(
       ["timeout", "-s", "KILL", "600", sys.executable, WORKER],
-      capture_output=True, text=True, env=env, check=False)
+      capture_output=True,
+      text=True,
+      env=env,
+      check=False,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   for name, k in (("plain", 2), ("plain", 4), ("remat", 4)):
@@ -37,7 +41,11 @@ def test_train_steps_on_data2_space2_equal_data4():
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   result = subprocess.run(
       ["timeout", "-s", "KILL", "600", sys.executable, TRAIN_WORKER],
-      capture_output=True, text=True, env=env, check=False)
+      capture_output=True,
+      text=True,
+      env=env,
+      check=False,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out["data4_mesh"] == {"data": 4}
@@ -52,19 +60,36 @@ def test_train_steps_on_data2_space2_equal_data4():
 def test_demo_run_on_data2_space2_ends_equal_to_data4(tmp_path):
   """The trainer end to end: 14 steps in 3 phases (rollout 1 and 2), eval."""
   import real_experiment  # pylint: disable=g-import-not-at-top
+
   data_dir = str(tmp_path / "data")
   real_experiment.prepare(data_dir)
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
   params = {}
   for spatial in (1, 2):
-    spec = dict(kind="demo", data_dir=data_dir, devices=4, spatial=spatial,
-                workdir=str(tmp_path / f"run{spatial}"),
-                out=str(tmp_path / f"params{spatial}.npz"))
+    spec = dict(
+        kind="demo",
+        data_dir=data_dir,
+        devices=4,
+        spatial=spatial,
+        workdir=str(tmp_path / f"run{spatial}"),
+        out=str(tmp_path / f"params{spatial}.npz"),
+    )
     result = subprocess.run(
-        ["timeout", "-s", "KILL", "900", sys.executable,
-         os.path.join(HERE, "train_worker.py"), json.dumps(spec)],
-        capture_output=True, text=True, env=env, check=False)
+        [
+            "timeout",
+            "-s",
+            "KILL",
+            "900",
+            sys.executable,
+            os.path.join(HERE, "train_worker.py"),
+            json.dumps(spec),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(spec["out"]) as data:
       params[spatial] = {k: data[k] for k in data.files}

@@ -11,8 +11,7 @@ from graphcast_fdl.graph import features
 def test_input_frames_from_input_duration():
   task = task_lib.task_13()
   assert task_lib.input_frames(task) == 2
-  assert task_lib.input_frames(
-      task_lib.TaskConfig((), (), (), (), input_duration="1d")) == 4
+  assert task_lib.input_frames(task_lib.TaskConfig((), (), (), (), input_duration="1d")) == 4
 
 
 @pytest.mark.parametrize("bad", ["7h", "0h", "720min", "12 hours", ""])
@@ -26,7 +25,11 @@ def test_duration_steps_and_format():
   assert task_lib.duration_steps("10d", "x") == 40
   assert task_lib.duration_steps("36h", "x") == 6
   assert [task_lib.format_seconds(s) for s in (30, 600, 36_000, 864_000)] == [
-      "30 s", "10.0 min", "10.0 h", "10.0 d"]
+      "30 s",
+      "10.0 min",
+      "10.0 h",
+      "10.0 d",
+  ]
 
 
 def test_levelled_variables_cover_the_tasks():
@@ -35,8 +38,11 @@ def test_levelled_variables_cover_the_tasks():
 
 
 def test_grid_shape_matches_coordinates():
-  for resolution, poles, shape in [(0.25, True, (721, 1440)),
-                                   (1.0, False, (180, 360)), (6.0, True, (31, 60))]:
+  for resolution, poles, shape in [
+      (0.25, True, (721, 1440)),
+      (1.0, False, (180, 360)),
+      (6.0, True, (31, 60)),
+  ]:
     lat, lon = grid.grid_coords(resolution, poles)
     assert grid.grid_shape(resolution, poles) == shape == (len(lat), len(lon))
     assert lat.dtype == np.float32 and lat[0] == (-90 if poles else -90 + resolution / 2)

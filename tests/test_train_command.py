@@ -16,7 +16,7 @@ from graphcast_fdl.cli import train as train_command
 from graphcast_fdl.train import workdir as workdir_lib
 from conftest import REPO
 from graphcast_fdl.cli.errors import UsageError
-from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import
+from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import  # noqa: F401
 from graphcast_fdl.experiments import convert
 
 
@@ -36,13 +36,17 @@ def test_rollout_longer_than_the_split_is_named(tiny_data):
     train_command.check_rollouts_fit_data(_experiment(tiny_data, max_rollout=15))
   assert str(info.value) == (
       "schedule.phases[15].rollout_steps=15 is longer than split 'train' of "
-      "'synthetic_weather' allows (14)")
+      "'synthetic_weather' allows (14)"
+  )
 
 
 def test_more_devices_than_visible_is_named():
   experiment = fdl.build(experiments.graphcast())
-  with pytest.raises(UsageError, match=r"mesh.num_devices=32 but 1 device\(s\) "
-                     r"are visible: use --config=fiddler:devices\(n=1\)"):
+  with pytest.raises(
+      UsageError,
+      match=r"mesh.num_devices=32 but 1 device\(s\) "
+      r"are visible: use --config=fiddler:devices\(n=1\)",
+  ):
     train_command.check_fits_machine(experiment, 1)
 
 
@@ -50,6 +54,7 @@ def test_estimate_is_reported_for_the_visible_devices(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
   import types  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+
   assert hardware.detect("gpu", "NVIDIA H200") == "h200"
   assert hardware.detect("tpu", "TPU v4") == "tpu_v4"
   assert hardware.detect("tpu", "TPU v5 lite") == "tpu_v5e"
@@ -70,7 +75,11 @@ def test_estimate_is_reported_for_the_visible_devices(tmp_path):
 def _train(*args, timeout=120):
   return subprocess.run(
       [sys.executable, "-m", "graphcast_fdl.main", "train", *args],
-      capture_output=True, text=True, timeout=timeout, cwd=REPO)
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+      cwd=REPO,
+  )
 
 
 def _record_run(workdir, cfg, result=None):
@@ -81,8 +90,7 @@ def _record_run(workdir, cfg, result=None):
 
 
 def _snapshot(workdir):
-  return {p.name: (p.stat().st_mtime_ns, p.read_bytes())
-          for p in workdir.iterdir() if p.is_file()}
+  return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in workdir.iterdir() if p.is_file()}
 
 
 def test_workdir_states_are_told_apart_before_writing(tmp_path):
@@ -115,15 +123,13 @@ def test_foreign_folder_and_file_are_refused(tmp_path):
   with pytest.raises(UsageError, match="is not empty and holds no run"):
     train_command.check_workdir(experiments.demo(), str(tmp_path), False)
   with pytest.raises(UsageError, match="is a file, not a folder"):
-    train_command.check_workdir(experiments.demo(),
-                                str(tmp_path / "notes.txt"), False)
+    train_command.check_workdir(experiments.demo(), str(tmp_path / "notes.txt"), False)
 
 
 def test_record_moves_to_history_when_the_config_changes(tmp_path):
   _record_run(tmp_path, experiments.demo(), {"global_step": 5})
   moved = workdir_lib.archive_record(str(tmp_path))
-  assert sorted(os.listdir(moved)) == ["config.json", "config.txt",
-                                       "result.json"]
+  assert sorted(os.listdir(moved)) == ["config.json", "config.txt", "result.json"]
   assert moved.endswith(os.path.join("history", "1"))
   assert not (tmp_path / "config.json").exists()
 
@@ -131,19 +137,24 @@ def test_record_moves_to_history_when_the_config_changes(tmp_path):
 def test_train_command_changes_nothing_it_should_not(tmp_path):
   finished = tmp_path / "finished"
   (finished / "checkpoints" / "360").mkdir(parents=True)
-  before = _record_run(finished, experiments.demo(),
-                       {"global_step": 360, "wall_time_s": 143.5})
+  before = _record_run(finished, experiments.demo(), {"global_step": 360, "wall_time_s": 143.5})
   result = _train("--config=config:demo", f"--workdir={finished}")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "holds a finished run (global step 360" in result.stdout
   assert _snapshot(finished) == before
 
-  result = _train("--config=config:demo", "--config=set:model.latent_size=48",
-                  f"--workdir={finished}")
+  result = _train(
+      "--config=config:demo", "--config=set:model.latent_size=48", f"--workdir={finished}"
+  )
   assert result.returncode == 2
-  assert result.stderr.strip().splitlines()[-1].startswith(
-      f"error: --workdir={finished} holds a run with another config "
-      "(model.latent_size: 32 -> 48)")
+  assert (
+      result.stderr.strip()
+      .splitlines()[-1]
+      .startswith(
+          f"error: --workdir={finished} holds a run with another config "
+          "(model.latent_size: 32 -> 48)"
+      )
+  )
   assert _snapshot(finished) == before
 
   foreign = tmp_path / "foreign"
@@ -169,8 +180,9 @@ errors.exit_on_failure(fail)
 @pytest.mark.parametrize("debug", [False, True])
 def test_failures_users_cause_are_one_line_unless_debug(debug):
   args = ["--debug"] if debug else []
-  result = subprocess.run([sys.executable, "-c", _FAIL, *args],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+  result = subprocess.run(
+      [sys.executable, "-c", _FAIL, *args], capture_output=True, text=True, timeout=60, cwd=REPO
+  )
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
   assert lines[-1] == "error: no space left on device: /data/run/x"
@@ -180,12 +192,12 @@ def test_failures_users_cause_are_one_line_unless_debug(debug):
 def test_one_line_names_the_cause_of_expected_errors():
   from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top
-  assert errors.one_line(trainer.NonFiniteError("training diverged: x")) == (
-      "training diverged: x")
-  assert errors.one_line(FileNotFoundError(
-      "normalisation stats file not found: /s/mean.nc")) == (
-          "normalisation stats file not found: /s/mean.nc")
-  assert errors.one_line(PermissionError(
-      errno.EROFS, "Read-only file system", "/ro/run")) == (
-          "read-only file system: /ro/run")
+
+  assert errors.one_line(trainer.NonFiniteError("training diverged: x")) == ("training diverged: x")
+  assert errors.one_line(FileNotFoundError("normalisation stats file not found: /s/mean.nc")) == (
+      "normalisation stats file not found: /s/mean.nc"
+  )
+  assert errors.one_line(PermissionError(errno.EROFS, "Read-only file system", "/ro/run")) == (
+      "read-only file system: /ro/run"
+  )
   assert errors.one_line(KeyError("bug")) is None

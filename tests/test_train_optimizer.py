@@ -17,26 +17,35 @@ def _rates(schedule, steps):
 
 
 def test_published_schedule_rates_at_landmarks():
-  rates = _rates(schedule_lib.published(),
-                 [0, 500, 1000, 1000 + 149_500, 299_999, 300_000, 305_500, 310_999])
+  rates = _rates(
+      schedule_lib.published(), [0, 500, 1000, 1000 + 149_500, 299_999, 300_000, 305_500, 310_999]
+  )
   np.testing.assert_allclose(
-      rates, [0, 5e-4, 1e-3, 5e-4, 0, 3e-7, 3e-7, 3e-7], rtol=1e-5, atol=1e-9)
+      rates, [0, 5e-4, 1e-3, 5e-4, 0, 3e-7, 3e-7, 3e-7], rtol=1e-5, atol=1e-9
+  )
 
 
 def test_each_phase_schedule_starts_at_its_first_step():
   warm = lambda name: schedule_lib.Phase(  # pylint: disable=g-long-lambda
-      name, 10, learning_rate=schedule_lib.LearningRate(
-          peak=1.0, warmup_steps=4, decay="linear", end_value=0.5))
-  rates = _rates(schedule_lib.Schedule([warm("a"), warm("b")]),
-                 [0, 2, 4, 7, 10, 12, 14, 17])
-  np.testing.assert_allclose(rates, [0, .5, 1, .75, 0, .5, 1, .75], rtol=1e-6)
+      name,
+      10,
+      learning_rate=schedule_lib.LearningRate(
+          peak=1.0, warmup_steps=4, decay="linear", end_value=0.5
+      ),
+  )
+  rates = _rates(schedule_lib.Schedule([warm("a"), warm("b")]), [0, 2, 4, 7, 10, 12, 14, 17])
+  np.testing.assert_allclose(rates, [0, 0.5, 1, 0.75, 0, 0.5, 1, 0.75], rtol=1e-6)
 
 
 def test_weight_decay_mask_selects_matrices_only():
-  params = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
-            "norm": {"scale": jnp.ones(2)}}
+  params = {
+      "dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
+      "norm": {"scale": jnp.ones(2)},
+  }
   assert optimizer.weight_decay_mask(params) == {
-      "dense": {"kernel": True, "bias": False}, "norm": {"scale": False}}
+      "dense": {"kernel": True, "bias": False},
+      "norm": {"scale": False},
+  }
 
 
 def _update(tx, grads, params, lr):
@@ -49,8 +58,7 @@ def test_matches_optax_adamw_and_decays_only_weights():
   params = {"w": jnp.full((3, 2), 2.0), "b": jnp.full(2, 2.0)}
   grads = {"w": jnp.full((3, 2), 0.1), "b": jnp.full(2, 0.1)}
   ours = _update(optimizer.make_optimizer(cfg), grads, params, 1e-2)
-  ref = optax.adamw(1e-2, b1=0.9, b2=0.95, weight_decay=0.1,
-                    mask=optimizer.weight_decay_mask)
+  ref = optax.adamw(1e-2, b1=0.9, b2=0.95, weight_decay=0.1, mask=optimizer.weight_decay_mask)
   expected = ref.update(grads, ref.init(params), params)[0]
   jax.tree.map(np.testing.assert_allclose, ours, expected)
   # Adam's first step is -lr * sign(g); decay adds -lr * 0.1 * w on w only.
@@ -65,15 +73,17 @@ def test_gradients_clipped_at_global_norm_32():
   params = {"w": jnp.zeros((2, 2))}
   huge = {"w": jnp.full((2, 2), 1000.0)}  # global norm 2000 -> 32: 16 each
   state = optimizer.set_learning_rate(tx.init(params), 1.0)
-  np.testing.assert_allclose(tx.update(huge, state, params)[0]["w"],
-                             -16.0 / (16.0 + 1000.0), rtol=1e-5)
+  np.testing.assert_allclose(
+      tx.update(huge, state, params)[0]["w"], -16.0 / (16.0 + 1000.0), rtol=1e-5
+  )
   assert float(optimizer.get_learning_rate(state)) == 1.0
 
 
 @pytest.mark.parametrize("decay", ["cosine", "linear", "constant"])
 def test_phase_rate_ends_where_asked(decay):
-  lr = schedule_lib.LearningRate(peak=2.0, warmup_steps=5, decay=decay,
-                                 init_value=0.0, end_value=0.5)
+  lr = schedule_lib.LearningRate(
+      peak=2.0, warmup_steps=5, decay=decay, init_value=0.0, end_value=0.5
+  )
   fn = optimizer.phase_learning_rate(lr, 25)
   assert float(fn(5)) == pytest.approx(2.0)
   assert float(fn(25)) == pytest.approx(2.0 if decay == "constant" else 0.5)

@@ -16,7 +16,7 @@ from graphcast_fdl.train import train_step as ts
 
 def _loss(params, batch):
   err = batch["x"] @ params["w"] + params["b"] - batch["y"]
-  loss = jnp.mean(err ** 2)
+  loss = jnp.mean(err**2)
   return loss, {"y": loss}
 
 
@@ -26,15 +26,14 @@ def _setup():
   params = {"w": jnp.ones((3, 1)), "b": jnp.zeros(1)}
   state = ts.create_state(params, tx, jax.random.PRNGKey(0))
   shardings = ts.state_shardings(jax.eval_shape(lambda: state), mesh, False)
-  step = ts.jit_train_step(
-      ts.make_train_step(_loss, tx, lambda s: 1e-2 * (s + 1)), shardings, mesh)
+  step = ts.jit_train_step(ts.make_train_step(_loss, tx, lambda s: 1e-2 * (s + 1)), shardings, mesh)
   return mesh, jax.device_put(state, shardings), step
 
 
 def _batch(mesh, value=1.0):
   return sharding.to_global(
-      {"x": np.full((2, 3), value, np.float32), "y": np.zeros((2, 1), np.float32)},
-      mesh)
+      {"x": np.full((2, 3), value, np.float32), "y": np.zeros((2, 1), np.float32)}, mesh
+  )
 
 
 def test_step_updates_params_and_reports_metrics():
@@ -82,13 +81,15 @@ def test_sharded_params_split_their_largest_divisible_dim():
 def test_checkpoint_round_trip_and_params_alone(tmp_path):
   mesh, state, step = _setup()
   state, _ = step(state, _batch(mesh))
-  ckpt = checkpointing.Checkpointer(str(tmp_path), config.CheckpointConfig(
-      every_steps=2, max_to_keep=2))
+  ckpt = checkpointing.Checkpointer(
+      str(tmp_path), config.CheckpointConfig(every_steps=2, max_to_keep=2)
+  )
   assert not ckpt.save(state, {"note": "odd step"})  # 1 is not a multiple of 2.
   assert ckpt.save(state, {"note": "forced"}, force=True)
   ckpt.wait()
   target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+  )
   restored = ckpt.restore(target)
   ckpt.close()
   jax.tree.map(np.testing.assert_array_equal, restored, state)

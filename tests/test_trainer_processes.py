@@ -21,8 +21,7 @@ TIMEOUT_S = 240
 
 
 def _command(spec):
-  return ["timeout", "-s", "KILL", str(TIMEOUT_S), sys.executable, WORKER,
-          json.dumps(spec)]
+  return ["timeout", "-s", "KILL", str(TIMEOUT_S), sys.executable, WORKER, json.dumps(spec)]
 
 
 def _env():
@@ -33,15 +32,15 @@ def _env():
 
 
 def run_worker(spec):
-  proc = subprocess.run(_command(spec), env=_env(), capture_output=True,
-                        text=True, check=False)
+  proc = subprocess.run(_command(spec), env=_env(), capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc
 
 
 def start_worker(spec):
-  return subprocess.Popen(_command(spec), env=_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+      _command(spec), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
 
 
 def load(path):
@@ -87,8 +86,9 @@ def wait_for_checkpoint(workdir, proc, at_least, timeout=TIMEOUT_S):
 def signal_python(proc, signum):
   """Signals the training process itself (`timeout` runs it as a child)."""
   for _ in range(100):
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                              text=True, check=False).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
     if children:
       os.kill(int(children[0]), signum)
       return
@@ -98,11 +98,9 @@ def signal_python(proc, signum):
 
 def kill_and_resume(kind, tmp_path, spec, kill_after_checkpoint, term_after):
   """Uninterrupted run vs. SIGKILL, then SIGTERM, then a run to the end."""
-  reference = dict(spec, kind=kind, workdir=str(tmp_path / "ref"),
-                   out=str(tmp_path / "ref.npz"))
+  reference = dict(spec, kind=kind, workdir=str(tmp_path / "ref"), out=str(tmp_path / "ref.npz"))
   run_worker(reference)
-  resumed = dict(spec, kind=kind, workdir=str(tmp_path / "run"),
-                 out=str(tmp_path / "run.npz"))
+  resumed = dict(spec, kind=kind, workdir=str(tmp_path / "run"), out=str(tmp_path / "run.npz"))
   # A real kill: no chance to save; resume from the last periodic checkpoint.
   proc = start_worker(resumed)
   wait_for_checkpoint(resumed["workdir"], proc, kill_after_checkpoint)
@@ -121,38 +119,55 @@ def kill_and_resume(kind, tmp_path, spec, kill_after_checkpoint, term_after):
 
 def test_tiny_kill_and_resume_equals_uninterrupted(tmp_path):
   spec = {"devices": 1, "delay": 0.3, "cache_dir": str(tmp_path / "cache")}
-  kill_and_resume("tiny", tmp_path, spec, kill_after_checkpoint=5,
-                  term_after=12)
+  kill_and_resume("tiny", tmp_path, spec, kill_after_checkpoint=5, term_after=12)
 
 
 @pytest.mark.slow
 def test_tiny_two_processes_equal_one_process(tmp_path):
-  one = {"kind": "tiny", "devices": 4, "workdir": str(tmp_path / "one"),
-         "out": str(tmp_path / "one.npz")}
+  one = {
+      "kind": "tiny",
+      "devices": 4,
+      "workdir": str(tmp_path / "one"),
+      "out": str(tmp_path / "one.npz"),
+  }
   run_worker(one)
   port = free_port()
-  procs = [start_worker({"kind": "tiny", "devices": 2, "num_processes": 2,
-                         "process_id": i, "port": port,
-                         "workdir": str(tmp_path / "two"),
-                         "out": str(tmp_path / "two.npz")}) for i in range(2)]
+  procs = [
+      start_worker(
+          {
+              "kind": "tiny",
+              "devices": 2,
+              "num_processes": 2,
+              "process_id": i,
+              "port": port,
+              "workdir": str(tmp_path / "two"),
+              "out": str(tmp_path / "two.npz"),
+          }
+      )
+      for i in range(2)
+  ]
   for proc in procs:
     _, err = proc.communicate()
     assert proc.returncode == 0, err[-3000:]
   # Equal up to the order of the cross-device gradient sum (XLA's in one
   # process, gloo's across two): about 1e-6 relative after 22 steps.
-  assert_same_params(load(one["out"]), load(str(tmp_path / "two.npz")),
-                     rtol=2e-5, atol=1e-6)
+  assert_same_params(load(one["out"]), load(str(tmp_path / "two.npz")), rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_failed_save_exits_at_once_with_one_line(tmp_path):
   # Without the guard, Orbax's barrier threads kept such a process ~300 s.
-  spec = {"kind": "tiny", "devices": 1, "workdir": str(tmp_path / "run"),
-          "out": str(tmp_path / "run.npz"), "break_checkpoints_at": 8, "delay": 0.2,
-          "cache_dir": str(tmp_path / "cache")}
+  spec = {
+      "kind": "tiny",
+      "devices": 1,
+      "workdir": str(tmp_path / "run"),
+      "out": str(tmp_path / "run.npz"),
+      "break_checkpoints_at": 8,
+      "delay": 0.2,
+      "cache_dir": str(tmp_path / "cache"),
+  }
   start = time.time()
-  proc = subprocess.run(_command(spec), env=_env(), capture_output=True,
-                        text=True, check=False)
+  proc = subprocess.run(_command(spec), env=_env(), capture_output=True, text=True, check=False)
   assert proc.returncode == 1, proc.stderr[-3000:]
   assert time.time() - start < 120
   last = proc.stderr.strip().splitlines()[-1]

@@ -1,7 +1,8 @@
 """The trainer on the real GraphCast predictor and synthetic_weather data.
 
 All are slow on a shared 2-core CPU (each phase compiles the model for
-30 s or more): a tiny schedule in-process, then the acceptance runs: kill-and-resume, 2 processes x 2 devices vs 1 x 4, and the
+30 s or more): a tiny schedule in-process, then the acceptance runs: kill-and-resume, 2 processes x
+2 devices vs 1 x 4, and the
 `demo` config end to end through the command line.
 """
 
@@ -31,8 +32,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_small_real_schedule_runs_every_phase(data_dir, tmp_path):
-  trainer = trainer_lib.Trainer(real_experiment.small_experiment(data_dir),
-                                str(tmp_path))
+  trainer = trainer_lib.Trainer(real_experiment.small_experiment(data_dir), str(tmp_path))
   result = trainer.run()
   assert result["global_step"] == 14
   assert np.isfinite(result["eval/loss"])
@@ -45,43 +45,59 @@ def test_small_real_schedule_runs_every_phase(data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_real_kill_and_resume_equals_uninterrupted(data_dir, tmp_path):
-  spec = {"devices": 1, "data_dir": data_dir,
-          "cache_dir": str(tmp_path / "cache")}
-  processes.kill_and_resume("demo", tmp_path, spec, kill_after_checkpoint=4,
-                            term_after=8)
+  spec = {"devices": 1, "data_dir": data_dir, "cache_dir": str(tmp_path / "cache")}
+  processes.kill_and_resume("demo", tmp_path, spec, kill_after_checkpoint=4, term_after=8)
 
 
 @pytest.mark.slow
 def test_real_two_processes_equal_one_process(data_dir, tmp_path):
   common = {"kind": "demo", "data_dir": data_dir}
-  one = dict(common, devices=4, workdir=str(tmp_path / "one"),
-             out=str(tmp_path / "one.npz"))
+  one = dict(common, devices=4, workdir=str(tmp_path / "one"), out=str(tmp_path / "one.npz"))
   processes.run_worker(one)
   port = processes.free_port()
-  procs = [processes.start_worker(dict(
-      common, devices=2, num_processes=2, process_id=i, port=port,
-      workdir=str(tmp_path / "two"), out=str(tmp_path / "two.npz")))
-           for i in range(2)]
+  procs = [
+      processes.start_worker(
+          dict(
+              common,
+              devices=2,
+              num_processes=2,
+              process_id=i,
+              port=port,
+              workdir=str(tmp_path / "two"),
+              out=str(tmp_path / "two.npz"),
+          )
+      )
+      for i in range(2)
+  ]
   for proc in procs:
     _, err = proc.communicate()
     assert proc.returncode == 0, err[-3000:]
   processes.assert_same_params(
-      processes.load(one["out"]), processes.load(str(tmp_path / "two.npz")),
-      rtol=1e-4, atol=1e-6)
+      processes.load(one["out"]), processes.load(str(tmp_path / "two.npz")), rtol=1e-4, atol=1e-6
+  )
 
 
 @pytest.mark.slow
 def test_demo_config_trains_and_beats_persistence(tmp_path):
   """The README's first quick-start command, exactly."""
-  command = [sys.executable, "-m", "graphcast_fdl.main", "train",
-             "--config=config:demo", f"--workdir={tmp_path}"]
-  proc = subprocess.run(["timeout", "-s", "KILL", "1200", *command], cwd=REPO,
-                        capture_output=True, text=True, check=False)
+  command = [
+      sys.executable,
+      "-m",
+      "graphcast_fdl.main",
+      "train",
+      "--config=config:demo",
+      f"--workdir={tmp_path}",
+  ]
+  proc = subprocess.run(
+      ["timeout", "-s", "KILL", "1200", *command],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      check=False,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  result = json.loads(proc.stdout[proc.stdout.index("{"):])
-  print("demo:", {k: result[k] for k in
-                  ("wall_time_s", "eval/loss", "persistence/loss")})
+  result = json.loads(proc.stdout[proc.stdout.index("{") :])
+  print("demo:", {k: result[k] for k in ("wall_time_s", "eval/loss", "persistence/loss")})
   demo = fdl.build(experiments.demo())
-  assert result["global_step"] == sum(p.num_steps
-                                      for p in demo.schedule.phases) == 360
+  assert result["global_step"] == sum(p.num_steps for p in demo.schedule.phases) == 360
   assert result["eval/loss"] < result["persistence/loss"]

@@ -28,15 +28,21 @@ from graphcast_fdl.train import workdir as workdir_lib
 
 def _run(experiment, workdir, data=None):
   trainer = trainer_lib.Trainer(
-      experiment, str(workdir), predictor_factory=train_fakes.TinyPredictor,
-      data_module=data or train_fakes.TinyData())
+      experiment,
+      str(workdir),
+      predictor_factory=train_fakes.TinyPredictor,
+      data_module=data or train_fakes.TinyData(),
+  )
   return trainer.run()
 
 
 def _target():
   return train_fakes.TinyPredictor(None, None, None).init_params(
-      jax.random.PRNGKey(0), train_fakes.TinyData()._batch(  # pylint: disable=protected-access
-          train_fakes.tiny_experiment().data, 1, 0, range(1)))
+      jax.random.PRNGKey(0),
+      train_fakes.TinyData()._batch(  # pylint: disable=protected-access
+          train_fakes.tiny_experiment().data, 1, 0, range(1)
+      ),
+  )
 
 
 def _experiment(**kwargs):
@@ -46,8 +52,7 @@ def _experiment(**kwargs):
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(tmp_path_factory):
-  names = ("jax_compilation_cache_dir",
-           "jax_persistent_cache_min_compile_time_secs")
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
   before = [getattr(jax.config, n) for n in names]
   jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
   jax.config.update(names[1], 0.0)
@@ -64,25 +69,22 @@ def reference(tmp_path_factory):
 
 
 def _hot_phase(name, num_steps, lr):
-  return schedule_lib.Phase(name, num_steps,
-                            learning_rate=schedule_lib.LearningRate(peak=lr))
+  return schedule_lib.Phase(name, num_steps, learning_rate=schedule_lib.LearningRate(peak=lr))
 
 
 def test_blow_up_never_checkpoints_nonfinite_state(tmp_path):
   # 1e39 overflows float32: finite gradients, infinite rate and parameters.
   schedule = schedule_lib.Schedule(
-      schedule_lib.single_step(6, warmup_steps=3, peak_lr=3e-2)
-      + [_hot_phase("finetune", 6, 1e39)])
-  experiment = _experiment(
-      schedule=schedule, train=config.TrainConfig(max_nonfinite_in_a_row=3))
+      schedule_lib.single_step(6, warmup_steps=3, peak_lr=3e-2) + [_hot_phase("finetune", 6, 1e39)]
+  )
+  experiment = _experiment(schedule=schedule, train=config.TrainConfig(max_nonfinite_in_a_row=3))
   with pytest.raises(trainer_lib.NonFiniteError) as info:
     _run(experiment, tmp_path)
   message = str(info.value)
   assert "global steps 7-9 in phase 'finetune' at learning rate inf" in message
   assert "last good checkpoint is step 6 in" in message
   assert "\n" not in message
-  checkpointer = checkpointing.Checkpointer(str(tmp_path),
-                                            experiment.checkpoint)
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), experiment.checkpoint)
   assert checkpointer.all_steps() == [4, 6]
   for step in checkpointer.all_steps():
     params = orbax_params.load(str(tmp_path), _target(), step)
@@ -92,22 +94,25 @@ def test_blow_up_never_checkpoints_nonfinite_state(tmp_path):
 def test_blow_up_from_scratch_says_nothing_was_saved(tmp_path):
   experiment = _experiment(
       schedule=schedule_lib.Schedule([_hot_phase("hot", 5, 1e39)]),
-      train=config.TrainConfig(max_nonfinite_in_a_row=2))
-  with pytest.raises(trainer_lib.NonFiniteError,
-                     match=r"steps 1-2 in phase 'hot' .*no checkpoint was "
-                     r"written before it"):
+      train=config.TrainConfig(max_nonfinite_in_a_row=2),
+  )
+  with pytest.raises(
+      trainer_lib.NonFiniteError,
+      match=r"steps 1-2 in phase 'hot' .*no checkpoint was " r"written before it",
+  ):
     _run(experiment, tmp_path)
 
 
 def _data_file_with(step_dir, item, raw: bytes) -> list[str]:
-  return [f for f in glob.glob(os.path.join(step_dir, item, "**", "*"),
-                               recursive=True)
-          if os.path.isfile(f) and raw in open(f, "rb").read()]
+  return [
+      f
+      for f in glob.glob(os.path.join(step_dir, item, "**", "*"), recursive=True)
+      if os.path.isfile(f) and raw in open(f, "rb").read()
+  ]
 
 
 def _flip_a_parameter_byte(step_dir):
-  params = orbax_params.load(os.path.dirname(step_dir), _target(),
-                                     int(os.path.basename(step_dir)))
+  params = orbax_params.load(os.path.dirname(step_dir), _target(), int(os.path.basename(step_dir)))
   raw = np.asarray(params["Dense_0"]["kernel"]).tobytes()
   files = _data_file_with(step_dir, "params", raw)
   assert files
@@ -118,8 +123,11 @@ def _flip_a_parameter_byte(step_dir):
 
 
 def _largest_file(step_dir, item):
-  files = [f for f in glob.glob(os.path.join(step_dir, item, "**", "*"),
-                                recursive=True) if os.path.isfile(f)]
+  files = [
+      f
+      for f in glob.glob(os.path.join(step_dir, item, "**", "*"), recursive=True)
+      if os.path.isfile(f)
+  ]
   return max(files, key=os.path.getsize)
 
 
@@ -166,8 +174,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
-def test_damaged_latest_is_set_aside_and_older_one_resumed(
-    reference, tmp_path, kind, caplog):
+def test_damaged_latest_is_set_aside_and_older_one_resumed(reference, tmp_path, kind, caplog):
   ref_dir, ref_result = reference
   workdir = tmp_path / "run"
   shutil.copytree(ref_dir, workdir)
@@ -177,12 +184,13 @@ def test_damaged_latest_is_set_aside_and_older_one_resumed(
   assert data.yielded[-2:] == [6, 7]  # Resumed from step 6.
   assert os.path.isdir(workdir / "damaged_checkpoints" / "8")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["6", "8"]
-  jax.tree.map(np.testing.assert_array_equal,
-               orbax_params.load(str(workdir), _target()),
-               orbax_params.load(str(ref_dir), _target()))
+  jax.tree.map(
+      np.testing.assert_array_equal,
+      orbax_params.load(str(workdir), _target()),
+      orbax_params.load(str(ref_dir), _target()),
+  )
   assert result["eval/loss"] == ref_result["eval/loss"]
-  warnings = [r.getMessage() for r in caplog.records
-              if "is damaged" in r.getMessage()]
+  warnings = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
   assert len(warnings) == 1 and "\n" not in warnings[0]
   assert warnings[0].startswith("Checkpoint step 8 is damaged (")
   if kind == "wrong_checksum":
@@ -191,17 +199,16 @@ def test_damaged_latest_is_set_aside_and_older_one_resumed(
 
 def test_changed_model_is_a_mismatch_not_damage(reference, tmp_path):
   ref_dir, _ = reference
-  wide = jax.tree.map(lambda x: np.zeros(x.shape[:-1] + (x.shape[-1] + 1,),
-                                         x.dtype), _target())
-  with pytest.raises(integrity.CheckpointMismatch,
-                     match=r"checkpoint step 8 holds params\['Dense_0'\]"):
+  wide = jax.tree.map(lambda x: np.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype), _target())
+  with pytest.raises(
+      integrity.CheckpointMismatch, match=r"checkpoint step 8 holds params\['Dense_0'\]"
+  ):
     orbax_params.load(str(ref_dir), wide)
 
 
 def test_evaluate_step_not_kept_lists_the_steps(reference):
   ref_dir, _ = reference
-  with pytest.raises(FileNotFoundError,
-                     match=r"no checkpoint at step 100 in .*; steps kept: 6, 8"):
+  with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 100 in .*; steps kept: 6, 8"):
     orbax_params.load(str(ref_dir), _target(), step=100)
 
 
@@ -215,18 +222,20 @@ time.sleep(600)
 """
 
 
-def test_second_writer_stops_at_once_and_a_killed_one_frees_the_lock(
-    tmp_path):
+def test_second_writer_stops_at_once_and_a_killed_one_frees_the_lock(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   holder = subprocess.Popen(
       [sys.executable, "-c", _HOLD_LOCK.format(root=root, path=str(tmp_path))],
-      stdout=subprocess.PIPE, text=True)
+      stdout=subprocess.PIPE,
+      text=True,
+  )
   try:
     assert holder.stdout.readline().strip() == "held"
     start = time.time()
-    with pytest.raises(workdir_lib.WorkdirBusy,
-                       match=rf"is in use by pid {holder.pid} on .*: one "
-                       "trainer per workdir"):
+    with pytest.raises(
+        workdir_lib.WorkdirBusy,
+        match=rf"is in use by pid {holder.pid} on .*: one " "trainer per workdir",
+    ):
       _run(_experiment(), tmp_path)
     assert time.time() - start < 5
   finally:
@@ -239,8 +248,9 @@ def test_second_writer_stops_at_once_and_a_killed_one_frees_the_lock(
 
 def test_a_file_where_checkpoints_go_stops_before_training(tmp_path):
   (tmp_path / "checkpoints").write_text("")
-  with pytest.raises(checkpointing.CheckpointSaveError,
-                     match="checkpoints is a file, not a folder"):
+  with pytest.raises(
+      checkpointing.CheckpointSaveError, match="checkpoints is a file, not a folder"
+  ):
     _run(_experiment(), tmp_path)
 
 
@@ -248,7 +258,8 @@ def test_loading_parameters_verifies_their_checksums(reference, tmp_path):
   ref_dir, _ = reference
   shutil.copytree(ref_dir, tmp_path / "run")
   _wrong_checksum(str(tmp_path / "run" / "checkpoints" / "8"))
-  with pytest.raises(checkpointing.CheckpointDamaged,
-                     match=r"checkpoint step 8 in .* is damaged: checksum of "
-                     r"params\["):
+  with pytest.raises(
+      checkpointing.CheckpointDamaged,
+      match=r"checkpoint step 8 in .* is damaged: checksum of " r"params\[",
+  ):
     orbax_params.load(str(tmp_path / "run"), _target())

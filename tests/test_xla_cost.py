@@ -19,9 +19,11 @@ from graphcast_fdl.model.config import RematConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GiB = 2**30
-_OOM = ("RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory "
-        "required for HLO temporaries (42.65G / 64.81G) exceeds available "
-        "HBM (30.75G)")
+_OOM = (
+    "RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory "
+    "required for HLO temporaries (42.65G / 64.81G) exceeds available "
+    "HBM (30.75G)"
+)
 
 
 def _demo():
@@ -30,7 +32,8 @@ def _demo():
 
 def test_parse_resource_exhausted():
   required, available = xla_cost.parse_resource_exhausted(
-      "XlaRuntimeError: " + _OOM + "\nmore detail")
+      "XlaRuntimeError: " + _OOM + "\nmore detail"
+  )
   assert required == pytest.approx(42.65 * GiB)
   assert available == pytest.approx(30.75 * GiB)
   assert xla_cost.parse_resource_exhausted(
@@ -53,8 +56,16 @@ def test_program_key_changes_with_what_defines_the_program():
   experiment = _demo()
   remat = experiment.model.remat
   key = lambda e=experiment, **kw: xla_cost.program_key(
-      e, **{"rollout_steps": 1, "remat": remat, "precision": "float32",
-            "batch_per_device": 1, "target": "tpu_v4:v4:2x2x1", **kw})
+      e,
+      **{
+          "rollout_steps": 1,
+          "remat": remat,
+          "precision": "float32",
+          "batch_per_device": 1,
+          "target": "tpu_v4:v4:2x2x1",
+          **kw,
+      },
+  )
   base = key()
   assert base == key()
   assert base != key(rollout_steps=2)
@@ -63,7 +74,8 @@ def test_program_key_changes_with_what_defines_the_program():
   assert base != key(batch_per_device=2)
   assert base != key(target="tpu_v5p:v5p:2x2x1")
   wider = dataclasses.replace(
-      experiment, model=dataclasses.replace(experiment.model, latent_size=64))
+      experiment, model=dataclasses.replace(experiment.model, latent_size=64)
+  )
   assert base != key(wider)
 
 
@@ -71,20 +83,30 @@ def test_cached_figures_are_read_back_without_compiling(tmp_path, monkeypatch):
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
   monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
   experiment = _demo()
-  kwargs = dict(rollout_steps=3, remat=experiment.model.remat,
-                precision="float32", batch_per_device=2)
+  kwargs = dict(
+      rollout_steps=3, remat=experiment.model.remat, precision="float32", batch_per_device=2
+  )
   key = xla_cost.program_key(experiment, target="tpu_v4:v4:2x2x1", **kwargs)
-  stored = xla_cost.XlaCost(True, backend="tpu", peak_bytes=40 * GiB,
-                            temp_bytes=38 * GiB, compile_seconds=200.0,
-                            fits=False, reason=_OOM)
+  stored = xla_cost.XlaCost(
+      True,
+      backend="tpu",
+      peak_bytes=40 * GiB,
+      temp_bytes=38 * GiB,
+      compile_seconds=200.0,
+      fits=False,
+      reason=_OOM,
+  )
   xla_cost._cache_save(key, stored)  # pylint: disable=protected-access
   got = xla_cost.analyze(experiment, hardware="tpu_v4", **kwargs)
   assert got.cached and got.peak_bytes == 40 * GiB and got.fits is False
   assert got.reason == _OOM
   # The same program for another chip is not that entry.
-  assert xla_cost._cache_load(  # pylint: disable=protected-access
-      xla_cost.program_key(experiment, target="tpu_v5p:v5p:2x2x1",
-                           **kwargs)) is None
+  assert (
+      xla_cost._cache_load(  # pylint: disable=protected-access
+          xla_cost.program_key(experiment, target="tpu_v5p:v5p:2x2x1", **kwargs)
+      )
+      is None
+  )
 
 
 def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
@@ -94,16 +116,29 @@ def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
   experiment = _demo()
   phase = experiment.schedule.phases[0]
   key = xla_cost.program_key(
-      experiment, rollout_steps=phase.rollout_steps,
+      experiment,
+      rollout_steps=phase.rollout_steps,
       remat=phase.remat or experiment.model.remat,
       precision=phase.precision or experiment.model.precision,
-      batch_per_device=2, target="tpu_v4:v4:2x2x1")
-  xla_cost._cache_save(key, xla_cost.XlaCost(  # pylint: disable=protected-access
-      True, backend="tpu", peak_bytes=40 * GiB, temp_bytes=38 * GiB,
-      argument_bytes=2 * GiB, compile_seconds=1.0, fits=False, reason=_OOM))
+      batch_per_device=2,
+      target="tpu_v4:v4:2x2x1",
+  )
+  xla_cost._cache_save(
+      key,
+      xla_cost.XlaCost(  # pylint: disable=protected-access
+          True,
+          backend="tpu",
+          peak_bytes=40 * GiB,
+          temp_bytes=38 * GiB,
+          argument_bytes=2 * GiB,
+          compile_seconds=1.0,
+          fits=False,
+          reason=_OOM,
+      ),
+  )
   experiment = dataclasses.replace(
-      experiment, schedule=dataclasses.replace(
-          experiment.schedule, phases=(phase,)))
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
+  )
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True)
   (got,) = est.phases
   assert got.xla["peak_bytes"] == 40 * GiB and not got.fits and not est.fits
@@ -116,9 +151,21 @@ def test_cli_xla_on_tpu_without_libtpu_is_one_line():
   if xla_cost.libtpu_version() is not None:
     pytest.skip("libtpu is installed here")
   out = subprocess.run(
-      [sys.executable, "-m", "graphcast_fdl.main", "estimate",
-       "--config=config:demo", "--hardware=tpu_v4", "--xla"],
-      capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+      [
+          sys.executable,
+          "-m",
+          "graphcast_fdl.main",
+          "estimate",
+          "--config=config:demo",
+          "--hardware=tpu_v4",
+          "--xla",
+      ],
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      timeout=120,
+      check=False,
+  )
   assert out.returncode == 2
   assert out.stderr.strip().count("\n") == 0
   assert 'pip install -e ".[tpu]"' in out.stderr
@@ -132,18 +179,27 @@ def test_compiles_a_tiny_config_for_tpu_v4(tmp_path, monkeypatch):
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
   experiment = _demo()
   lines = []
-  got = xla_cost.analyze(experiment, rollout_steps=2,
-                         remat=RematConfig(rollout_step=True),
-                         precision="float32", batch_per_device=2,
-                         hardware="tpu_v4", progress=lines.append)
+  got = xla_cost.analyze(
+      experiment,
+      rollout_steps=2,
+      remat=RematConfig(rollout_step=True),
+      precision="float32",
+      batch_per_device=2,
+      hardware="tpu_v4",
+      progress=lines.append,
+  )
   assert got.backend == "tpu" and got.fits and not got.cached
   assert 1e6 < got.temp_bytes < 2 * GiB and got.flops > 1e9
   assert got.peak_bytes >= got.temp_bytes + got.argument_bytes - 1
   assert "tpu_v4 (v4:2x2x1)" in got.devices and len(lines) == 2
-  again = xla_cost.analyze(experiment, rollout_steps=2,
-                           remat=RematConfig(rollout_step=True),
-                           precision="float32", batch_per_device=2,
-                           hardware="tpu_v4")
+  again = xla_cost.analyze(
+      experiment,
+      rollout_steps=2,
+      remat=RematConfig(rollout_step=True),
+      precision="float32",
+      batch_per_device=2,
+      hardware="tpu_v4",
+  )
   assert again.cached and again.peak_bytes == got.peak_bytes
 
 
@@ -178,9 +234,14 @@ def test_every_scan_compiles_under_data_parallelism():
   """Edge blocks, grid blocks, processor groups and rollout segments inside
   `shard_map` (2 CPU devices): each loop's initial carry must be marked as
   varying over the data axis, or tracing the loss's gradient fails."""
-  out = subprocess.run([sys.executable, "-c", _SHARDED_SCANS],
-                       capture_output=True, text=True, cwd=REPO, timeout=300,
-                       check=False)
+  out = subprocess.run(
+      [sys.executable, "-c", _SHARDED_SCANS],
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      timeout=300,
+      check=False,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert "traced" in out.stdout
 
@@ -191,12 +252,16 @@ def test_a_compiled_peak_over_the_chip_does_not_fit(tmp_path, monkeypatch):
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
   monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
   experiment = _demo()
-  kwargs = dict(rollout_steps=2, remat=experiment.model.remat,
-                precision="float32", batch_per_device=2)
+  kwargs = dict(
+      rollout_steps=2, remat=experiment.model.remat, precision="float32", batch_per_device=2
+  )
   key = xla_cost.program_key(experiment, target="tpu_v4:v4:2x2x1", **kwargs)
-  xla_cost._cache_save(key, xla_cost.XlaCost(  # pylint: disable=protected-access
-      True, backend="tpu", peak_bytes=38.35 * GiB, compile_seconds=1.0,
-      fits=True))
+  xla_cost._cache_save(
+      key,
+      xla_cost.XlaCost(  # pylint: disable=protected-access
+          True, backend="tpu", peak_bytes=38.35 * GiB, compile_seconds=1.0, fits=True
+      ),
+  )
   got = xla_cost.analyze(experiment, hardware="tpu_v4", **kwargs)
   assert got.fits is False and got.capacity_bytes == 32 * GiB
   assert got.reason == "compiled peak 38.35 GiB exceeds the chip's 32 GiB"

@@ -13,7 +13,6 @@ import signal
 import time
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,8 +33,7 @@ class TinyNet(nn.Module):
   @nn.compact
   def __call__(self, frames):  # [batch, 2, lat, lon] -> [batch, lat, lon]
     prev, last = frames[:, 0], frames[:, 1]
-    features = jnp.stack(
-        [jnp.roll(last, 1, -1), last, jnp.roll(last, -1, -1), prev], axis=-1)
+    features = jnp.stack([jnp.roll(last, 1, -1), last, jnp.roll(last, -1, -1), prev], axis=-1)
     hidden = nn.tanh(nn.Dense(8)(features))
     return nn.Dense(1)(hidden)[..., 0]
 
@@ -99,17 +97,20 @@ class TinyData:
   def normalization_stats(self, data, task, stats_dir=None):
     return None
 
-  def _batch(self, data: DataConfig, rollout_steps: int, key: int,
-             rows: range) -> Batch:
+  def _batch(self, data: DataConfig, rollout_steps: int, key: int, rows: range) -> Batch:
     source = sum(map(ord, data.source))
-    frames = np.stack([_example(hash((data.seed, source, key, i)) % 2**31,
-                                rollout_steps) for i in rows])
-    return Batch(inputs={"x": frames[:, :2]}, targets={"x": frames[:, 2:]},
-                 forcings={"f": np.zeros((len(rows), rollout_steps, LON),
-                                         np.float32)})
+    frames = np.stack(
+        [_example(hash((data.seed, source, key, i)) % 2**31, rollout_steps) for i in rows]
+    )
+    return Batch(
+        inputs={"x": frames[:, :2]},
+        targets={"x": frames[:, 2:]},
+        forcings={"f": np.zeros((len(rows), rollout_steps, LON), np.float32)},
+    )
 
-  def train_batches(self, data, task, rollout_steps, start_step,
-                    process_index=None, process_count=None):
+  def train_batches(
+      self, data, task, rollout_steps, start_step, process_index=None, process_count=None
+  ):
     del task
     count = process_count or 1
     local = data.global_batch_size // count
@@ -129,32 +130,35 @@ class TinyData:
   def eval_batches(self, data, task, rollout_steps, num_batches):
     del task
     rows = range(data.global_batch_size)
-    return [self._batch(data, rollout_steps, -1 - i, rows)
-            for i in range(num_batches)]
+    return [self._batch(data, rollout_steps, -1 - i, rows) for i in range(num_batches)]
 
 
-def tiny_experiment(num_devices=1, global_batch_size=4, steps=(12, 4, 3, 3),
-                    every_steps=5, **kwargs) -> Experiment:
+def tiny_experiment(
+    num_devices=1, global_batch_size=4, steps=(12, 4, 3, 3), every_steps=5, **kwargs
+) -> Experiment:
   """1-step warm-up+cosine, a fine-tune on another source, rollouts 2 and 3."""
   first, tune, *anneal = steps
-  other = DataConfig(source="other", resolution=4.0,
-                     global_batch_size=global_batch_size)
-  phases = (schedule_lib.single_step(first, warmup_steps=3, peak_lr=3e-2)
-            + schedule_lib.finetune(tune, lr=1e-2, data=other)
-            + [schedule_lib.Phase(f"rollout_{k}", n, rollout_steps=k,
-                                  learning_rate=schedule_lib.LearningRate(1e-2))
-               for k, n in zip(range(2, 2 + len(anneal)), anneal)])
+  other = DataConfig(source="other", resolution=4.0, global_batch_size=global_batch_size)
+  phases = (
+      schedule_lib.single_step(first, warmup_steps=3, peak_lr=3e-2)
+      + schedule_lib.finetune(tune, lr=1e-2, data=other)
+      + [
+          schedule_lib.Phase(
+              f"rollout_{k}", n, rollout_steps=k, learning_rate=schedule_lib.LearningRate(1e-2)
+          )
+          for k, n in zip(range(2, 2 + len(anneal)), anneal)
+      ]
+  )
   defaults = dict(
       name="tiny",
       model=ModelConfig(resolution=4.0, precision="float32"),
       task=task_lib.task_13(),
-      data=DataConfig(source="tiny", resolution=4.0,
-                      global_batch_size=global_batch_size),
+      data=DataConfig(source="tiny", resolution=4.0, global_batch_size=global_batch_size),
       schedule=schedule_lib.Schedule(phases=phases),
       mesh=train_config.MeshConfig(num_devices=num_devices),
-      checkpoint=train_config.CheckpointConfig(every_steps=every_steps,
-                                               max_to_keep=2),
+      checkpoint=train_config.CheckpointConfig(every_steps=every_steps, max_to_keep=2),
       eval=train_config.EvalConfig(every_steps=10, num_batches=2),
-      log_every_steps=5)
+      log_every_steps=5,
+  )
   defaults.update(kwargs)
   return Experiment(**defaults)

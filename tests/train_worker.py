@@ -41,6 +41,7 @@ def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
 
 def main(spec):
   from absl import logging  # pylint: disable=g-import-not-at-top
+
   logging.set_verbosity(logging.INFO)
   jax.config.update("jax_num_cpu_devices", spec.get("devices", 1))
   if spec.get("cache_dir"):
@@ -50,34 +51,47 @@ def main(spec):
   if num_processes > 1:
     jax.distributed.initialize(
         coordinator_address=f"127.0.0.1:{spec['port']}",
-        num_processes=num_processes, process_id=spec["process_id"])
+        num_processes=num_processes,
+        process_id=spec["process_id"],
+    )
   from graphcast_fdl.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
   total_devices = spec.get("devices", 1) * num_processes
   if spec["kind"] == "tiny":
     import train_fakes  # pylint: disable=g-import-not-at-top
+
     data = train_fakes.TinyData(delay=spec.get("delay", 0.0))
     if spec.get("break_checkpoints_at") is not None:
-      data = _BreakingData(spec["break_checkpoints_at"], spec["workdir"],
-                           delay=spec.get("delay", 0.0))
+      data = _BreakingData(
+          spec["break_checkpoints_at"], spec["workdir"], delay=spec.get("delay", 0.0)
+      )
     trainer = trainer_lib.Trainer(
         train_fakes.tiny_experiment(num_devices=total_devices),
-        spec["workdir"], predictor_factory=train_fakes.TinyPredictor,
-        data_module=data)
+        spec["workdir"],
+        predictor_factory=train_fakes.TinyPredictor,
+        data_module=data,
+    )
   else:
     import real_experiment  # pylint: disable=g-import-not-at-top
+
     trainer = trainer_lib.Trainer(
-        real_experiment.small_experiment(spec["data_dir"], total_devices,
-                                         spatial=spec.get("spatial", 1)),
-        spec["workdir"])
+        real_experiment.small_experiment(
+            spec["data_dir"], total_devices, spatial=spec.get("spatial", 1)
+        ),
+        spec["workdir"],
+    )
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top
+
   flags.FLAGS(["train_worker"])
   result = errors.exit_on_failure(trainer.run)
   if jax.process_index() == 0:
     from graphcast_fdl.train import metrics  # pylint: disable=g-import-not-at-top
-    flat = {jax.tree_util.keystr(path): leaf for path, leaf in
-            jax.tree_util.tree_leaves_with_path(
-                metrics.to_host(trainer.state.params))}
+
+    flat = {
+        jax.tree_util.keystr(path): leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(metrics.to_host(trainer.state.params))
+    }
     np.savez(spec["out"], **flat)
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -30,8 +30,12 @@ from graphcast_fdl.data import tfds_layout
 from graphcast_fdl.data import xarray_frames
 from graphcast_fdl.data.config import DataConfig
 
-VARIABLES = (task_lib.SURFACE_TARGETS + (task_lib.PRECIPITATION,) + task_lib.ATMOSPHERIC
-             + ("toa_incident_solar_radiation",))
+VARIABLES = (
+    task_lib.SURFACE_TARGETS
+    + (task_lib.PRECIPITATION,)
+    + task_lib.ATMOSPHERIC
+    + ("toa_incident_solar_radiation",)
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -51,8 +55,10 @@ class Era5Config(tfds.core.BuilderConfig):
   include_poles: bool = True
   pressure_levels: tuple[int, ...] = task_lib.PRESSURE_LEVELS_13
   variables: tuple[str, ...] = VARIABLES
-  splits: tuple[tuple[str, str], ...] = (("train", "1979-01-01/2017-12-31T18"),
-                                         ("validation", "2018-01-01/2018-12-31T18"))
+  splits: tuple[tuple[str, str], ...] = (
+      ("train", "1979-01-01/2017-12-31T18"),
+      ("validation", "2018-01-01/2018-12-31T18"),
+  )
 
 
 def default_name(resolution, include_poles, pressure_levels) -> str:
@@ -60,18 +66,24 @@ def default_name(resolution, include_poles, pressure_levels) -> str:
   return f"{resolution:g}deg{poles}_{len(pressure_levels)}lev".replace(".", "p")
 
 
-def shard_configs(base: Era5Config, start: str, end: str, freq: str = "YS"
-                  ) -> list[Era5Config]:
+def shard_configs(base: Era5Config, start: str, end: str, freq: str = "YS") -> list[Era5Config]:
   """Independent chunk configs covering [start, end], one split "train" each."""
   edges = list(pd.date_range(start, end, freq=freq))
   if not edges or edges[0] > pd.Timestamp(start):
     edges.insert(0, pd.Timestamp(start))
   configs = []
   for i, first in enumerate(edges):
-    last = (edges[i + 1] - pd.Timedelta(task_lib.TIME_STEP)) if i + 1 < len(edges) else pd.Timestamp(end)
+    last = (
+        (edges[i + 1] - pd.Timedelta(task_lib.TIME_STEP))
+        if i + 1 < len(edges)
+        else pd.Timestamp(end)
+    )
     name = f"{base.name}_{first:%Y%m%d}"
-    configs.append(dataclasses.replace(
-        base, name=name, splits=(("train", f"{first:%Y-%m-%dT%H}/{last:%Y-%m-%dT%H}"),)))
+    configs.append(
+        dataclasses.replace(
+            base, name=name, splits=(("train", f"{first:%Y-%m-%dT%H}/{last:%Y-%m-%dT%H}"),)
+        )
+    )
   return configs
 
 
@@ -90,9 +102,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _open(self, split_range: str):
     cfg = self.builder_config
     return xarray_frames.open_frames(
-        cfg.path, split_range, self._task(), cfg.resolution, cfg.include_poles,
-        variables=tuple(v for v in cfg.variables if v != "toa_incident_solar_radiation"
-                        or _has(cfg.path, v)))
+        cfg.path,
+        split_range,
+        self._task(),
+        cfg.resolution,
+        cfg.include_poles,
+        variables=tuple(
+            v for v in cfg.variables if v != "toa_incident_solar_radiation" or _has(cfg.path, v)
+        ),
+    )
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
@@ -100,15 +118,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     first = next(iter(opened.values()))
     statics = tuple(first.statics)
     splits = {name: (str(f.datetimes[0]), len(f)) for name, f in opened.items()}
-    surface = first.surface + (() if "toa_incident_solar_radiation" in first.surface
-                               else ("toa_incident_solar_radiation",))
+    surface = first.surface + (
+        () if "toa_incident_solar_radiation" in first.surface else ("toa_incident_solar_radiation",)
+    )
     return self.dataset_info_from_configs(
-        features=tfds_layout.frame_features(len(first.lat), len(first.lon),
-                                            len(first.levels), first.atmospheric,
-                                            surface, statics),
-        metadata=tfds_layout.frame_metadata(first.lat, first.lon, first.levels,
-                                            first.atmospheric, surface, statics, splits),
-        disable_shuffling=True)
+        features=tfds_layout.frame_features(
+            len(first.lat), len(first.lon), len(first.levels), first.atmospheric, surface, statics
+        ),
+        metadata=tfds_layout.frame_metadata(
+            first.lat, first.lon, first.levels, first.atmospheric, surface, statics, splits
+        ),
+        disable_shuffling=True,
+    )
 
   def download_and_prepare(self, *args, **kwargs):
     with tfds_layout.uncompressed_array_record():
@@ -125,7 +146,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       fields = frames.frame(index)
       if "toa_incident_solar_radiation" not in fields:
         fields["toa_incident_solar_radiation"] = solar_radiation.toa_incident_solar_radiation(
-            [time], frames.lat, frames.lon)[0]
+            [time], frames.lat, frames.lon
+        )[0]
       yield index, tfds_layout.frame_record(time, fields, statics)
 
 
@@ -168,15 +190,15 @@ def find_builder(data_dir, resolution, include_poles, pressure_levels, name=None
     raise frames_lib.DataError(
         f"era5 dataset {name!r} is not built under {root.parent}: build it with "
         "datasets/era5 (make_builder(Era5Config(name=..., path=STORE)).download_and_prepare()) "
-        "or read the store directly with DataConfig(source='zarr', path=STORE)")
+        "or read the store directly with DataConfig(source='zarr', path=STORE)"
+    )
   return tfds.builder_from_directory(str(versions[-1]))
 
 
 def open_frames(data_dir, resolution, include_poles, pressure_levels, names, split):
   """Frames of one or more built configs ("NAME1,NAME2": chunks in time order)."""
   names = [n for n in (names or "").split(",") if n] or [None]
-  builders = [find_builder(data_dir, resolution, include_poles, pressure_levels, n)
-              for n in names]
+  builders = [find_builder(data_dir, resolution, include_poles, pressure_levels, n) for n in names]
   # Chunks built per year hold one split each: take those that have `split`.
   having = [b for b in builders if split in b.info.metadata["splits"]] or builders[:1]
   parts = [frames_lib.TfdsFrames(b, split) for b in having]
@@ -186,8 +208,9 @@ def open_frames(data_dir, resolution, include_poles, pressure_levels, names, spl
 def _builder_for(data: DataConfig, task: task_lib.TaskConfig):
   """The first built config a DataConfig(source="era5") names."""
   name = (data.path or "").split(",")[0] or None
-  return find_builder(data.data_dir, data.resolution, data.include_poles,
-                      task.pressure_levels, name=name)
+  return find_builder(
+      data.data_dir, data.resolution, data.include_poles, task.pressure_levels, name=name
+  )
 
 
 def _check_built(data: DataConfig, task: task_lib.TaskConfig) -> None:
@@ -195,10 +218,20 @@ def _check_built(data: DataConfig, task: task_lib.TaskConfig) -> None:
   _builder_for(data, task)
 
 
-sources.register("era5", sources.Source(
-    frames=lambda data, task, split: open_frames(
-        data.data_dir, data.resolution, data.include_poles,
-        task.pressure_levels, data.path, split),
-    prepare=_check_built,
-    stats_dir=lambda data, task: os.path.join(
-        str(_builder_for(data, task).data_dir), "stats", data.train_split)))
+sources.register(
+    "era5",
+    sources.Source(
+        frames=lambda data, task, split: open_frames(
+            data.data_dir,
+            data.resolution,
+            data.include_poles,
+            task.pressure_levels,
+            data.path,
+            split,
+        ),
+        prepare=_check_built,
+        stats_dir=lambda data, task: os.path.join(
+            str(_builder_for(data, task).data_dir), "stats", data.train_split
+        ),
+    ),
+)

@@ -89,9 +89,9 @@ def climate_wind(levels, lat_rad):
   """[L, H] m/s zonal wind: westerly jets near 40 deg, peak at 200 hPa."""
   lat_deg = np.rad2deg(lat_rad)
   p = np.asarray(levels, np.float64)[:, None]
-  jet = np.exp(-((np.abs(lat_deg) - 40.0) / 12.0) ** 2)
+  jet = np.exp(-(((np.abs(lat_deg) - 40.0) / 12.0) ** 2))
   vertical = 0.25 + np.exp(-np.log(p / 200.0) ** 2 / 1.2)
-  trades = -6.0 * np.exp(-(lat_deg / 15.0) ** 2) * (p / 1000.0)
+  trades = -6.0 * np.exp(-((lat_deg / 15.0) ** 2)) * (p / 1000.0)
   return 35.0 * jet * vertical + trades
 
 
@@ -104,13 +104,16 @@ def statics(lat, lon) -> dict[str, np.ndarray]:
   for m in range(4):
     for n in range(4):
       a, b = rng.normal(size=2)
-      pattern += (np.cos(lat_rad) ** min(m, 1) * np.cos(n * (lat_rad + np.pi / 2))
-                  * (a * np.cos(m * lon_rad) + b * np.sin(m * lon_rad)))
+      pattern += (
+          np.cos(lat_rad) ** min(m, 1)
+          * np.cos(n * (lat_rad + np.pi / 2))
+          * (a * np.cos(m * lon_rad) + b * np.sin(m * lon_rad))
+      )
   land = 1.0 / (1.0 + np.exp(-6.0 * (pattern - 0.8)))
   hills = 0.5 + 0.5 * np.cos(lat_rad) * np.sin(3 * lon_rad + 2 * lat_rad)
   return {
       "land_sea_mask": land.astype(np.float32),
-      "geopotential_at_surface": (GRAVITY * 2500.0 * land * hills ** 2).astype(np.float32),
+      "geopotential_at_surface": (GRAVITY * 2500.0 * land * hills**2).astype(np.float32),
   }
 
 
@@ -125,8 +128,9 @@ class _Modes:
     cos_lat = np.maximum(np.cos(lat_rad), 0.05)
     # Basis in latitude per wavenumber [M+1, N, H]; zero at poles for m > 0.
     n = np.arange(NUM_LAT_MODES)
-    self.basis = (np.cos(lat_rad)[None, None, :] ** np.minimum(m, 2)[:, None, None]
-                  * np.cos(n[None, :, None] * (lat_rad[None, None, :] + np.pi / 2)))
+    self.basis = np.cos(lat_rad)[None, None, :] ** np.minimum(m, 2)[:, None, None] * np.cos(
+        n[None, :, None] * (lat_rad[None, None, :] + np.pi / 2)
+    )
     self.amplitude = 1.0 / (1.0 + (m / 6.0) ** 2)  # redder spectrum
     # Angular velocity of each row, per mode (the baroclinic one slower).
     omega = steering_wind / (EARTH_RADIUS * cos_lat)  # [H] rad/s
@@ -136,26 +140,29 @@ class _Modes:
     self.state = [self._noise() for _ in range(2)]  # stationary start
 
   def _noise(self):
-    coeffs = (self.rng.normal(size=(MAX_WAVENUMBER + 1, NUM_LAT_MODES))
-              + 1j * self.rng.normal(size=(MAX_WAVENUMBER + 1, NUM_LAT_MODES)))
+    coeffs = self.rng.normal(size=(MAX_WAVENUMBER + 1, NUM_LAT_MODES)) + 1j * self.rng.normal(
+        size=(MAX_WAVENUMBER + 1, NUM_LAT_MODES)
+    )
     coeffs[0] = coeffs[0].real
     rows = np.einsum("mn,mnh->hm", coeffs, self.basis) * self.amplitude[None, :]
     return rows / np.sqrt(NUM_LAT_MODES)
 
   def step(self):
-    renew = np.sqrt(1 - self.decay ** 2)
-    self.state = [s * rot * self.decay + renew * self._noise()
-                  for s, rot in zip(self.state, self.rotation)]
+    renew = np.sqrt(1 - self.decay**2)
+    self.state = [
+        s * rot * self.decay + renew * self._noise() for s, rot in zip(self.state, self.rotation)
+    ]
 
   def grid(self, coeffs, derivative=False):
     """[H, W] field (or its d/d lon in 1/rad) from [H, M+1] coefficients."""
     full = np.zeros((coeffs.shape[0], self.num_lon // 2 + 1), complex)
-    full[:, :coeffs.shape[1]] = coeffs * (1j * self.m if derivative else 1.0)
+    full[:, : coeffs.shape[1]] = coeffs * (1j * self.m if derivative else 1.0)
     return np.fft.irfft(full, n=self.num_lon, axis=-1) * self.num_lon / 2
 
 
-def simulate(lat, lon, levels, start, num_frames: int, seed: int = 0
-             ) -> Iterator[tuple[np.datetime64, dict[str, np.ndarray]]]:
+def simulate(
+    lat, lon, levels, start, num_frames: int, seed: int = 0
+) -> Iterator[tuple[np.datetime64, dict[str, np.ndarray]]]:
   """Yields (datetime, {variable: [L, H, W] or [H, W] float32}) 6-hourly.
 
   Args:
@@ -205,8 +212,7 @@ def simulate(lat, lon, levels, start, num_frames: int, seed: int = 0
     modes.step()
     year = (time - np.datetime64("2000-01-01", "s")).astype(np.float64) / 86400 / 365.2422
     season = np.sin(2 * np.pi * (year % 1.0 - 0.22))
-    toa = solar_radiation.toa_incident_solar_radiation(
-        [time], lat, lon, num_bins=TOA_BINS)[0]
+    toa = solar_radiation.toa_incident_solar_radiation([time], lat, lon, num_bins=TOA_BINS)[0]
     z_anom, t_anom, dz_dlon, dbaroclinic = anomaly_at(x_levels)
     u_anom, v_anom = winds(z_anom, dz_dlon)
     z_s, t_s, dz_s, dbc_s = anomaly_at(x_sfc)
@@ -215,23 +221,33 @@ def simulate(lat, lon, levels, start, num_frames: int, seed: int = 0
     omega = 0.12 * np.sin(np.pi * np.minimum(p, 1000.0) / 1100.0) * (-dbaroclinic[None] / 3.0)
     temperature = climate_temperature(levels, lat_rad, season)[:, :, None] + t_anom
     lat_deg = lat[None, :, None]
-    q_base = (0.016 * np.exp(-(lat_deg / 35.0) ** 2) + 0.002) * (np.minimum(p, 1000.0) / 1000.0) ** 3
+    q_base = (0.016 * np.exp(-((lat_deg / 35.0) ** 2)) + 0.002) * (
+        np.minimum(p, 1000.0) / 1000.0
+    ) ** 3
     humidity = q_base * np.exp(0.06 * t_anom) * np.clip(1.0 - omega / 0.25, 0.3, 2.0)
     # Precipitation: ascent at ~700 hPa times low-level moisture, mean of the
     # rates at both ends of the 6 hours.
     omega_700 = 0.12 * np.sin(np.pi * 700 / 1100.0) * (-dbaroclinic / 3.0)
-    q_850 = (0.016 * np.exp(-(lat[:, None] / 35.0) ** 2) + 0.002) * 0.61
+    q_850 = (0.016 * np.exp(-((lat[:, None] / 35.0) ** 2)) + 0.002) * 0.61
     rate = 1.5e-3 * np.log1p(np.exp(-omega_700 / 0.03 - 1.0)) * q_850 / 0.01
     precip = rate if precip_rate_before is None else 0.5 * (rate + precip_rate_before)
     precip_rate_before = rate
     diurnal = 0.6 * diurnal + 5.0 * (toa / 4.9e6 - 0.25) * (0.3 + 0.7 * land)
     if frame == 0:
       continue  # warm-up: the accumulations need a previous frame.
-    t2m = (surface_climate_temperature(lat_rad, season)[:, None] + t_s[0] + diurnal
-           - 6.5e-3 * static["geopotential_at_surface"] / GRAVITY)
+    t2m = (
+        surface_climate_temperature(lat_rad, season)[:, None]
+        + t_s[0]
+        + diurnal
+        - 6.5e-3 * static["geopotential_at_surface"] / GRAVITY
+    )
     lat_abs = np.abs(lat)[:, None]
-    msl = (101325.0 + 1.2 * z_s[0] + 800.0 * np.exp(-((lat_abs - 30) / 10) ** 2)
-           - 1200.0 * np.exp(-((lat_abs - 60) / 10) ** 2))
+    msl = (
+        101325.0
+        + 1.2 * z_s[0]
+        + 800.0 * np.exp(-(((lat_abs - 30) / 10) ** 2))
+        - 1200.0 * np.exp(-(((lat_abs - 60) / 10) ** 2))
+    )
     jet_sfc = climate_wind([1000.0], lat_rad)[0][:, None]
     fields = {
         "2m_temperature": t2m,
@@ -248,6 +264,10 @@ def simulate(lat, lon, levels, start, num_frames: int, seed: int = 0
         "specific_humidity": humidity,
     }
     num_lon = len(lon)
-    yield time, {k: np.ascontiguousarray(
-        np.broadcast_to(v, v.shape[:-1] + (num_lon,)) if v.shape[-1] == 1 else v,
-        dtype=np.float32) for k, v in fields.items()}
+    yield time, {
+        k: np.ascontiguousarray(
+            np.broadcast_to(v, v.shape[:-1] + (num_lon,)) if v.shape[-1] == 1 else v,
+            dtype=np.float32,
+        )
+        for k, v in fields.items()
+    }

@@ -28,9 +28,14 @@ from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.datasets.synthetic_weather import simulation
 
 STATICS = ("geopotential_at_surface", "land_sea_mask")
-SURFACE = ("2m_temperature", "mean_sea_level_pressure", "10m_u_component_of_wind",
-           "10m_v_component_of_wind", "total_precipitation_6hr",
-           "toa_incident_solar_radiation")
+SURFACE = (
+    "2m_temperature",
+    "mean_sea_level_pressure",
+    "10m_u_component_of_wind",
+    "10m_v_component_of_wind",
+    "total_precipitation_6hr",
+    "toa_incident_solar_radiation",
+)
 ATMOSPHERIC = task_lib.ATMOSPHERIC
 
 
@@ -62,30 +67,46 @@ class SyntheticWeatherConfig(tfds.core.BuilderConfig):
   @property
   def split_starts(self) -> dict[str, np.datetime64]:
     start = np.datetime64(self.start, "s")
-    return {"train": start,
-            "validation": start + task_lib.TIME_STEP * self.num_frames["train"]}
+    return {"train": start, "validation": start + task_lib.TIME_STEP * self.num_frames["train"]}
 
 
-def config_name(resolution: float, include_poles: bool, pressure_levels,
-                train_days: int, validation_days: int, seed: int) -> str:
+def config_name(
+    resolution: float,
+    include_poles: bool,
+    pressure_levels,
+    train_days: int,
+    validation_days: int,
+    seed: int,
+) -> str:
   """A readable, unique name, e.g. `4deg_13lev_f8e1_120d30d_s0`."""
   levels = ",".join(str(int(x)) for x in pressure_levels)
   digest = hashlib.sha1(levels.encode()).hexdigest()[:4]
   poles = "" if include_poles else "_nopoles"
-  return (f"{resolution:g}deg{poles}_{len(pressure_levels)}lev_{digest}_"
-          f"{train_days}d{validation_days}d_s{seed}").replace(".", "p")
+  return (
+      f"{resolution:g}deg{poles}_{len(pressure_levels)}lev_{digest}_"
+      f"{train_days}d{validation_days}d_s{seed}"
+  ).replace(".", "p")
 
 
-def make_config(resolution: float = 4.0, include_poles: bool = True,
-                pressure_levels=task_lib.PRESSURE_LEVELS_13, train_days: int = 120,
-                validation_days: int = 30, seed: int = 0) -> SyntheticWeatherConfig:
-  name = config_name(resolution, include_poles, pressure_levels, train_days,
-                     validation_days, seed)
+def make_config(
+    resolution: float = 4.0,
+    include_poles: bool = True,
+    pressure_levels=task_lib.PRESSURE_LEVELS_13,
+    train_days: int = 120,
+    validation_days: int = 30,
+    seed: int = 0,
+) -> SyntheticWeatherConfig:
+  name = config_name(resolution, include_poles, pressure_levels, train_days, validation_days, seed)
   return SyntheticWeatherConfig(
-      name=name, resolution=float(resolution), include_poles=include_poles,
-      pressure_levels=tuple(int(x) for x in pressure_levels), train_days=train_days,
-      validation_days=validation_days, seed=seed,
-      description=f"synthetic weather, {name}")
+      name=name,
+      resolution=float(resolution),
+      include_poles=include_poles,
+      pressure_levels=tuple(int(x) for x in pressure_levels),
+      train_days=train_days,
+      validation_days=validation_days,
+      seed=seed,
+      description=f"synthetic weather, {name}",
+  )
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -96,8 +117,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   pkg_dir_path = epath.Path(__file__).parent
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Advected two-mode anomalies on an analytic climate."}
-  BUILDER_CONFIGS = [make_config(4.0), make_config(6.0, pressure_levels=(500, 850, 1000),
-                                                   train_days=10, validation_days=5)]
+  BUILDER_CONFIGS = [
+      make_config(4.0),
+      make_config(6.0, pressure_levels=(500, 850, 1000), train_days=10, validation_days=5),
+  ]
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
@@ -105,10 +128,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     splits = {k: (str(cfg.split_starts[k]), cfg.num_frames[k]) for k in cfg.num_frames}
     return self.dataset_info_from_configs(
         features=tfds_layout.frame_features(
-            len(lat), len(lon), len(cfg.pressure_levels), ATMOSPHERIC, SURFACE, STATICS),
+            len(lat), len(lon), len(cfg.pressure_levels), ATMOSPHERIC, SURFACE, STATICS
+        ),
         metadata=tfds_layout.frame_metadata(
-            lat, lon, cfg.pressure_levels, ATMOSPHERIC, SURFACE, STATICS, splits),
-        disable_shuffling=True)
+            lat, lon, cfg.pressure_levels, ATMOSPHERIC, SURFACE, STATICS, splits
+        ),
+        disable_shuffling=True,
+    )
 
   def download_and_prepare(self, *args, **kwargs):
     with tfds_layout.uncompressed_array_record():
@@ -125,15 +151,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # Validation continues in time but from an independent draw (the
     # simulation starts in its stationary state, so it needs no spin-up).
     seed = cfg.seed if split == "train" else cfg.seed + 1000
-    frames = simulation.simulate(lat, lon, cfg.pressure_levels, cfg.split_starts[split],
-                                 cfg.num_frames[split], seed=seed)
+    frames = simulation.simulate(
+        lat, lon, cfg.pressure_levels, cfg.split_starts[split], cfg.num_frames[split], seed=seed
+    )
     for index, (time, fields) in enumerate(frames):
       yield index, tfds_layout.frame_record(time, fields, statics)
 
 
-def make_builder(resolution: float = 4.0, include_poles: bool = True,
-                 pressure_levels=task_lib.PRESSURE_LEVELS_13, data_dir: str | None = None,
-                 **kwargs) -> Builder:
+def make_builder(
+    resolution: float = 4.0,
+    include_poles: bool = True,
+    pressure_levels=task_lib.PRESSURE_LEVELS_13,
+    data_dir: str | None = None,
+    **kwargs,
+) -> Builder:
   """The builder for one grid / level set (not yet prepared)."""
   config = make_config(resolution, include_poles, pressure_levels, **kwargs)
   # TFDS refuses a new config object named like a predefined one: pass the name.
@@ -145,9 +176,14 @@ def make_builder(resolution: float = 4.0, include_poles: bool = True,
 def builder_for(data: DataConfig, task: task_lib.TaskConfig) -> Builder:
   """The builder of a DataConfig(source="synthetic_weather") and task."""
   train_days, validation_days = data.synthetic_days
-  return make_builder(data.resolution, data.include_poles, task.pressure_levels,
-                      data_dir=data.data_dir, train_days=train_days,
-                      validation_days=validation_days)
+  return make_builder(
+      data.resolution,
+      data.include_poles,
+      task.pressure_levels,
+      data_dir=data.data_dir,
+      train_days=train_days,
+      validation_days=validation_days,
+  )
 
 
 def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str):
@@ -157,8 +193,13 @@ def _frames(data: DataConfig, task: task_lib.TaskConfig, split: str):
 
 
 # Built locally on first use, so prepare builds it.
-sources.register("synthetic_weather", sources.Source(
-    frames=_frames,
-    prepare=lambda data, task: builder_for(data, task).download_and_prepare(),
-    stats_dir=lambda data, task: os.path.join(
-        str(builder_for(data, task).data_dir), "stats", data.train_split)))
+sources.register(
+    "synthetic_weather",
+    sources.Source(
+        frames=_frames,
+        prepare=lambda data, task: builder_for(data, task).download_and_prepare(),
+        stats_dir=lambda data, task: os.path.join(
+            str(builder_for(data, task).data_dir), "stats", data.train_split
+        ),
+    ),
+)

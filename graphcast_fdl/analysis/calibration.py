@@ -47,31 +47,70 @@ class PublishedFigure:
 
 
 _ANNEALING = tuple(f"rollout_{k}" for k in range(2, 13))
-_GITHUB = ("DeepMind's answer in github.com/google-deepmind/weathernext/issues/77"
-           " (the graphcast repository, renamed): 'about two weeks' of 1-step "
-           "training + 'another two weeks' of 2-12 step annealing on 32 TPU v4")
-_GITHUB_PHASE3 = ("DeepMind's answer in github.com/google-deepmind/weathernext/"
-                  "issues/99: 'out of the approximately 4 weeks ... phase 3 "
-                  "was about 11 days'")
+_GITHUB = (
+    "DeepMind's answer in github.com/google-deepmind/weathernext/issues/77"
+    " (the graphcast repository, renamed): 'about two weeks' of 1-step "
+    "training + 'another two weeks' of 2-12 step annealing on 32 TPU v4"
+)
+_GITHUB_PHASE3 = (
+    "DeepMind's answer in github.com/google-deepmind/weathernext/"
+    "issues/99: 'out of the approximately 4 weeks ... phase 3 "
+    "was about 11 days'"
+)
 PUBLISHED = (
-    PublishedFigure("graphcast 1-step", "graphcast", ("single_step",),
-                    14 * DAY, "tpu_v4", 32, _GITHUB),
-    PublishedFigure("graphcast 2-12 step annealing", "graphcast", _ANNEALING,
-                    14 * DAY, "tpu_v4", 32, _GITHUB),
-    PublishedFigure("graphcast annealing, later answer", "graphcast",
-                    _ANNEALING, 11 * DAY, "tpu_v4", 32, _GITHUB_PHASE3),
-    PublishedFigure("graphcast annealing, later answer, fit_memory",
-                    "graphcast", _ANNEALING, 11 * DAY, "tpu_v4", 32,
-                    _GITHUB_PHASE3, fit_memory=True),
-    PublishedFigure("graphcast_operational extra 1-step fine-tune",
-                    "graphcast_operational", ("finetune_hres",), 1 * DAY,
-                    "tpu_v4", 32, _GITHUB + "; 'an extra day'"),
-    PublishedFigure("graphcast_operational fine-tune, fit_memory",
-                    "graphcast_operational", ("finetune_hres",), 1 * DAY,
-                    "tpu_v4", 32, _GITHUB + "; 'an extra day'",
-                    fit_memory=True),
-    PublishedFigure("graphcast_small (1 deg) whole schedule", "graphcast_small",
-                    (), 1.5 * DAY, "tpu_v4", 32, _GITHUB + "; 'about 1.5 days'"),
+    PublishedFigure(
+        "graphcast 1-step", "graphcast", ("single_step",), 14 * DAY, "tpu_v4", 32, _GITHUB
+    ),
+    PublishedFigure(
+        "graphcast 2-12 step annealing", "graphcast", _ANNEALING, 14 * DAY, "tpu_v4", 32, _GITHUB
+    ),
+    PublishedFigure(
+        "graphcast annealing, later answer",
+        "graphcast",
+        _ANNEALING,
+        11 * DAY,
+        "tpu_v4",
+        32,
+        _GITHUB_PHASE3,
+    ),
+    PublishedFigure(
+        "graphcast annealing, later answer, fit_memory",
+        "graphcast",
+        _ANNEALING,
+        11 * DAY,
+        "tpu_v4",
+        32,
+        _GITHUB_PHASE3,
+        fit_memory=True,
+    ),
+    PublishedFigure(
+        "graphcast_operational extra 1-step fine-tune",
+        "graphcast_operational",
+        ("finetune_hres",),
+        1 * DAY,
+        "tpu_v4",
+        32,
+        _GITHUB + "; 'an extra day'",
+    ),
+    PublishedFigure(
+        "graphcast_operational fine-tune, fit_memory",
+        "graphcast_operational",
+        ("finetune_hres",),
+        1 * DAY,
+        "tpu_v4",
+        32,
+        _GITHUB + "; 'an extra day'",
+        fit_memory=True,
+    ),
+    PublishedFigure(
+        "graphcast_small (1 deg) whole schedule",
+        "graphcast_small",
+        (),
+        1.5 * DAY,
+        "tpu_v4",
+        32,
+        _GITHUB + "; 'about 1.5 days'",
+    ),
 )
 # The one figure the TPU factor is fitted to: the largest phase, and the one
 # the paper's "about 4 weeks" is dominated by.
@@ -94,8 +133,10 @@ EFFICIENCY = {"tpu": 0.31003981366042227, "cpu": 0.552762322363451}
 # factor (XLA on both; an assumption, stated in every GPU estimate).
 EFFICIENCY_SOURCE = {
     "tpu": f"fitted to '{TPU_FIT.name}' ({TPU_FIT.seconds / DAY:.0f} days)",
-    "cpu": (f"fitted to our demo train step measured here "
-            f"({CPU_FIT_STEP_SECONDS} s, benchmarks/estimator_vs_measured.py)"),
+    "cpu": (
+        f"fitted to our demo train step measured here "
+        f"({CPU_FIT_STEP_SECONDS} s, benchmarks/estimator_vs_measured.py)"
+    ),
     "gpu": "no published GPU figure: the TPU factor, assumed",
 }
 

@@ -96,12 +96,19 @@ class StepCost:
 
   @property
   def peak_bytes(self) -> float:
-    return (self.param_bytes + self.optimizer_bytes + self.gradient_bytes
-            + self.data_bytes + self.activation_bytes + self.temporary_bytes)
+    return (
+        self.param_bytes
+        + self.optimizer_bytes
+        + self.gradient_bytes
+        + self.data_bytes
+        + self.activation_bytes
+        + self.temporary_bytes
+    )
 
 
-def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
-                     published_layout: bool = False) -> list[MlpApplication]:
+def mlp_applications(
+    model: ModelConfig, task: task_lib.TaskConfig, published_layout: bool = False
+) -> list[MlpApplication]:
   """Every MLP application of one forward step, in execution order.
 
   Our edge MLPs compute the sender and receiver shares of their first layer
@@ -118,26 +125,32 @@ def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
 
   def edges(name, stage, items, senders, receivers, blocked=False):
     if published_layout:
-      return MlpApplication(name, stage, items, 3 * L, L, gathered=2,
-                            scatter_to=receivers, edge_blocked=blocked)
-    return MlpApplication(name, stage, items, L, L, gathered=2,
-                          scatter_to=receivers, edge_blocked=blocked,
-                          projected_nodes=senders + receivers)
+      return MlpApplication(
+          name, stage, items, 3 * L, L, gathered=2, scatter_to=receivers, edge_blocked=blocked
+      )
+    return MlpApplication(
+        name,
+        stage,
+        items,
+        L,
+        L,
+        gathered=2,
+        scatter_to=receivers,
+        edge_blocked=blocked,
+        projected_nodes=senders + receivers,
+    )
 
   def embed(name, stage, items, blocked=False):
-    return MlpApplication(name, stage, items, e, L, edge_blocked=blocked,
-                          batched=published_layout)
+    return MlpApplication(name, stage, items, e, L, edge_blocked=blocked, batched=published_layout)
 
   def grid_nodes(name, stage, d_in, d_out, input_kept=True):
-    return MlpApplication(name, stage, n_grid, d_in, d_out, grid_rows=True,
-                          input_kept=input_kept)
+    return MlpApplication(name, stage, n_grid, d_in, d_out, grid_rows=True, input_kept=input_kept)
 
   apps = [
       grid_nodes("encoder_nodes_grid", "encoder", c.grid_input, L),
       MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
       embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
-      edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh,
-            True),
+      edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh, True),
       MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
       grid_nodes("grid2mesh_nodes_grid", "encoder", L, L),
       embed("encoder_edges_mesh", "processor", g.mesh_edges),
@@ -149,11 +162,9 @@ def mlp_applications(model: ModelConfig, task: task_lib.TaskConfig,
     ]
   apps += [
       embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
-      edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid,
-            True),
+      edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid, True),
       grid_nodes("mesh2grid_nodes_grid", "decoder", 2 * L, L),
-      grid_nodes("decoder_nodes_grid", "decoder", L, c.output,
-                 input_kept=False),
+      grid_nodes("decoder_nodes_grid", "decoder", L, c.output, input_kept=False),
   ]
   return apps
 
@@ -184,8 +195,7 @@ def forward_elements_moved(app: MlpApplication, model: ModelConfig) -> float:
   return moved
 
 
-def saved_elements(app: MlpApplication, model: ModelConfig,
-                   block: int | None = None) -> float:
+def saved_elements(app: MlpApplication, model: ModelConfig, block: int | None = None) -> float:
   """Elements kept for the backward pass of one application.
 
   The input, per hidden element the pre-activation, sigmoid and activation
@@ -198,16 +208,14 @@ def saved_elements(app: MlpApplication, model: ModelConfig,
   return n * (per_item + app.gathered * model.latent_size)
 
 
-def temporary_elements(app: MlpApplication, model: ModelConfig,
-                       block: int | None) -> float:
+def temporary_elements(app: MlpApplication, model: ModelConfig, block: int | None) -> float:
   """Transient buffers while one application runs forward or backward:
   its input and hidden activations and their cotangents."""
   n = app.items if block is None else min(app.items, block)
   return n * (app.d_in + _hidden(model) + app.d_out)
 
 
-def _block(app: MlpApplication, model: ModelConfig,
-           remat: RematConfig) -> int | None:
+def _block(app: MlpApplication, model: ModelConfig, remat: RematConfig) -> int | None:
   """Items of `app` per block of its block loop, or None when it runs whole
   (no block size, or one that covers the set: the model loops only then)."""
   if app.edge_blocked and model.edge_block_size:
@@ -230,19 +238,20 @@ def blocked_saved_elements(app: MlpApplication, model: ModelConfig) -> float:
   return app.projected_nodes * model.latent_size
 
 
-def inner_remat_levels(app: MlpApplication, model: ModelConfig,
-                       remat: RematConfig) -> int:
+def inner_remat_levels(app: MlpApplication, model: ModelConfig, remat: RematConfig) -> int:
   """Times `app` is recomputed inside one rollout step's backward: once per
   checkpoint that encloses it (stage, processor group, block loop)."""
   in_encdec = app.stage in ("encoder", "decoder")
-  return (int(remat.encoder_decoder and in_encdec)
-          + int(bool(remat.processor_every_k) and app.stage == "processor")
-          + int(_block(app, model, remat) is not None))
+  return (
+      int(remat.encoder_decoder and in_encdec)
+      + int(bool(remat.processor_every_k) and app.stage == "processor")
+      + int(_block(app, model, remat) is not None)
+  )
 
 
-def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
-                             remat: RematConfig, batch: int = 1
-                             ) -> tuple[float, float]:
+def step_activation_elements(
+    apps: list[MlpApplication], model: ModelConfig, remat: RematConfig, batch: int = 1
+) -> tuple[float, float]:
   """(saved, recompute_peak) elements of one rollout step's backward.
 
   saved: kept from the forward pass under `remat`;
@@ -252,8 +261,7 @@ def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
   """
   g = sizes_lib.graph_sizes(model)
   L = model.latent_size
-  by_stage = {s: [a for a in apps if a.stage == s]
-              for s in ("encoder", "processor", "decoder")}
+  by_stage = {s: [a for a in apps if a.stage == s] for s in ("encoder", "processor", "decoder")}
   per_batch = lambda a: batch if a.batched else 1
 
   def resident(app):
@@ -290,8 +298,7 @@ def step_activation_elements(apps: list[MlpApplication], model: ModelConfig,
   return total, max(segments)
 
 
-def rollout_segments(remat: RematConfig, rollout_steps: int
-                     ) -> tuple[int, int, int]:
+def rollout_segments(remat: RematConfig, rollout_steps: int) -> tuple[int, int, int]:
   """(segment length k, number of segments, remaining steps) of a rollout
   under `remat.rollout_segment`; k = 0 when segments are off."""
   k = remat.rollout_segment
@@ -301,8 +308,9 @@ def rollout_segments(remat: RematConfig, rollout_steps: int
   return k, num_segments, rest
 
 
-def recompute_fraction(apps: list[MlpApplication], model: ModelConfig,
-                       remat: RematConfig, rollout_steps: int) -> float:
+def recompute_fraction(
+    apps: list[MlpApplication], model: ModelConfig, remat: RematConfig, rollout_steps: int
+) -> float:
   """Extra forward passes in the backward, as a fraction of one forward.
 
   A remat'd rollout step (only when there are 2+ steps, as in
@@ -312,20 +320,25 @@ def recompute_fraction(apps: list[MlpApplication], model: ModelConfig,
   more for each checkpoint that encloses it.
   """
   total = sum(forward_flops(a, model) for a in apps)
-  inner = sum(inner_remat_levels(a, model, remat) * forward_flops(a, model)
-              for a in apps)
+  inner = sum(inner_remat_levels(a, model, remat) * forward_flops(a, model) for a in apps)
   outer = 1.0 if remat.rollout_step and rollout_steps > 1 else 0.0
   k, num_segments, _ = rollout_segments(remat, rollout_steps)
   outer += num_segments * k / rollout_steps
   return outer + inner / total
 
 
-def step_cost(model: ModelConfig, task: task_lib.TaskConfig, *,
-              rollout_steps: int = 1, batch_per_device: int = 1,
-              num_devices: int = 1, shard_params: bool = False,
-              remat: RematConfig | None = None,
-              precision: str | None = None,
-              published_layout: bool = False) -> StepCost:
+def step_cost(
+    model: ModelConfig,
+    task: task_lib.TaskConfig,
+    *,
+    rollout_steps: int = 1,
+    batch_per_device: int = 1,
+    num_devices: int = 1,
+    shard_params: bool = False,
+    remat: RematConfig | None = None,
+    precision: str | None = None,
+    published_layout: bool = False,
+) -> StepCost:
   """Analytic cost of one training step (loss + grad + AdamW) per device."""
   remat = model.remat if remat is None else remat
   precision = precision or model.precision
@@ -338,8 +351,7 @@ def step_cost(model: ModelConfig, task: task_lib.TaskConfig, *,
 
   per_batch = lambda a: b if a.batched else 1
   fwd_flops = sum(forward_flops(a, model) * per_batch(a) for a in apps)
-  fwd_bytes = act * sum(forward_elements_moved(a, model) * per_batch(a)
-                        for a in apps)
+  fwd_bytes = act * sum(forward_elements_moved(a, model) * per_batch(a) for a in apps)
   extra = recompute_fraction(apps, model, remat, r)
   passes = 1 + BACKWARD_FACTOR + extra
   shard = num_devices if shard_params else 1
@@ -368,16 +380,21 @@ def step_cost(model: ModelConfig, task: task_lib.TaskConfig, *,
     # The step being differentiated is re-materialised under the inner policy.
     activations = live_steps * carry + act * (saved + recompute_peak)
   elif k:
-    activations = (num_segments * carry + max(k, rest) * (carry + act * saved)
-                   + act * recompute_peak)
+    activations = num_segments * carry + max(k, rest) * (carry + act * saved) + act * recompute_peak
   else:
     activations = r * (carry + act * saved) + act * recompute_peak
-  temporary = act * max(temporary_elements(a, model, _block(a, model, remat))
-                        * per_batch(a) for a in apps)
+  temporary = act * max(
+      temporary_elements(a, model, _block(a, model, remat)) * per_batch(a) for a in apps
+  )
   return StepCost(
       flops=r * fwd_flops * passes + 10 * n_params / shard,
       bytes_accessed=r * fwd_bytes * passes + weight_reads + update_bytes,
-      param_bytes=param_bytes, optimizer_bytes=optimizer_bytes,
-      gradient_bytes=gradient_bytes, data_bytes=data_bytes,
-      activation_bytes=activations, temporary_bytes=temporary,
-      recompute_fraction=extra, num_params=n_params)
+      param_bytes=param_bytes,
+      optimizer_bytes=optimizer_bytes,
+      gradient_bytes=gradient_bytes,
+      data_bytes=data_bytes,
+      activation_bytes=activations,
+      temporary_bytes=temporary,
+      recompute_fraction=extra,
+      num_params=n_params,
+  )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
@@ -112,15 +111,18 @@ def _allreduce_seconds(grad_bytes: float, n: int, hw: hardware_lib.Hardware) -> 
   return 2 * grad_bytes * (n - 1) / n / hw.interconnect_bandwidth
 
 
-def step_seconds(cost: cost_model.StepCost, precision: str,
-                 hw: hardware_lib.Hardware, num_devices: int,
-                 efficiency: float) -> tuple[float, str]:
+def step_seconds(
+    cost: cost_model.StepCost,
+    precision: str,
+    hw: hardware_lib.Hardware,
+    num_devices: int,
+    efficiency: float,
+) -> tuple[float, str]:
   """Roofline time / efficiency + gradient all-reduce; and the binding term."""
   compute = cost.flops / hw.peak(precision)
   memory = cost.bytes_accessed / hw.memory_bandwidth
   roofline = max(compute, memory)
-  seconds = roofline / efficiency + _allreduce_seconds(
-      cost.gradient_bytes, num_devices, hw)
+  seconds = roofline / efficiency + _allreduce_seconds(cost.gradient_bytes, num_devices, hw)
   return seconds, ("compute" if compute >= memory else "memory")
 
 
@@ -133,17 +135,26 @@ def priced_precision(precision: str, hw: hardware_lib.Hardware) -> str:
   return precision
 
 
-def model_step_seconds(model, task, hardware: str, *, rollout_steps: int = 1,
-                       batch_per_device: int = 1,
-                       efficiency: float | None = None) -> float:
+def model_step_seconds(
+    model,
+    task,
+    hardware: str,
+    *,
+    rollout_steps: int = 1,
+    batch_per_device: int = 1,
+    efficiency: float | None = None,
+) -> float:
   """One device's train step of `model` on `hardware`, priced as `estimate`
   prices a phase (for benchmarks that compare single steps)."""
   hw = hardware_lib.get(hardware)
   eff = calibration.efficiency(hw.family) if efficiency is None else efficiency
   cost = cost_model.step_cost(
-      model, task, rollout_steps=rollout_steps,
+      model,
+      task,
+      rollout_steps=rollout_steps,
       batch_per_device=batch_per_device,
-      precision=priced_precision(model.precision, hw))
+      precision=priced_precision(model.precision, hw),
+  )
   return step_seconds(cost, model.precision, hw, 1, eff)[0]
 
 
@@ -151,9 +162,13 @@ def num_devices_of(experiment: Experiment) -> int:
   return experiment.mesh.num_devices or 1
 
 
-def estimate(experiment: Experiment, hardware: str = "tpu_v4",
-             use_xla: bool = False, efficiency: float | None = None,
-             progress=None) -> Estimate:
+def estimate(
+    experiment: Experiment,
+    hardware: str = "tpu_v4",
+    use_xla: bool = False,
+    efficiency: float | None = None,
+    progress=None,
+) -> Estimate:
   """Prices every phase of `experiment` on `hardware` (a `hardware` key).
 
   Args:
@@ -177,11 +192,9 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   notes = []
   if hw.family == "gpu":
     notes.append("GPU efficiency is the TPU factor (no published GPU figure).")
-  precisions = [phase_settings(experiment, p).model.precision
-                for p in experiment.schedule.phases]
+  precisions = [phase_settings(experiment, p).model.precision for p in experiment.schedule.phases]
   if any(priced_precision(p, hw) != p for p in precisions):
-    notes.append(f"bfloat16 runs as float32 on {hw.name} (matmuls upcast): "
-                 "priced as float32.")
+    notes.append(f"bfloat16 runs as float32 on {hw.name} (matmuls upcast): " "priced as float32.")
   if experiment.mesh.num_devices is None:
     notes.append("mesh.num_devices unset: priced for 1 device.")
   xla_cache, phases = {}, []
@@ -190,38 +203,57 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
     settings = phase_settings(experiment, phase).model
     remat, precision = settings.remat, settings.precision
     cost = cost_model.step_cost(
-        model, task, rollout_steps=phase.rollout_steps, batch_per_device=batch,
-        num_devices=n, shard_params=experiment.mesh.shard_params, remat=remat,
-        precision=priced_precision(precision, hw))
+        model,
+        task,
+        rollout_steps=phase.rollout_steps,
+        batch_per_device=batch,
+        num_devices=n,
+        shard_params=experiment.mesh.shard_params,
+        remat=remat,
+        precision=priced_precision(precision, hw),
+    )
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
     peak = cost.peak_bytes
     entry = PhaseEstimate(
-        name=phase.name, steps=phase.num_steps,
-        rollout_steps=phase.rollout_steps, precision=precision,
+        name=phase.name,
+        steps=phase.num_steps,
+        rollout_steps=phase.rollout_steps,
+        precision=precision,
         remat=remat_label(remat, model.edge_block_size),
-        step_seconds=seconds, duration_seconds=seconds * phase.num_steps,
+        step_seconds=seconds,
+        duration_seconds=seconds * phase.num_steps,
         device_hours=seconds * phase.num_steps * n / 3600,
-        flops_per_step=cost.flops, bytes_per_step=cost.bytes_accessed,
-        bound=bound, params_bytes=cost.param_bytes,
+        flops_per_step=cost.flops,
+        bytes_per_step=cost.bytes_accessed,
+        bound=bound,
+        params_bytes=cost.param_bytes,
         optimizer_bytes=cost.optimizer_bytes,
-        gradient_bytes=cost.gradient_bytes, data_bytes=cost.data_bytes,
+        gradient_bytes=cost.gradient_bytes,
+        data_bytes=cost.data_bytes,
         activation_bytes=cost.activation_bytes,
-        temporary_bytes=cost.temporary_bytes, peak_bytes_per_device=peak,
-        fits=peak <= hw.memory_bytes, headroom_bytes=hw.memory_bytes - peak,
-        host_input_bytes_per_second=(
-            min(n, hw.devices_per_host) * cost.data_bytes / seconds))
+        temporary_bytes=cost.temporary_bytes,
+        peak_bytes_per_device=peak,
+        fits=peak <= hw.memory_bytes,
+        headroom_bytes=hw.memory_bytes - peak,
+        host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.data_bytes / seconds),
+    )
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
         xla_cache[key] = xla_cost.analyze(
-            experiment, rollout_steps=phase.rollout_steps, remat=remat,
-            precision=precision, batch_per_device=batch,
+            experiment,
+            rollout_steps=phase.rollout_steps,
+            remat=remat,
+            precision=precision,
+            batch_per_device=batch,
             hardware=hardware if hardware in xla_cost.TPU_TARGETS else None,
-            progress=progress)
+            progress=progress,
+        )
       result = xla_cache[key]
       entry.xla = result.to_dict()
-      entry.source = "analytic + xla" if result.available else (
-          "analytic (xla: " + result.reason + ")")
+      entry.source = (
+          "analytic + xla" if result.available else ("analytic (xla: " + result.reason + ")")
+      )
       if result.fits is not None:  # the compiler's verdict wins
         entry.fits = result.fits and result.peak_bytes <= hw.memory_bytes
         entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
@@ -232,37 +264,46 @@ def estimate(experiment: Experiment, hardware: str = "tpu_v4",
   worst = min(phases, key=lambda p: p.headroom_bytes)
   too_big = [p.name for p in phases if not p.fits]
   if too_big:
-    notes.append(f"does not fit {hw.memory_bytes / GiB:.0f} GiB: "
-                 f"{', '.join(too_big)} (largest needs "
-                 f"{(hw.memory_bytes - worst.headroom_bytes) / GiB:.1f} GiB); "
-                 "try --config=fiddler:fit_memory() or --fit")
+    notes.append(
+        f"does not fit {hw.memory_bytes / GiB:.0f} GiB: "
+        f"{', '.join(too_big)} (largest needs "
+        f"{(hw.memory_bytes - worst.headroom_bytes) / GiB:.1f} GiB); "
+        "try --config=fiddler:fit_memory() or --fit"
+    )
   if worst.fits and worst.headroom_bytes < TIGHT_HEADROOM * hw.memory_bytes:
-    notes.append(f"tight: phase {worst.name} leaves "
-                 f"{worst.headroom_bytes / GiB:.1f} GiB headroom")
+    notes.append(
+        f"tight: phase {worst.name} leaves " f"{worst.headroom_bytes / GiB:.1f} GiB headroom"
+    )
   return Estimate(
-      experiment=experiment.name, hardware=hw.name, num_devices=n,
-      batch_per_device=batch, memory_bytes_per_device=hw.memory_bytes,
+      experiment=experiment.name,
+      hardware=hw.name,
+      num_devices=n,
+      batch_per_device=batch,
+      memory_bytes_per_device=hw.memory_bytes,
       efficiency=eff,
       efficiency_source=calibration.EFFICIENCY_SOURCE.get(hw.family, ""),
-      phases=phases, total_duration_seconds=total,
+      phases=phases,
+      total_duration_seconds=total,
       total_device_hours=total * n / 3600,
-      fits=all(p.fits for p in phases), notes=notes,
+      fits=all(p.fits for p in phases),
+      notes=notes,
       sources={
           "hardware": hw.source,
           "time": "analytic roofline max(FLOPs/peak, bytes/bandwidth) / "
-                  "efficiency + gradient all-reduce; steps only (not "
-                  "compilation, evaluation, checkpoints or input stalls)",
+          "efficiency + gradient all-reduce; steps only (not "
+          "compilation, evaluation, checkpoints or input stalls)",
           "memory": "analytic: params + AdamW state + grads + batch + "
-                    "activations saved under the remat policy + largest "
-                    "temporary",
+          "activations saved under the remat policy + largest "
+          "temporary",
           "input": "float32 frames each host's loader must deliver per "
-                   "second to keep its devices busy (a requirement; "
-                   "benchmarks/data_pipeline.py measures our loader)",
+          "second to keep its devices busy (a requirement; "
+          "benchmarks/data_pipeline.py measures our loader)",
           "xla": "the trainer's jitted train step (loss+grad+AdamW, the "
-                 "config's shardings) .lower(abstract shapes).compile(): "
-                 "memory_analysis / cost_analysis per device (scan bodies x "
-                 "rollout)",
-      })
+          "config's shardings) .lower(abstract shapes).compile(): "
+          "memory_analysis / cost_analysis per device (scan bodies x "
+          "rollout)",
+      },
+  )
 
 
 def format_table(est: Estimate) -> str:
@@ -288,24 +329,32 @@ def format_table(est: Estimate) -> str:
         f" {gib(p.gradient_bytes):>6s} {gib(p.data_bytes):>6s}"
         f" {gib(p.activation_bytes):>6s} {gib(p.temporary_bytes):>6s}"
         f" {gib(p.peak_bytes_per_device):>6s} {'yes' if p.fits else 'NO':>4s}"
-        f"  {p.remat} / {p.source}")
+        f"  {p.remat} / {p.source}"
+    )
   lines.append(
       f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
       f" {format_seconds(est.total_duration_seconds):>9s}"
-      f" {est.total_device_hours:10.4g}")
+      f" {est.total_device_hours:10.4g}"
+  )
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:
     num = lambda v: "n/a" if v is None else f"{v:10.3g}"
-    lines += ["", f"XLA:{xla_rows[0].xla['backend'].upper()} (the compiled "
-              f"train step; {xla_rows[0].xla['devices']}) vs analytic, per "
-              "device and step:",
-              f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
-              f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
-              f" {'peak xla':>9s} {'peak ana':>9s} {'compile':>8s}"]
+    lines += [
+        "",
+        f"XLA:{xla_rows[0].xla['backend'].upper()} (the compiled "
+        f"train step; {xla_rows[0].xla['devices']}) vs analytic, per "
+        "device and step:",
+        f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
+        f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
+        f" {'peak xla':>9s} {'peak ana':>9s} {'compile':>8s}",
+    ]
     for p in xla_rows:
       x = p.xla
-      verdict = "" if x.get("fits") is None else (
-          "  fits" if x["fits"] else "  DOES NOT FIT: " + x["reason"])
+      verdict = (
+          ""
+          if x.get("fits") is None
+          else ("  fits" if x["fits"] else "  DOES NOT FIT: " + x["reason"])
+      )
       lines.append(
           f"{p.name:16s} {num(x['flops']):>10s} {p.flops_per_step:10.3g}"
           f" {num(x['bytes_accessed']):>10s} {p.bytes_per_step:10.3g}"
@@ -313,12 +362,18 @@ def format_table(est: Estimate) -> str:
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
           f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}"
           f" {x['compile_seconds']:7.0f}s{' (cached)' if x.get('cached') else ''}"
-          f"{verdict}")
-  lines += ["", "memory columns: GiB per device; peak = their sum. in GB/s: "
-            "input each host must load per second"]
+          f"{verdict}"
+      )
+  lines += [
+      "",
+      "memory columns: GiB per device; peak = their sum. in GB/s: "
+      "input each host must load per second",
+  ]
   lines += [f"source of {k}: {v}" for k, v in est.sources.items()]
   lines += [f"note: {n}" for n in est.notes]
   headroom = min(p.headroom_bytes for p in est.phases)
-  lines.append(f"fits: {'yes' if est.fits else 'NO'}, smallest headroom "
-               f"{headroom / GiB:.2f} GiB of {gib(est.memory_bytes_per_device)}")
+  lines.append(
+      f"fits: {'yes' if est.fits else 'NO'}, smallest headroom "
+      f"{headroom / GiB:.2f} GiB of {gib(est.memory_bytes_per_device)}"
+  )
   return "\n".join(lines)

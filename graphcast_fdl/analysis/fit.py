@@ -21,11 +21,20 @@ from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.train.experiment import Experiment
 
 REMAT_POLICIES = tuple(
-    RematConfig(rollout_step=s, processor_every_k=k, encoder_decoder=e,
-                rollout_segment=seg, grid_block_size=grid)
-    for s in (False, True) for k in (0, 1, 2, 3, 4, 8) for e in (False, True)
-    for seg in (0, 3, 4) for grid in (None, 65_536, 262_144)
-    if s or not seg)  # segments without per-step remat keep whole segments
+    RematConfig(
+        rollout_step=s,
+        processor_every_k=k,
+        encoder_decoder=e,
+        rollout_segment=seg,
+        grid_block_size=grid,
+    )
+    for s in (False, True)
+    for k in (0, 1, 2, 3, 4, 8)
+    for e in (False, True)
+    for seg in (0, 3, 4)
+    for grid in (None, 65_536, 262_144)
+    if s or not seg
+)  # segments without per-step remat keep whole segments
 EDGE_BLOCKS = (None, 65_536, 262_144, 1_048_576)
 PRECISIONS = ("bfloat16", "float32")
 PER_DEVICE_BATCHES = (1, 2, 4, 8)
@@ -52,23 +61,28 @@ class FitResult:
     return d
 
 
-def model_settings(remat: RematConfig, block: int | None,
-                   precision: str) -> dict:
+def model_settings(remat: RematConfig, block: int | None, precision: str) -> dict:
   """Config path -> value of the model fields the search varies."""
-  settings = {f"model.remat.{f.name}": getattr(remat, f.name)
-              for f in dataclasses.fields(RematConfig)}
+  settings = {
+      f"model.remat.{f.name}": getattr(remat, f.name) for f in dataclasses.fields(RematConfig)
+  }
   settings["model.edge_block_size"] = block
   settings["model.precision"] = precision
   return settings
 
 
-def changes(experiment: Experiment, remat: RematConfig, block: int | None,
-            precision: str, per_device_batch: int) -> dict:
+def changes(
+    experiment: Experiment,
+    remat: RematConfig,
+    block: int | None,
+    precision: str,
+    per_device_batch: int,
+) -> dict:
   """The settings that differ from `experiment` (a phase override of remat
   or precision counts as a difference: the settings clear it)."""
-  current = model_settings(experiment.model.remat,
-                           experiment.model.edge_block_size,
-                           experiment.model.precision)
+  current = model_settings(
+      experiment.model.remat, experiment.model.edge_block_size, experiment.model.precision
+  )
   overridden = set()
   for phase in experiment.schedule.phases:
     if phase.remat is not None:
@@ -76,33 +90,46 @@ def changes(experiment: Experiment, remat: RematConfig, block: int | None,
     if phase.precision is not None:
       overridden.add("model.precision")
   wanted = model_settings(remat, block, precision)
-  diff = {k: v for k, v in wanted.items()
-          if k in overridden or current[k] != v}
+  diff = {k: v for k, v in wanted.items() if k in overridden or current[k] != v}
   devices = estimator.num_devices_of(experiment)
   if per_device_batch != max(1, experiment.data.global_batch_size // devices):
     diff["per_device_batch"] = per_device_batch
   return diff
 
 
-def with_settings(experiment: Experiment, remat: RematConfig,
-                  block: int | None, precision: str, devices: int,
-                  per_device_batch: int) -> Experiment:
+def with_settings(
+    experiment: Experiment,
+    remat: RematConfig,
+    block: int | None,
+    precision: str,
+    devices: int,
+    per_device_batch: int,
+) -> Experiment:
   """The experiment with these settings (phase overrides cleared)."""
-  model = dataclasses.replace(experiment.model, remat=remat,
-                              edge_block_size=block, precision=precision)
-  phases = tuple(dataclasses.replace(p, remat=None, precision=None)
-                 for p in experiment.schedule.phases)
+  model = dataclasses.replace(
+      experiment.model, remat=remat, edge_block_size=block, precision=precision
+  )
+  phases = tuple(
+      dataclasses.replace(p, remat=None, precision=None) for p in experiment.schedule.phases
+  )
   return dataclasses.replace(
-      experiment, model=model,
+      experiment,
+      model=model,
       mesh=dataclasses.replace(experiment.mesh, num_devices=devices),
-      data=dataclasses.replace(experiment.data,
-                               global_batch_size=devices * per_device_batch),
-      schedule=dataclasses.replace(experiment.schedule, phases=phases))
+      data=dataclasses.replace(experiment.data, global_batch_size=devices * per_device_batch),
+      schedule=dataclasses.replace(experiment.schedule, phases=phases),
+  )
 
 
-def search(experiment: Experiment, hardware: str, memory_bytes: float | None,
-           devices: int, precisions=PRECISIONS, top: int = 5,
-           per_device_batches=None) -> list[FitResult]:
+def search(
+    experiment: Experiment,
+    hardware: str,
+    memory_bytes: float | None,
+    devices: int,
+    precisions=PRECISIONS,
+    top: int = 5,
+    per_device_batches=None,
+) -> list[FitResult]:
   """The `top` fastest settings whose every phase fits `memory_bytes`.
 
   `memory_bytes` None: the hardware's device memory. The per-device batch
@@ -113,35 +140,37 @@ def search(experiment: Experiment, hardware: str, memory_bytes: float | None,
   tried as the one it runs as.
   """
   hw = hardware_lib.get(hardware)
-  precisions = tuple(dict.fromkeys(
-      estimator.priced_precision(p, hw) for p in precisions))
+  precisions = tuple(dict.fromkeys(estimator.priced_precision(p, hw) for p in precisions))
   if per_device_batches is None:
-    per_device_batches = (max(1, experiment.data.global_batch_size
-                              // devices),)
+    per_device_batches = (max(1, experiment.data.global_batch_size // devices),)
   g = sizes.graph_sizes(experiment.model)
   most_edges = max(g.grid2mesh_edges, g.mesh2grid_edges)
   results = []
   for remat, block, precision, batch in itertools.product(
-      REMAT_POLICIES, EDGE_BLOCKS, precisions, per_device_batches):
-    if ((block is not None and block >= most_edges)
-        or (remat.grid_block_size or 0) >= g.grid_nodes):
+      REMAT_POLICIES, EDGE_BLOCKS, precisions, per_device_batches
+  ):
+    if (block is not None and block >= most_edges) or (remat.grid_block_size or 0) >= g.grid_nodes:
       continue  # a block as large as its set changes nothing: seen unblocked
-    candidate = with_settings(experiment, remat, block, precision, devices,
-                              batch)
+    candidate = with_settings(experiment, remat, block, precision, devices, batch)
     est = estimator.estimate(candidate, hardware)
     budget = est.memory_bytes_per_device if memory_bytes is None else memory_bytes
     peak = max(p.peak_bytes_per_device for p in est.phases)
     if peak > budget:
       continue
     examples = sum(p.steps for p in est.phases) * devices * batch
-    results.append(FitResult(
-        remat=remat, edge_block_size=block, precision=precision,
-        per_device_batch=batch,
-        seconds_per_example=est.total_duration_seconds * devices / examples,
-        total_duration_seconds=est.total_duration_seconds, peak_bytes=peak,
-        changes=changes(experiment, remat, block, precision, batch)))
-  results.sort(key=lambda r: (r.total_duration_seconds, r.peak_bytes,
-                              len(r.changes)))
+    results.append(
+        FitResult(
+            remat=remat,
+            edge_block_size=block,
+            precision=precision,
+            per_device_batch=batch,
+            seconds_per_example=est.total_duration_seconds * devices / examples,
+            total_duration_seconds=est.total_duration_seconds,
+            peak_bytes=peak,
+            changes=changes(experiment, remat, block, precision, batch),
+        )
+    )
+  results.sort(key=lambda r: (r.total_duration_seconds, r.peak_bytes, len(r.changes)))
   return results[:top]
 
 
@@ -156,8 +185,9 @@ class PhasePolicy:
   fits: bool
 
 
-def phase_policies(experiment: Experiment, hardware: str,
-                   memory_bytes: float | None = None) -> list[PhasePolicy]:
+def phase_policies(
+    experiment: Experiment, hardware: str, memory_bytes: float | None = None
+) -> list[PhasePolicy]:
   """Per phase, the fastest `REMAT_POLICIES` entry that fits `memory_bytes`.
 
   Long rollouts need more recomputation than single steps; choosing per phase
@@ -168,20 +198,25 @@ def phase_policies(experiment: Experiment, hardware: str,
   hw = hardware_lib.get(hardware)
   budget = hw.memory_bytes if memory_bytes is None else memory_bytes
   g = sizes.graph_sizes(experiment.model)
-  policies = [r for r in REMAT_POLICIES
-              if (r.grid_block_size or 0) < g.grid_nodes]
+  policies = [r for r in REMAT_POLICIES if (r.grid_block_size or 0) < g.grid_nodes]
   results = []
   for phase in experiment.schedule.phases:
     best = smallest = None
     for remat in policies:
       candidate = dataclasses.replace(
-          experiment, schedule=dataclasses.replace(
-              experiment.schedule,
-              phases=(dataclasses.replace(phase, remat=remat, num_steps=1),)))
+          experiment,
+          schedule=dataclasses.replace(
+              experiment.schedule, phases=(dataclasses.replace(phase, remat=remat, num_steps=1),)
+          ),
+      )
       priced = estimator.estimate(candidate, hardware).phases[0]
-      entry = PhasePolicy(phase.name, remat, priced.step_seconds,
-                          priced.peak_bytes_per_device,
-                          priced.peak_bytes_per_device <= budget)
+      entry = PhasePolicy(
+          phase.name,
+          remat,
+          priced.step_seconds,
+          priced.peak_bytes_per_device,
+          priced.peak_bytes_per_device <= budget,
+      )
       if entry.fits and (best is None or entry.step_seconds < best.step_seconds):
         best = entry
       if smallest is None or entry.peak_bytes < smallest.peak_bytes:

@@ -55,42 +55,104 @@ GPUS_PER_NODE = 8
 
 
 def _tpu(name, bf16, hbm_gbs, mem_gib, ici_gbs, source):
-  return Hardware(name, "tpu", {"bfloat16": bf16, "float32": bf16},
-                  hbm_gbs * 1e9, mem_gib * GiB, ici_gbs * 1e9,
-                  source + f"; {TPU_CHIPS_PER_HOST} chips per host",
-                  devices_per_host=TPU_CHIPS_PER_HOST)
+  return Hardware(
+      name,
+      "tpu",
+      {"bfloat16": bf16, "float32": bf16},
+      hbm_gbs * 1e9,
+      mem_gib * GiB,
+      ici_gbs * 1e9,
+      source + f"; {TPU_CHIPS_PER_HOST} chips per host",
+      devices_per_host=TPU_CHIPS_PER_HOST,
+  )
 
 
 def _gpu(name, bf16, tf32, hbm_gbs, mem_bytes, nvlink_gbs, source):
-  return Hardware(name, "gpu", {"bfloat16": bf16, "float32": tf32},
-                  hbm_gbs * 1e9, mem_bytes, nvlink_gbs * 1e9,
-                  source + f"; {GPUS_PER_NODE} GPUs per node",
-                  devices_per_host=GPUS_PER_NODE)
+  return Hardware(
+      name,
+      "gpu",
+      {"bfloat16": bf16, "float32": tf32},
+      hbm_gbs * 1e9,
+      mem_bytes,
+      nvlink_gbs * 1e9,
+      source + f"; {GPUS_PER_NODE} GPUs per node",
+      devices_per_host=GPUS_PER_NODE,
+  )
 
 
 _GCP = "Google Cloud TPU docs, system architecture page for "
 _NV = "NVIDIA datasheet: "
 TABLE = {
-    "tpu_v4": _tpu("tpu_v4", 275e12, 1200, 32, 300,
-                   _GCP + "TPU v4 (275 TFLOP/s bf16, 32 GiB HBM2 at 1200 GB/s)"),
-    "tpu_v5e": _tpu("tpu_v5e", 197e12, 819, 16, 200,
-                    _GCP + "TPU v5e (197 TFLOP/s bf16, 16 GiB HBM2 at 819 GB/s)"),
-    "tpu_v5p": _tpu("tpu_v5p", 459e12, 2765, 95, 600,
-                    _GCP + "TPU v5p (459 TFLOP/s bf16, 95 GiB HBM2e at 2765 GB/s)"),
-    "tpu_v6e": _tpu("tpu_v6e", 918e12, 1640, 32, 400,
-                    _GCP + "TPU v6e Trillium (918 TFLOP/s bf16, 32 GiB HBM at 1640 GB/s)"),
-    "a100_40gb": _gpu("a100_40gb", 312e12, 156e12, 1555, 40 * GiB, 600,
-                      _NV + "A100 Tensor Core GPU, SXM4 40GB (312 TFLOP/s bf16, "
-                      "156 TF32, 1555 GB/s HBM2)"),
-    "a100_80gb": _gpu("a100_80gb", 312e12, 156e12, 2039, 80 * GiB, 600,
-                      _NV + "A100 Tensor Core GPU, SXM4 80GB (312 TFLOP/s bf16, "
-                      "156 TF32, 2039 GB/s HBM2e)"),
-    "h100": _gpu("h100", 989e12, 494.7e12, 3350, 80 * GiB, 900,
-                 _NV + "H100 Tensor Core GPU, SXM5 80GB (989 TFLOP/s bf16 dense, "
-                 "495 TF32, 3.35 TB/s HBM3)"),
-    "h200": _gpu("h200", 989e12, 494.7e12, 4800, 141e9, 900,
-                 _NV + "H200 Tensor Core GPU, SXM 141GB (989 TFLOP/s bf16 dense, "
-                 "495 TF32, 4.8 TB/s HBM3e)"),
+    "tpu_v4": _tpu(
+        "tpu_v4",
+        275e12,
+        1200,
+        32,
+        300,
+        _GCP + "TPU v4 (275 TFLOP/s bf16, 32 GiB HBM2 at 1200 GB/s)",
+    ),
+    "tpu_v5e": _tpu(
+        "tpu_v5e",
+        197e12,
+        819,
+        16,
+        200,
+        _GCP + "TPU v5e (197 TFLOP/s bf16, 16 GiB HBM2 at 819 GB/s)",
+    ),
+    "tpu_v5p": _tpu(
+        "tpu_v5p",
+        459e12,
+        2765,
+        95,
+        600,
+        _GCP + "TPU v5p (459 TFLOP/s bf16, 95 GiB HBM2e at 2765 GB/s)",
+    ),
+    "tpu_v6e": _tpu(
+        "tpu_v6e",
+        918e12,
+        1640,
+        32,
+        400,
+        _GCP + "TPU v6e Trillium (918 TFLOP/s bf16, 32 GiB HBM at 1640 GB/s)",
+    ),
+    "a100_40gb": _gpu(
+        "a100_40gb",
+        312e12,
+        156e12,
+        1555,
+        40 * GiB,
+        600,
+        _NV + "A100 Tensor Core GPU, SXM4 40GB (312 TFLOP/s bf16, " "156 TF32, 1555 GB/s HBM2)",
+    ),
+    "a100_80gb": _gpu(
+        "a100_80gb",
+        312e12,
+        156e12,
+        2039,
+        80 * GiB,
+        600,
+        _NV + "A100 Tensor Core GPU, SXM4 80GB (312 TFLOP/s bf16, " "156 TF32, 2039 GB/s HBM2e)",
+    ),
+    "h100": _gpu(
+        "h100",
+        989e12,
+        494.7e12,
+        3350,
+        80 * GiB,
+        900,
+        _NV + "H100 Tensor Core GPU, SXM5 80GB (989 TFLOP/s bf16 dense, "
+        "495 TF32, 3.35 TB/s HBM3)",
+    ),
+    "h200": _gpu(
+        "h200",
+        989e12,
+        494.7e12,
+        4800,
+        141e9,
+        900,
+        _NV + "H200 Tensor Core GPU, SXM 141GB (989 TFLOP/s bf16 dense, "
+        "495 TF32, 4.8 TB/s HBM3e)",
+    ),
 }
 
 # AVX-512 cores with two FMA units: 2 units x 16 f32 lanes x 2 FLOP = 64/cycle.
@@ -121,12 +183,17 @@ def this_cpu() -> Hardware:
   per_cycle = next((v for k, v in CPU_FLOPS_PER_CYCLE.items() if k in flags), 16)
   peak = cores * ghz * 1e9 * per_cycle
   return Hardware(
-      "cpu", "cpu", {"float32": peak, "bfloat16": peak},
-      cores * CPU_BANDWIDTH_PER_CORE, mem, 0.0,
+      "cpu",
+      "cpu",
+      {"float32": peak, "bfloat16": peak},
+      cores * CPU_BANDWIDTH_PER_CORE,
+      mem,
+      0.0,
       f"/proc/cpuinfo: {cores} x {model}, {per_cycle} FLOP/cycle "
       f"(no native bf16 matmul); bandwidth assumed "
       f"{CPU_BANDWIDTH_PER_CORE / 1e9:.0f} GB/s per core; /proc/meminfo",
-      upcasts_bfloat16=True)
+      upcasts_bfloat16=True,
+  )
 
 
 def get(name: str) -> Hardware:
@@ -140,10 +207,17 @@ def get(name: str) -> Hardware:
 
 # jax `device_kind` substrings (lower case) -> table key, most specific first.
 _DEVICE_KINDS = (
-    ("tpu v4", "tpu_v4"), ("tpu v5 lite", "tpu_v5e"), ("tpu v5e", "tpu_v5e"),
-    ("tpu v5p", "tpu_v5p"), ("tpu v5", "tpu_v5p"), ("tpu v6", "tpu_v6e"),
-    ("h200", "h200"), ("h100", "h100"), ("a100-sxm4-80gb", "a100_80gb"),
-    ("a100 80gb", "a100_80gb"), ("a100", "a100_40gb"),
+    ("tpu v4", "tpu_v4"),
+    ("tpu v5 lite", "tpu_v5e"),
+    ("tpu v5e", "tpu_v5e"),
+    ("tpu v5p", "tpu_v5p"),
+    ("tpu v5", "tpu_v5p"),
+    ("tpu v6", "tpu_v6e"),
+    ("h200", "h200"),
+    ("h100", "h100"),
+    ("a100-sxm4-80gb", "a100_80gb"),
+    ("a100 80gb", "a100_80gb"),
+    ("a100", "a100_40gb"),
 )
 
 

@@ -29,9 +29,14 @@ from graphcast_fdl.model.config import ModelConfig
 # splitting each triangle in 4 and projecting midpoints onto the sphere.
 # Computed once by that refinement; tests recompute the small levels.
 MAX_EDGE_LENGTH = {
-    0: 1.0514622242382672, 1: 0.6180339887498949, 2: 0.3249196962329064,
-    3: 0.1646471600639204, 4: 0.08260396653395065, 5: 0.04133725597395912,
-    6: 0.02067304414009293, 7: 0.01033707431037156,
+    0: 1.0514622242382672,
+    1: 0.6180339887498949,
+    2: 0.3249196962329064,
+    3: 0.1646471600639204,
+    4: 0.08260396653395065,
+    5: 0.04133725597395912,
+    6: 0.02067304414009293,
+    7: 0.01033707431037156,
 }
 
 
@@ -76,12 +81,17 @@ def graph_sizes(model: ModelConfig) -> GraphSizes:
   lat, lon = grid_lib.grid_shape(model.resolution, model.include_poles)
   m = model.mesh_size
   mesh_nodes = 10 * 4**m + 2
-  mesh_edges = 60 * (4**(m + 1) - 1) // 3
+  mesh_edges = 60 * (4 ** (m + 1) - 1) // 3
   radius = model.radius_query_fraction_edge_length * MAX_EDGE_LENGTH[m]
   grid2mesh = round(lat * lon * mesh_nodes * radius**2 / 4)
-  return GraphSizes(grid_lat=lat, grid_lon=lon, mesh_nodes=mesh_nodes,
-                    mesh_edges=mesh_edges, grid2mesh_edges=grid2mesh,
-                    mesh2grid_edges=3 * lat * lon)
+  return GraphSizes(
+      grid_lat=lat,
+      grid_lon=lon,
+      mesh_nodes=mesh_nodes,
+      mesh_edges=mesh_edges,
+      grid2mesh_edges=grid2mesh,
+      mesh2grid_edges=3 * lat * lon,
+  )
 
 
 def channels(task: task_lib.TaskConfig) -> Channels:
@@ -98,14 +108,16 @@ def channels(task: task_lib.TaskConfig) -> Channels:
   forcing = width(task.forcing_variables)
   return Channels(
       input_frame=input_frame,
-      grid_input=(frames * input_frame + width(statics) + forcing
-                  + NODE_FEATURES),
-      output=width(task.target_variables), forcing=forcing,
-      input_frames=frames)
+      grid_input=(frames * input_frame + width(statics) + forcing + NODE_FEATURES),
+      output=width(task.target_variables),
+      forcing=forcing,
+      input_frames=frames,
+  )
 
 
-def _mlp_params(d_in: int, latent: int, hidden_layers: int, d_out: int,
-                layer_norm: bool = True) -> int:
+def _mlp_params(
+    d_in: int, latent: int, hidden_layers: int, d_out: int, layer_norm: bool = True
+) -> int:
   widths = [d_in] + [latent] * hidden_layers + [d_out]
   count = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
   return count + (2 * d_out if layer_norm else 0)

@@ -119,25 +119,27 @@ class TpuCompilerMissing(RuntimeError):
 def dummy_stats(task: task_lib.TaskConfig):
   """Mean 0 / stddev 1 statistics with the right variables and levels."""
   levels = list(task.pressure_levels)
-  names = sorted(set(task.input_variables) | set(task.target_variables)
-                 | set(task.forcing_variables))
+  names = sorted(
+      set(task.input_variables) | set(task.target_variables) | set(task.forcing_variables)
+  )
 
   def dataset(value):
     data = {}
     for name in names:
       if task_lib.has_levels(name):
-        data[name] = xr.DataArray(np.full(len(levels), value, np.float32),
-                                  dims=("level",), coords={"level": levels})
+        data[name] = xr.DataArray(
+            np.full(len(levels), value, np.float32), dims=("level",), coords={"level": levels}
+        )
       else:
         data[name] = xr.DataArray(np.float32(value))
     return xr.Dataset(data)
 
-  return NormalizationStats(mean=dataset(0.0), stddev=dataset(1.0),
-                            diffs_stddev=dataset(1.0))
+  return NormalizationStats(mean=dataset(0.0), stddev=dataset(1.0), diffs_stddev=dataset(1.0))
 
 
-def _var_shape(name: str, batch: int, frames: int, levels: int, lat: int,
-               lon: int) -> tuple[int, ...]:
+def _var_shape(
+    name: str, batch: int, frames: int, levels: int, lat: int, lon: int
+) -> tuple[int, ...]:
   """Batch-layout shape of one variable (see `model/batch.py`)."""
   if name in task_lib.STATIC:
     return (batch, lat, lon)
@@ -150,19 +152,21 @@ def _var_shape(name: str, batch: int, frames: int, levels: int, lat: int,
   return (batch, frames, lat, lon)
 
 
-def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int,
-                 rollout_steps: int):
+def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int, rollout_steps: int):
   """A Batch of float32 ShapeDtypeStructs (nothing allocated)."""
   levels = task.num_levels
 
   def group(names, frames):
-    return {n: jax.ShapeDtypeStruct(
-        _var_shape(n, batch, frames, levels, lat, lon), jnp.float32)
-            for n in names}
+    return {
+        n: jax.ShapeDtypeStruct(_var_shape(n, batch, frames, levels, lat, lon), jnp.float32)
+        for n in names
+    }
 
-  return Batch(inputs=group(task.input_variables, task_lib.input_frames(task)),
-               targets=group(task.target_variables, rollout_steps),
-               forcings=group(task.forcing_variables, rollout_steps))
+  return Batch(
+      inputs=group(task.input_variables, task_lib.input_frames(task)),
+      targets=group(task.target_variables, rollout_steps),
+      forcings=group(task.forcing_variables, rollout_steps),
+  )
 
 
 # --- TPU targets -------------------------------------------------------------
@@ -183,8 +187,7 @@ def topology_name(hardware: str, chips: int) -> str:
   "v4:4x4x2"; ValueError when libtpu cannot describe that many."""
   prefix, _, rank = TPU_TARGETS[hardware]
   if chips < _MIN_CHIPS or chips & (chips - 1):
-    raise ValueError(f"{chips} chips: libtpu describes slices of 4, 8, 16, "
-                     "... chips")
+    raise ValueError(f"{chips} chips: libtpu describes slices of 4, 8, 16, " "... chips")
   dims = [2, 2] + [1] * (rank - 2)
   while dims[0] * dims[1] * (dims[2] if rank == 3 else 1) < chips:
     i = dims.index(min(dims))
@@ -212,16 +215,16 @@ def _quiet_stderr():
 def tpu_devices(hardware: str, chips: int) -> tuple:
   """Devices of a described (not attached) TPU slice, one per chip."""
   if libtpu_version() is None:
-    raise TpuCompilerMissing(
-        f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
+    raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
   os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
   from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
+
   _, chip_config, _ = TPU_TARGETS[hardware]
   kwargs = {"chip_config_name": chip_config} if chip_config else {}
   with _quiet_stderr():
     topology = topologies.get_topology_desc(
-        topology_name=topology_name(hardware, chips), platform="tpu",
-        **kwargs)
+        topology_name=topology_name(hardware, chips), platform="tpu", **kwargs
+    )
   return tuple(topology.devices)
 
 
@@ -250,8 +253,7 @@ def parse_resource_exhausted(message: str) -> tuple[float, float] | None:
 
 
 def cache_dir() -> pathlib.Path:
-  root = os.environ.get(CACHE_ENV_VAR) or (
-      pathlib.Path.home() / ".cache" / "graphcast_fdl")
+  root = os.environ.get(CACHE_ENV_VAR) or (pathlib.Path.home() / ".cache" / "graphcast_fdl")
   return pathlib.Path(root).expanduser() / "xla"
 
 
@@ -267,23 +269,34 @@ def _source_digest() -> str:
   return digest.hexdigest()
 
 
-def program_key(experiment: Experiment, *, rollout_steps: int,
-                remat: RematConfig, precision: str, batch_per_device: int,
-                target: str) -> str:
+def program_key(
+    experiment: Experiment,
+    *,
+    rollout_steps: int,
+    remat: RematConfig,
+    precision: str,
+    batch_per_device: int,
+    target: str,
+) -> str:
   """Hex digest of everything that defines one compiled program.
 
   Not the schedule: its learning rates are a few scalar ops of the step, and
   keying on it would recompile every phase whenever a step count changes.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  model = dataclasses.replace(experiment.model, remat=remat,
-                              precision=precision)
+
+  model = dataclasses.replace(experiment.model, remat=remat, precision=precision)
   inputs = {
-      "version": CACHE_VERSION, "model": repr(model),
-      "task": repr(experiment.task), "mesh": repr(experiment.mesh),
-      "optimizer": repr(experiment.optimizer), "rollout": rollout_steps,
-      "batch_per_device": batch_per_device, "target": target,
-      "jax": jax.__version__, "libtpu": libtpu_version(),
+      "version": CACHE_VERSION,
+      "model": repr(model),
+      "task": repr(experiment.task),
+      "mesh": repr(experiment.mesh),
+      "optimizer": repr(experiment.optimizer),
+      "rollout": rollout_steps,
+      "batch_per_device": batch_per_device,
+      "target": target,
+      "jax": jax.__version__,
+      "libtpu": libtpu_version(),
       "source": _source_digest(),
   }
   blob = json.dumps(inputs, sort_keys=True)
@@ -314,15 +327,23 @@ def _nbytes(tree, mesh_size: int, sharded) -> float:
   """Per-device bytes of abstract arrays (`sharded`: leading axis split)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  total = sum(float(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
-              for x in jax.tree.leaves(tree))
+
+  total = sum(float(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
   return total / mesh_size if sharded else total
 
 
-def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
-            precision: str, batch_per_device: int = 1,
-            max_edges: int = MAX_EDGES_TO_BUILD, hardware: str | None = None,
-            progress=None, use_cache: bool = True) -> XlaCost:
+def analyze(
+    experiment: Experiment,
+    *,
+    rollout_steps: int,
+    remat: RematConfig,
+    precision: str,
+    batch_per_device: int = 1,
+    max_edges: int = MAX_EDGES_TO_BUILD,
+    hardware: str | None = None,
+    progress=None,
+    use_cache: bool = True,
+) -> XlaCost:
   """Compiles the train step as the trainer jits it and reads XLA's analyses.
 
   Figures are per device: `peak_bytes` is arguments (params, optimiser
@@ -343,16 +364,18 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
   if hardware is None and edges > max_edges:
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
   if hardware is not None and libtpu_version() is None:
-    raise TpuCompilerMissing(
-        f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
+    raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
   wanted = experiment.mesh.num_devices or 1
   if hardware is None:
     target = f"local:{jax.default_backend()}"
     visible = len(jax.devices())
     n = wanted if wanted <= visible else 1
     devices = None
-    described = (f"{n} device(s), the config's mesh" if n == wanted else
-                 f"1 device's program of {wanted} ({visible} visible here)")
+    described = (
+        f"{n} device(s), the config's mesh"
+        if n == wanted
+        else f"1 device's program of {wanted} ({visible} visible here)"
+    )
   else:
     try:
       topology = topology_name(hardware, wanted)
@@ -361,12 +384,19 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
     except ValueError:
       n = _MIN_CHIPS
       topology = topology_name(hardware, n)
-      described = (f"{n} x {hardware} ({topology}) with {batch_per_device} "
-                   f"example(s) each: each device's program of {wanted}")
+      described = (
+          f"{n} x {hardware} ({topology}) with {batch_per_device} "
+          f"example(s) each: each device's program of {wanted}"
+      )
     target = f"{hardware}:{topology}"
-  key = program_key(experiment, rollout_steps=rollout_steps, remat=remat,
-                    precision=precision, batch_per_device=batch_per_device,
-                    target=target)
+  key = program_key(
+      experiment,
+      rollout_steps=rollout_steps,
+      remat=remat,
+      precision=precision,
+      batch_per_device=batch_per_device,
+      target=target,
+  )
   if use_cache and (hit := _cache_load(key)) is not None:
     if hardware and hit.fits is not False:
       _judge(hit, hardware)
@@ -374,52 +404,61 @@ def analyze(experiment: Experiment, *, rollout_steps: int, remat: RematConfig,
   start = time.perf_counter()
   if hardware is not None:
     devices = tpu_devices(hardware, n)
-  mesh = sharding_lib.make_mesh(
-      dataclasses.replace(experiment.mesh, num_devices=n), devices)
-  predictor = predictor_lib.Predictor(model, experiment.task,
-                                      dummy_stats(experiment.task))
-  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon,
-                       n * batch_per_device, rollout_steps)
+  mesh = sharding_lib.make_mesh(dataclasses.replace(experiment.mesh, num_devices=n), devices)
+  predictor = predictor_lib.Predictor(model, experiment.task, dummy_stats(experiment.task))
+  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, n * batch_per_device, rollout_steps)
   tx = optimizer_lib.make_optimizer(experiment.optimizer)
   abstract_state = jax.eval_shape(
       lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
-      predictor_lib.param_shapes(model, experiment.task))
-  shardings = train_step_lib.state_shardings(abstract_state, mesh,
-                                             experiment.mesh.shard_params)
+      predictor_lib.param_shapes(model, experiment.task),
+  )
+  shardings = train_step_lib.state_shardings(abstract_state, mesh, experiment.mesh.shard_params)
   step = train_step_lib.jit_train_step(
       train_step_lib.make_train_step(
-          sharding_lib.data_parallel(predictor.loss, mesh), tx,
-          optimizer_lib.schedule_learning_rate(experiment.schedule)),
-      shardings, mesh)
+          sharding_lib.data_parallel(predictor.loss, mesh),
+          tx,
+          optimizer_lib.schedule_learning_rate(experiment.schedule),
+      ),
+      shardings,
+      mesh,
+  )
   if progress:
-    progress(f"compiling the train step, rollout {rollout_steps}, "
-             f"{precision}, for {described} ...")
+    progress(
+        f"compiling the train step, rollout {rollout_steps}, " f"{precision}, for {described} ..."
+    )
   lowered = step.lower(abstract_state, batch)
   backend = "tpu" if hardware else jax.default_backend()
   try:
-    with (_quiet_stderr() if hardware else contextlib.nullcontext()):
+    with _quiet_stderr() if hardware else contextlib.nullcontext():
       compiled = lowered.compile()
   except Exception as e:  # pylint: disable=broad-except
     oom = parse_resource_exhausted(str(e))
     if oom is None:
       raise
     required, capacity = oom
-    args = (_nbytes(abstract_state, n, experiment.mesh.shard_params)
-            + _nbytes(batch, n, True))
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(batch, n, True)
     result = XlaCost(
-        True, reason=str(e).strip().splitlines()[0][:300], backend=backend,
-        temp_bytes=required, argument_bytes=args, peak_bytes=required + args,
-        compile_seconds=time.perf_counter() - start, devices=described,
-        fits=False, capacity_bytes=capacity)
+        True,
+        reason=str(e).strip().splitlines()[0][:300],
+        backend=backend,
+        temp_bytes=required,
+        argument_bytes=args,
+        peak_bytes=required + args,
+        compile_seconds=time.perf_counter() - start,
+        devices=described,
+        fits=False,
+        capacity_bytes=capacity,
+    )
   else:
     result = _figures(compiled, rollout_steps, backend, described, start)
     if hardware:
       _judge(result, hardware)
   if progress:
-    verdict = "" if result.fits is None else (
-        ", fits" if result.fits else ", DOES NOT FIT")
-    progress(f"  done in {result.compile_seconds:.0f} s: peak "
-             f"{result.peak_bytes / 2**30:.2f} GiB per device{verdict}")
+    verdict = "" if result.fits is None else (", fits" if result.fits else ", DOES NOT FIT")
+    progress(
+        f"  done in {result.compile_seconds:.0f} s: peak "
+        f"{result.peak_bytes / 2**30:.2f} GiB per device{verdict}"
+    )
   if use_cache:
     _cache_save(key, result)
   return result
@@ -430,15 +469,20 @@ def _judge(result: XlaCost, hardware: str) -> None:
   compile a program over the chip's memory (seen at 0.25 deg, rollout 2:
   38.4 GiB for a 32 GiB v4), so success alone is no verdict."""
   from graphcast_fdl.analysis import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
+
   result.capacity_bytes = hardware_lib.get(hardware).memory_bytes
   result.fits = result.peak_bytes <= result.capacity_bytes
-  result.reason = "" if result.fits else (
-      f"compiled peak {result.peak_bytes / 2**30:.2f} GiB exceeds the "
-      f"chip's {result.capacity_bytes / 2**30:.0f} GiB")
+  result.reason = (
+      ""
+      if result.fits
+      else (
+          f"compiled peak {result.peak_bytes / 2**30:.2f} GiB exceeds the "
+          f"chip's {result.capacity_bytes / 2**30:.0f} GiB"
+      )
+  )
 
 
-def _figures(compiled, rollout_steps: int, backend: str, devices: str,
-             start: float) -> XlaCost:
+def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: float) -> XlaCost:
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
@@ -449,9 +493,14 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str,
   out = float(memory.output_size_in_bytes)
   alias = float(getattr(memory, "alias_size_in_bytes", 0))
   return XlaCost(
-      True, backend=backend,
+      True,
+      backend=backend,
       flops=float(cost.get("flops", 0.0)) * scale,
       bytes_accessed=float(cost.get("bytes accessed", 0.0)) * scale,
-      temp_bytes=temp, argument_bytes=args, output_bytes=out,
+      temp_bytes=temp,
+      argument_bytes=args,
+      output_bytes=out,
       peak_bytes=temp + args + out - alias,
-      compile_seconds=time.perf_counter() - start, devices=devices)
+      compile_seconds=time.perf_counter() - start,
+      devices=devices,
+  )

@@ -18,10 +18,16 @@ from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.task import TaskConfig
 
 # ModelConfig fields that change the function the weights compute.
-MODEL_FUNCTION_FIELDS = ("resolution", "include_poles", "mesh_size",
-                         "latent_size", "gnn_msg_steps", "hidden_layers",
-                         "radius_query_fraction_edge_length",
-                         "mesh2grid_edge_normalization_factor")
+MODEL_FUNCTION_FIELDS = (
+    "resolution",
+    "include_poles",
+    "mesh_size",
+    "latent_size",
+    "gnn_msg_steps",
+    "hidden_layers",
+    "radius_query_fraction_edge_length",
+    "mesh2grid_edge_normalization_factor",
+)
 
 
 def _same(a, b) -> bool:
@@ -30,25 +36,29 @@ def _same(a, b) -> bool:
   return a == b
 
 
-def differences(trained_model: ModelConfig, trained_task: TaskConfig,
-                model: ModelConfig, task: TaskConfig,
-                model_fields=MODEL_FUNCTION_FIELDS) -> list[str]:
+def differences(
+    trained_model: ModelConfig,
+    trained_task: TaskConfig,
+    model: ModelConfig,
+    task: TaskConfig,
+    model_fields=MODEL_FUNCTION_FIELDS,
+) -> list[str]:
   """'model.FIELD: A (checkpoint) vs B (experiment)' per field that differs."""
   found = []
   for prefix, fields, ours, theirs in (
       ("model", model_fields, model, trained_model),
-      ("task", npz_format.TASK_FIELDS, task, trained_task)):
+      ("task", npz_format.TASK_FIELDS, task, trained_task),
+  ):
     for field in fields:
       a, b = getattr(theirs, field), getattr(ours, field)
       if not _same(a, b):
-        found.append(f"{prefix}.{field}: {a!r} (checkpoint) vs {b!r} "
-                     "(experiment)")
+        found.append(f"{prefix}.{field}: {a!r} (checkpoint) vs {b!r} " "(experiment)")
   return found
 
 
-def npz_differences(path: str, model: ModelConfig, task: TaskConfig
-                    ) -> list[str]:
+def npz_differences(path: str, model: ModelConfig, task: TaskConfig) -> list[str]:
   """`differences` for a published `.npz`, over the fields it records."""
   checkpoint = npz_format.load(path)
-  return differences(checkpoint.model, checkpoint.task, model, task,
-                     model_fields=npz_format.MODEL_FIELDS)
+  return differences(
+      checkpoint.model, checkpoint.task, model, task, model_fields=npz_format.MODEL_FIELDS
+  )

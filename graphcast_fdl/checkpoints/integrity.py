@@ -41,8 +41,7 @@ def _leaf_checksum(x) -> jax.Array:
       x = x.astype(jnp.uint8)
     words = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
   words = words.reshape(-1)
-  weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(
-      2654435761) + jnp.uint32(1)
+  weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
   weights = weights | jnp.uint32(1)
   return jnp.sum(words * weights, dtype=jnp.uint32)
 
@@ -51,8 +50,7 @@ _checksums_jit = jax.jit(lambda tree: jax.tree.map(_leaf_checksum, tree))
 
 
 def _paths(tree) -> list[str]:
-  return [jax.tree_util.keystr(p) for p, _ in
-          jax.tree_util.tree_leaves_with_path(tree)]
+  return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
 
 
 def checksums(items: dict) -> dict[str, dict[str, int]]:
@@ -66,8 +64,10 @@ def checksums(items: dict) -> dict[str, dict[str, int]]:
 
 
 def shapes(items: dict) -> dict[str, dict[str, list[int]]]:
-  return {name: {path: list(np.shape(leaf)) for path, leaf in zip(
-      _paths(tree), jax.tree.leaves(tree))} for name, tree in items.items()}
+  return {
+      name: {path: list(np.shape(leaf)) for path, leaf in zip(_paths(tree), jax.tree.leaves(tree))}
+      for name, tree in items.items()
+  }
 
 
 def first_line(error: BaseException, limit: int = 240) -> str:
@@ -96,7 +96,8 @@ def check_shapes(meta: dict, target: dict, step: int) -> None:
         raise CheckpointMismatch(
             f"checkpoint step {step} holds {name}{path} of shape "
             f"{tuple(have)}, the config gives {tuple(shape)}: it was written "
-            "by another model config")
+            "by another model config"
+        )
 
 
 def check_sums(meta: dict, restored: dict, step: int) -> None:
@@ -107,5 +108,4 @@ def check_sums(meta: dict, restored: dict, step: int) -> None:
   for name in restored:
     for path, value in got[name].items():
       if saved.get(name, {}).get(path) != value:
-        raise CheckpointDamaged(
-            f"checksum of {name}{path} differs from the one saved")
+        raise CheckpointDamaged(f"checksum of {name}{path} differs from the one saved")

@@ -30,17 +30,26 @@ from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.task import TaskConfig
 
 PARAMS = "params"
-_MLP_KEY = re.compile(
-    r"^params:(\w+)/~_networks_builder/(\w+_mlp)/~/(linear_\d+):(w|b)$")
-_LN_KEY = re.compile(
-    r"^params:(\w+)/~_networks_builder/(\w+_layer_norm):(scale|offset)$")
+_MLP_KEY = re.compile(r"^params:(\w+)/~_networks_builder/(\w+_mlp)/~/(linear_\d+):(w|b)$")
+_LN_KEY = re.compile(r"^params:(\w+)/~_networks_builder/(\w+_layer_norm):(scale|offset)$")
 # Published ModelConfig fields, in their order; our ModelConfig has more.
-MODEL_FIELDS = ("resolution", "mesh_size", "latent_size", "gnn_msg_steps",
-                "hidden_layers", "radius_query_fraction_edge_length",
-                "mesh2grid_edge_normalization_factor")
+MODEL_FIELDS = (
+    "resolution",
+    "mesh_size",
+    "latent_size",
+    "gnn_msg_steps",
+    "hidden_layers",
+    "radius_query_fraction_edge_length",
+    "mesh2grid_edge_normalization_factor",
+)
 _INT_FIELDS = ("mesh_size", "latent_size", "gnn_msg_steps", "hidden_layers")
-TASK_FIELDS = ("input_variables", "target_variables", "forcing_variables",
-               "pressure_levels", "input_duration")
+TASK_FIELDS = (
+    "input_variables",
+    "target_variables",
+    "forcing_variables",
+    "pressure_levels",
+    "input_duration",
+)
 
 
 class CheckpointError(ValueError):
@@ -84,15 +93,14 @@ def _flat_params(params) -> dict[tuple[str, ...], Any]:
 
 def _expected_shapes(model: ModelConfig, task: TaskConfig) -> dict[str, tuple]:
   shapes = predictor_lib.param_shapes(model, task)
-  return {npz_key(path): tuple(leaf.shape)
-          for path, leaf in _flat_params(shapes).items()}
+  return {npz_key(path): tuple(leaf.shape) for path, leaf in _flat_params(shapes).items()}
 
 
 def _read_config(flat: dict, prefix: str) -> dict:
   out = {}
   for key, value in flat.items():
     if key.startswith(prefix + ":"):
-      parts = key[len(prefix) + 1:].split(":")
+      parts = key[len(prefix) + 1 :].split(":")
       out.setdefault(parts[0], {})[parts[1] if len(parts) > 1 else None] = value
   return out
 
@@ -109,8 +117,7 @@ def _model_config(flat: dict, overrides: dict) -> ModelConfig:
     kwargs[field] = int(value) if field in _INT_FIELDS else float(value)
   unknown = set(raw) - set(MODEL_FIELDS)
   if unknown:
-    raise CheckpointError(
-        f"checkpoint key 'model_config:{sorted(unknown)[0]}' is not known")
+    raise CheckpointError(f"checkpoint key 'model_config:{sorted(unknown)[0]}' is not known")
   kwargs.update(overrides)
   return ModelConfig(**kwargs)
 
@@ -125,22 +132,18 @@ def _task_config(flat: dict) -> TaskConfig:
     if field == "input_duration":
       kwargs[field] = str(items[None])
       continue
-    values = [items[str(i)] for i in range(len(items))
-              if str(i) in items]
+    values = [items[str(i)] for i in range(len(items)) if str(i) in items]
     if len(values) != len(items):
-      raise CheckpointError(f"checkpoint keys 'task_config:{field}:*' are not "
-                            "numbered 0..n-1")
+      raise CheckpointError(f"checkpoint keys 'task_config:{field}:*' are not " "numbered 0..n-1")
     convert = int if field == "pressure_levels" else str
     kwargs[field] = tuple(convert(v) for v in values)
   unknown = set(raw) - set(TASK_FIELDS)
   if unknown:
-    raise CheckpointError(
-        f"checkpoint key 'task_config:{sorted(unknown)[0]}' is not known")
+    raise CheckpointError(f"checkpoint key 'task_config:{sorted(unknown)[0]}' is not known")
   return TaskConfig(**kwargs)
 
 
-def check_params(flat_params: dict[str, Any], model: ModelConfig,
-                 task: TaskConfig) -> None:
+def check_params(flat_params: dict[str, Any], model: ModelConfig, task: TaskConfig) -> None:
   """Raises CheckpointError naming the first missing/extra/misshapen key."""
   expected = _expected_shapes(model, task)
   for key, shape in expected.items():
@@ -149,12 +152,10 @@ def check_params(flat_params: dict[str, Any], model: ModelConfig,
     value = flat_params[key]
     got = tuple(value.shape if hasattr(value, "shape") else np.shape(value))
     if got != shape:
-      raise CheckpointError(
-          f"checkpoint key {key!r} has shape {got}, the configs imply {shape}")
+      raise CheckpointError(f"checkpoint key {key!r} has shape {got}, the configs imply {shape}")
   for key in flat_params:
     if key not in expected:
-      raise CheckpointError(f"checkpoint key {key!r} is not expected by the "
-                            "configs")
+      raise CheckpointError(f"checkpoint key {key!r} is not expected by the " "configs")
 
 
 def load(path: str, **model_overrides) -> Checkpoint:
@@ -187,15 +188,21 @@ def load(path: str, **model_overrides) -> Checkpoint:
   extra = [k for k in flat if ":" not in k and k not in known]
   if extra:
     raise CheckpointError(f"checkpoint key {extra[0]!r} is not known")
-  return Checkpoint(params=params, model=model, task=task,
-                    description=str(flat.get("description", "")),
-                    license=str(flat.get("license", "")))
+  return Checkpoint(
+      params=params,
+      model=model,
+      task=task,
+      description=str(flat.get("description", "")),
+      license=str(flat.get("license", "")),
+  )
 
 
 def to_flat(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
   """The published flattening, in its key order."""
-  params = {npz_key(path): np.asarray(leaf, np.float32)
-            for path, leaf in _flat_params(checkpoint.params).items()}
+  params = {
+      npz_key(path): np.asarray(leaf, np.float32)
+      for path, leaf in _flat_params(checkpoint.params).items()
+  }
   check_params(params, checkpoint.model, checkpoint.task)
   flat = {k: params[k] for k in sorted(params)}
   for field in MODEL_FIELDS:

@@ -29,8 +29,7 @@ def abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-def load(path: str, target_params, step: int | None = None,
-         field: str = "init_checkpoint"):
+def load(path: str, target_params, step: int | None = None, field: str = "init_checkpoint"):
   """Parameters of one of our runs (a workdir or its checkpoints dir).
 
   Args:
@@ -57,32 +56,37 @@ def load(path: str, target_params, step: int | None = None,
     elif step not in kept:
       raise FileNotFoundError(
           f"{field}: no checkpoint at step {step} in {directory}; steps kept: "
-          f"{', '.join(map(str, kept))}")
+          f"{', '.join(map(str, kept))}"
+      )
     try:
       # Without a meta item (parameters written by another tool) there is
       # nothing to verify against; an unreadable one is damage.
-      meta = {} if not os.path.isdir(os.path.join(
-          directory, str(step), "meta")) else manager.restore(
-              step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-          )["meta"] or {}
+      meta = (
+          {}
+          if not os.path.isdir(os.path.join(directory, str(step), "meta"))
+          else manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+          or {}
+      )
     except Exception as e:  # pylint: disable=broad-except
       raise integrity.CheckpointDamaged(
-          f"{where.format(step=step)} is damaged: unreadable meta "
-          f"({integrity.first_line(e)})") from e
+          f"{where.format(step=step)} is damaged: unreadable meta " f"({integrity.first_line(e)})"
+      ) from e
     integrity.check_shapes(meta, {PARAMS_ITEM: target_params}, step)
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(**{
-          PARAMS_ITEM: ocp.args.StandardRestore(abstract(target_params))}))
+      restored = manager.restore(
+          step,
+          args=ocp.args.Composite(
+              **{PARAMS_ITEM: ocp.args.StandardRestore(abstract(target_params))}
+          ),
+      )
     except Exception as e:  # pylint: disable=broad-except
       raise integrity.CheckpointDamaged(
-          f"{where.format(step=step)} is damaged: "
-          f"{integrity.first_line(e)}") from e
+          f"{where.format(step=step)} is damaged: " f"{integrity.first_line(e)}"
+      ) from e
   params = {PARAMS_ITEM: restored[PARAMS_ITEM]}
   saved = (meta.get("checksums") or {}).get(PARAMS_ITEM)
   try:
-    integrity.check_sums({"checksums": {PARAMS_ITEM: saved}} if saved else {},
-                         params, step)
+    integrity.check_sums({"checksums": {PARAMS_ITEM: saved}} if saved else {}, params, step)
   except integrity.CheckpointDamaged as e:
-    raise integrity.CheckpointDamaged(
-        f"{where.format(step=step)} is damaged: {e}") from e
+    raise integrity.CheckpointDamaged(f"{where.format(step=step)} is damaged: {e}") from e
   return params[PARAMS_ITEM]

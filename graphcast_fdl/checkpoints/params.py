@@ -45,9 +45,15 @@ class LoadedParams:
   description: str
 
 
-def load_params(path: str, model: ModelConfig, task: TaskConfig, *,
-                step: int | None = None, target=None,
-                field: str = "--checkpoint") -> LoadedParams:
+def load_params(
+    path: str,
+    model: ModelConfig,
+    task: TaskConfig,
+    *,
+    step: int | None = None,
+    target=None,
+    field: str = "--checkpoint",
+) -> LoadedParams:
   """Parameters from a `.npz` file, a run's workdir or its `checkpoints/`.
 
   Args:
@@ -67,21 +73,19 @@ def load_params(path: str, model: ModelConfig, task: TaskConfig, *,
   if path.endswith(".npz"):
     if not os.path.exists(path):
       raise CheckpointNotFound(f"{field}={path}: file not found")
-    checkpoint = npz_format.load(
-        path, **{f: getattr(model, f) for f in OUR_MODEL_FIELDS})
+    checkpoint = npz_format.load(path, **{f: getattr(model, f) for f in OUR_MODEL_FIELDS})
     if checkpoint.task != task:
       logging.warning("%s stores its own task; its parameters follow it", path)
     if checkpoint.model != model:
-      logging.warning("%s stores its own model config: %s", path,
-                      checkpoint.model)
+      logging.warning("%s stores its own model config: %s", path, checkpoint.model)
     params = checkpoint.params
     if target is not None:
       params = _place_like(params, target, f"{field}={path}")
-    return LoadedParams(params, checkpoint.model, checkpoint.task,
-                        checkpoint.description or os.path.basename(path))
+    return LoadedParams(
+        params, checkpoint.model, checkpoint.task, checkpoint.description or os.path.basename(path)
+    )
   if not os.path.isdir(path):
-    raise CheckpointNotFound(
-        f"{field}={path}: no such directory or .npz file")
+    raise CheckpointNotFound(f"{field}={path}: no such directory or .npz file")
   if target is None:
     target = predictor_lib.param_shapes(model, task)
   try:
@@ -94,9 +98,13 @@ def load_params(path: str, model: ModelConfig, task: TaskConfig, *,
 def _place_like(params, target, what: str):
   """Host arrays -> device arrays with the target's shapes and shardings."""
   if jax.tree.map(np.shape, params) != jax.tree.map(np.shape, target):
-    raise ValueError(f"{what}: its parameter shapes do not match "
-                     "experiment.model and experiment.task")
+    raise ValueError(
+        f"{what}: its parameter shapes do not match " "experiment.model and experiment.task"
+    )
   return jax.tree.map(
       lambda x, t: jax.make_array_from_callback(
-          np.shape(x), t.sharding, lambda idx: np.asarray(x)[idx]),
-      params, target)
+          np.shape(x), t.sharding, lambda idx: np.asarray(x)[idx]
+      ),
+      params,
+      target,
+  )

@@ -28,6 +28,7 @@ def main(argv: list[str]) -> None:
   if STRIDE.value < 1:
     raise UsageError(f"--stride={STRIDE.value}: must be >= 1")
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
+
   experiment = config_flags.build_experiment()
   split = SPLIT.value or experiment.data.train_split
   try:
@@ -37,5 +38,4 @@ def main(argv: list[str]) -> None:
   except data.DataError as e:
     raise UsageError(str(e)) from e
   stats.save(OUTPUT_DIR.value)
-  logging.info("wrote statistics of %d frames of %r to %s", len(frames), split,
-               OUTPUT_DIR.value)
+  logging.info("wrote statistics of %d frames of %r to %s", len(frames), split, OUTPUT_DIR.value)

@@ -14,18 +14,20 @@ from fiddle import absl_flags as fdl_flags
 
 from graphcast_fdl import experiments
 from graphcast_fdl.cli import directives
-from graphcast_fdl.cli.config_files import flattened  # pylint: disable=unused-import
-from graphcast_fdl.cli.config_files import write_config_files  # pylint: disable=unused-import
+from graphcast_fdl.cli.config_files import flattened  # noqa: F401  (re-exported)
+from graphcast_fdl.cli.config_files import write_config_files  # noqa: F401  (re-exported)
 from graphcast_fdl.cli.errors import UsageError
 
 CONFIG = fdl_flags.DEFINE_fiddle_config(
-    "config", default_module=experiments,
+    "config",
+    default_module=experiments,
     help_string=(
         "Experiment: config:NAME, fiddler:NAME(args), set:path=value, "
         f"config_file:PATH. Configs: {', '.join(experiments.CONFIGS)}; "
-        f"fiddlers: {', '.join(experiments.FIDDLERS)}."))
-WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Run directory: config, checkpoints, metrics.")
+        f"fiddlers: {', '.join(experiments.FIDDLERS)}."
+    ),
+)
+WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics.")
 
 
 def given_directives() -> list[str]:

@@ -27,15 +27,15 @@ def config_from_directives(directives: Sequence[str]) -> fdl.Config:
   if not directives:
     raise UsageError(
         "--config is required, e.g. --config=config:demo; configs: "
-        + ", ".join(experiments.CONFIGS))
+        + ", ".join(experiments.CONFIGS)
+    )
   try:
     cfg = _apply(directives)
   except Exception as e:  # pylint: disable=broad-except
     failed, partial = _first_failing(directives)
     raise UsageError(_explain(failed, e, partial)) from e
   if not isinstance(cfg, fdl.Config):
-    raise UsageError(
-        f"--config must give an experiment config, got {type(cfg).__name__}")
+    raise UsageError(f"--config must give an experiment config, got {type(cfg).__name__}")
   type_check.check(cfg)
   return cfg
 
@@ -43,8 +43,13 @@ def config_from_directives(directives: Sequence[str]) -> fdl.Config:
 def _apply(directives: Sequence[str]):
   """The config `directives` give, through Fiddle's own flag (public API)."""
   flag = fdl_flags.FiddleFlag(
-      name="config", default=None, parser=flags.ArgumentParser(),
-      serializer=None, help_string="", default_module=experiments)
+      name="config",
+      default=None,
+      parser=flags.ArgumentParser(),
+      serializer=None,
+      help_string="",
+      default_module=experiments,
+  )
   flag.parse(list(directives))
   return flag.value
 
@@ -58,7 +63,7 @@ def _first_failing(directives: Sequence[str]) -> tuple[str, Any]:
   partial = None
   for i, directive in enumerate(directives):
     try:
-      partial = _apply(directives[:i + 1])
+      partial = _apply(directives[: i + 1])
     except Exception:  # pylint: disable=broad-except
       return directive, partial
   return directives[-1], partial
@@ -78,13 +83,17 @@ def _explain(directive: str, error: Exception, cfg: Any) -> str:
   if command == "config":
     name = expression.split("(")[0]
     if name not in experiments.CONFIGS:
-      return (f"--config={directive}: unknown config {name!r}; "
-              f"choose from {', '.join(experiments.CONFIGS)}")
+      return (
+          f"--config={directive}: unknown config {name!r}; "
+          f"choose from {', '.join(experiments.CONFIGS)}"
+      )
   if command == "fiddler":
     name = expression.split("(")[0]
     if name not in experiments.FIDDLERS:
-      return (f"--config={directive}: unknown fiddler {name!r}; "
-              f"choose from {', '.join(experiments.FIDDLERS)}")
+      return (
+          f"--config={directive}: unknown fiddler {name!r}; "
+          f"choose from {', '.join(experiments.FIDDLERS)}"
+      )
     fiddler = getattr(experiments, name)
     parameters = list(inspect.signature(fiddler).parameters.values())
     usage = f"{name}({', '.join(str(p) for p in parameters[1:])})"
@@ -93,8 +102,7 @@ def _explain(directive: str, error: Exception, cfg: Any) -> str:
   if command == "set":
     path, has_value, value = expression.partition("=")
     if not has_value:
-      return (f"--config={directive}: set: needs path=value, e.g. "
-              "set:model.latent_size=256")
+      return f"--config={directive}: set: needs path=value, e.g. " "set:model.latent_size=256"
     problem = explain_path(cfg, path) or _literal_problem(value, path)
     return f"--config={directive}: {problem or _last(error)}"
   if command == "config_file":
@@ -109,22 +117,28 @@ def _literal_problem(text: str, name: str) -> str | None:
   try:
     node = ast.parse(text.strip(), mode="eval").body
   except SyntaxError:
-    return (f"{text.strip()!r} is not a Python literal; write numbers as "
-            "48 or 1e-3, strings in quotes ('float32'), or None")
+    return (
+        f"{text.strip()!r} is not a Python literal; write numbers as "
+        "48 or 1e-3, strings in quotes ('float32'), or None"
+    )
   return _node_problem(node, name)
 
 
 def _node_problem(node: ast.AST, name: str) -> str | None:
   for sub in ast.walk(node):
     if isinstance(sub, ast.Name) and sub.id not in ("None", "True", "False"):
-      return (f"{name}={sub.id} is not a Python literal: quote strings, "
-              f"{name}='{sub.id}' (in the shell, wrap the whole flag in "
-              "double quotes)")
+      return (
+          f"{name}={sub.id} is not a Python literal: quote strings, "
+          f"{name}='{sub.id}' (in the shell, wrap the whole flag in "
+          "double quotes)"
+      )
   try:
     ast.literal_eval(node)
   except ValueError:
-    return (f"{name}={ast.unparse(node)} is not a Python literal (numbers, "
-            "quoted strings, None, tuples)")
+    return (
+        f"{name}={ast.unparse(node)} is not a Python literal (numbers, "
+        "quoted strings, None, tuples)"
+    )
   return None
 
 
@@ -147,8 +161,9 @@ def _fiddler_arguments_problem(fiddler, expression: str) -> str | None:
     value = ast.literal_eval(node)
     hint = hints.get(name)
     if hint is not None and not type_check.matches(value, hint):
-      return (f"{name}={value!r}: expected {type_check.describe(hint)}, "
-              f"got {type(value).__name__}")
+      return (
+          f"{name}={value!r}: expected {type_check.describe(hint)}, " f"got {type(value).__name__}"
+      )
   return None
 
 
@@ -172,8 +187,7 @@ def explain_path(cfg: Any, path: str) -> str | None:
     if part not in names:
       owner = getattr(node.__fn_or_cls__, "__name__", "config")
       where = ".".join(walked) or "the experiment"
-      return (f"{where} ({owner}) has no field {part!r}; valid fields: "
-              f"{', '.join(names)}")
+      return f"{where} ({owner}) has no field {part!r}; valid fields: " f"{', '.join(names)}"
     node = getattr(node, part, None)
     walked.append(part)
   return None

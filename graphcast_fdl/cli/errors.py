@@ -15,8 +15,7 @@ import traceback
 from absl import flags
 from absl import logging
 
-DEBUG = flags.DEFINE_bool(
-    "debug", False, "On a failure, print the full traceback (not one line).")
+DEBUG = flags.DEFINE_bool("debug", False, "On a failure, print the full traceback (not one line).")
 
 
 class UsageError(Exception):
@@ -29,13 +28,15 @@ _EXPECTED = {
     "graphcast_fdl.data.frames": ("DataError",),
     "graphcast_fdl.train.trainer": ("NonFiniteError",),
     "graphcast_fdl.train.checkpointing": (
-        "CheckpointSaveError", "CheckpointDamaged", "CheckpointMismatch"),
+        "CheckpointSaveError",
+        "CheckpointDamaged",
+        "CheckpointMismatch",
+    ),
     "graphcast_fdl.train.workdir": ("WorkdirBusy",),
     "graphcast_fdl.train.sharding": ("MeshError",),
     "graphcast_fdl.train.experiment": ("ExperimentError",),
     "graphcast_fdl.checkpoints.npz_format": ("CheckpointError",),
-    "graphcast_fdl.checkpoints.integrity": (
-        "CheckpointDamaged", "CheckpointMismatch"),
+    "graphcast_fdl.checkpoints.integrity": ("CheckpointDamaged", "CheckpointMismatch"),
 }
 
 _OS_CAUSES = {
@@ -76,8 +77,7 @@ def one_line(error: BaseException) -> str | None:
     return str(error)
   os_error = _os_error_cause(error)
   if isinstance(error, _expected_types()):
-    text = str(error).strip().splitlines()[0] if str(error).strip() else (
-        type(error).__name__)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else (type(error).__name__)
     if os_error is not None and _OS_CAUSES[os_error.errno] not in text:
       text += f" [{_OS_CAUSES[os_error.errno]}]"
     return text

@@ -16,24 +16,30 @@ from graphcast_fdl.cli import config_flags
 from graphcast_fdl.cli.errors import UsageError
 
 CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None,
+    "checkpoint",
+    None,
     "Parameters: a published GraphCast .npz file, or a workdir (or its "
-    "checkpoints/ folder) of one of our runs (latest step unless --step).")
+    "checkpoints/ folder) of one of our runs (latest step unless --step).",
+)
 STEP = flags.DEFINE_integer("step", None, "Step of an Orbax checkpoint (default latest).")
 LEAD_TIME = flags.DEFINE_string(
-    "lead_time", "10d", "Forecast length, a multiple of 6h: e.g. 36h, 5d, 10d.")
+    "lead_time", "10d", "Forecast length, a multiple of 6h: e.g. 36h, 5d, 10d."
+)
 OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where files go (default <--workdir>/evaluation or "
-    "<--workdir>/forecast).")
-FORMAT = flags.DEFINE_enum("format", "netcdf", ["netcdf", "zarr"],
-                           "File format of the forecasts.")
+    "output_dir",
+    None,
+    "Where files go (default <--workdir>/evaluation or " "<--workdir>/forecast).",
+)
+FORMAT = flags.DEFINE_enum("format", "netcdf", ["netcdf", "zarr"], "File format of the forecasts.")
 SPLIT = flags.DEFINE_string("split", None, "Data split to read (default data.eval_split).")
 CHUNK_STEPS = flags.DEFINE_integer(
-    "chunk_steps", 8, "Rollout steps per accelerator call; smaller uses less memory.")
+    "chunk_steps", 8, "Rollout steps per accelerator call; smaller uses less memory."
+)
 
 
 def lead_steps() -> int:
   from graphcast_fdl.evaluation import forecast  # pylint: disable=g-import-not-at-top
+
   try:
     return forecast.lead_time_steps(LEAD_TIME.value)
   except ValueError as e:
@@ -75,17 +81,19 @@ def setup() -> Setup:
   from graphcast_fdl import checkpoints  # pylint: disable=g-import-not-at-top
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
+
   try:
     loaded = checkpoints.load_params(
-        CHECKPOINT.value, experiment.model, experiment.task, step=STEP.value,
-        field="--checkpoint")
+        CHECKPOINT.value, experiment.model, experiment.task, step=STEP.value, field="--checkpoint"
+    )
   except (checkpoints.CheckpointNotFound, ValueError) as e:
     raise UsageError(str(e).splitlines()[0]) from e
   data = experiment.data
   if loaded.model.resolution != data.resolution:
     raise UsageError(
         f"--checkpoint is a {loaded.model.resolution} deg model but data.resolution="
-        f"{data.resolution}: use --config=fiddler:resolution(degrees=...)")
+        f"{data.resolution}: use --config=fiddler:resolution(degrees=...)"
+    )
   split = SPLIT.value or data.eval_split
   try:
     data_lib.prepare(data, loaded.task)
@@ -94,7 +102,14 @@ def setup() -> Setup:
   except data_lib.DataError as e:
     raise UsageError(str(e)) from e
   predictor = Predictor(loaded.model, loaded.task, stats)
-  return Setup(experiment=experiment, model=loaded.model, task=loaded.task,
-               params=loaded.params, predictor=predictor, frames=frames,
-               split=split, checkpoint=CHECKPOINT.value,
-               description=loaded.description)
+  return Setup(
+      experiment=experiment,
+      model=loaded.model,
+      task=loaded.task,
+      params=loaded.params,
+      predictor=predictor,
+      frames=frames,
+      split=split,
+      checkpoint=CHECKPOINT.value,
+      description=loaded.description,
+  )

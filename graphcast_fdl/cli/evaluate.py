@@ -22,24 +22,35 @@ from graphcast_fdl.cli import eval_flags
 from graphcast_fdl.cli.errors import UsageError
 
 NUM_INIT_TIMES = flags.DEFINE_integer(
-    "num_init_times", 8, "Initial times spread evenly over the split (0: all).")
-BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", 1, "Initial times rolled out together.")
+    "num_init_times", 8, "Initial times spread evenly over the split (0: all)."
+)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Initial times rolled out together.")
 WRITE_FORECASTS = flags.DEFINE_bool(
-    "write_forecasts", True, "Write the forecasts (netCDF per init time or one zarr).")
+    "write_forecasts", True, "Write the forecasts (netCDF per init time or one zarr)."
+)
 MODEL_NAME = flags.DEFINE_string(
-    "model_name", None, "The model's label in the scorecard (default the "
-    "checkpoint's file or folder name).")
+    "model_name",
+    None,
+    "The model's label in the scorecard (default the " "checkpoint's file or folder name).",
+)
 CLIMATOLOGY_DIR = flags.DEFINE_string(
-    "climatology_dir", None, "Cache of training-split climatologies (default "
-    "<data.data_dir or ~/.cache/graphcast_fdl>/climatology).")
+    "climatology_dir",
+    None,
+    "Cache of training-split climatologies (default "
+    "<data.data_dir or ~/.cache/graphcast_fdl>/climatology).",
+)
 CLIM_DAYS_PER_BIN = flags.DEFINE_integer(
-    "climatology_days_per_bin", 15, "Days of the year per climatology bin (1 as WB2).")
+    "climatology_days_per_bin", 15, "Days of the year per climatology bin (1 as WB2)."
+)
 CLIM_WINDOW_DAYS = flags.DEFINE_integer(
-    "climatology_window_days", 61, "Smoothing window of the climatology in "
-    "days, weights falling linearly from its centre as in WB2 (WB2: 61).")
+    "climatology_window_days",
+    61,
+    "Smoothing window of the climatology in "
+    "days, weights falling linearly from its centre as in WB2 (WB2: 61).",
+)
 CLIM_STRIDE = flags.DEFINE_integer(
-    "climatology_stride", 1, "Read every n-th training frame for the climatology.")
+    "climatology_stride", 1, "Read every n-th training frame for the climatology."
+)
 
 
 def _data_key(data) -> dict:
@@ -73,29 +84,54 @@ def main(argv: list[str]) -> None:
 
   data, task = setup.experiment.data, setup.task
   cache_dir = CLIMATOLOGY_DIR.value or os.path.join(
-      data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl"), "climatology")
+      data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl"), "climatology"
+  )
   train_frames = data_lib.split_frames(data, task, data.train_split)
   clim = climatology.load_or_compute(
-      train_frames, task.target_variables, task.pressure_levels, cache_dir,
-      {"data": _data_key(data)}, days_per_bin=CLIM_DAYS_PER_BIN.value,
-      window_days=CLIM_WINDOW_DAYS.value, stride=CLIM_STRIDE.value)
+      train_frames,
+      task.target_variables,
+      task.pressure_levels,
+      cache_dir,
+      {"data": _data_key(data)},
+      days_per_bin=CLIM_DAYS_PER_BIN.value,
+      window_days=CLIM_WINDOW_DAYS.value,
+      stride=CLIM_STRIDE.value,
+  )
   options = evaluate.EvalOptions(
-      lead_steps=lead_steps, num_init_times=NUM_INIT_TIMES.value or None,
-      batch_size=BATCH_SIZE.value, chunk_steps=eval_flags.CHUNK_STEPS.value,
+      lead_steps=lead_steps,
+      num_init_times=NUM_INIT_TIMES.value or None,
+      batch_size=BATCH_SIZE.value,
+      chunk_steps=eval_flags.CHUNK_STEPS.value,
       forecast_format=eval_flags.FORMAT.value if WRITE_FORECASTS.value else None,
-      model_name=MODEL_NAME.value or _checkpoint_name(setup.checkpoint))
-  metadata = {"checkpoint": setup.checkpoint, "description": setup.description,
-              "experiment": setup.experiment.name, "split": setup.split,
-              "model": repr(setup.model), "task": repr(task)}
+      model_name=MODEL_NAME.value or _checkpoint_name(setup.checkpoint),
+  )
+  metadata = {
+      "checkpoint": setup.checkpoint,
+      "description": setup.description,
+      "experiment": setup.experiment.name,
+      "split": setup.split,
+      "model": repr(setup.model),
+      "task": repr(task),
+  }
   try:
-    result = evaluate.evaluate(setup.predictor, setup.params, task, setup.frames,
-                               clim, options, output_dir, metadata)
+    result = evaluate.evaluate(
+        setup.predictor, setup.params, task, setup.frames, clim, options, output_dir, metadata
+    )
   except windows.WindowError as e:
-    raise UsageError(f"--lead_time={eval_flags.LEAD_TIME.value} on split "
-                     f"{setup.split!r}: {e}") from e
+    raise UsageError(
+        f"--lead_time={eval_flags.LEAD_TIME.value} on split " f"{setup.split!r}: {e}"
+    ) from e
   logging.info("Wrote %s", result["paths"]["json"])
   paths = dict(result["paths"])
   num_files = len(paths.pop("forecasts"))
-  print(json.dumps({"paths": paths, "forecast_files": num_files,
-                    "seconds": round(result["seconds"], 1),
-                    f"rmse at {task_lib.TIME_STEP_HOURS * lead_steps}h": result["summary"]}, indent=2))
+  print(
+      json.dumps(
+          {
+              "paths": paths,
+              "forecast_files": num_files,
+              "seconds": round(result["seconds"], 1),
+              f"rmse at {task_lib.TIME_STEP_HOURS * lead_steps}h": result["summary"],
+          },
+          indent=2,
+      )
+  )

@@ -11,8 +11,12 @@ def render(changes: dict, devices: int) -> list[str]:
   """`--config` flags that make `changes` (a FitResult's), in config order."""
   flags_ = []
   if "per_device_batch" in changes:
-    flags_.append(f"--config=fiddler:devices(n={devices},per_device_batch="
-                  f"{changes['per_device_batch']})")
-  flags_ += [f"--config=set:{path}={value!r}"
-             for path, value in changes.items() if path != "per_device_batch"]
+    flags_.append(
+        f"--config=fiddler:devices(n={devices},per_device_batch=" f"{changes['per_device_batch']})"
+    )
+  flags_ += [
+      f"--config=set:{path}={value!r}"
+      for path, value in changes.items()
+      if path != "per_device_batch"
+  ]
   return flags_

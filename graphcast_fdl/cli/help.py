@@ -16,8 +16,7 @@ HELP_ARGS = ("-h", "-?", "--help", "--helpshort", "-help", "-helpshort")
 HELPFULL_ARGS = ("--helpfull", "-helpfull")
 _PACKAGE = "graphcast_fdl"
 # Fiddle registers our `--config` under its own modules (config, sweep).
-_FIDDLE_FLAGS = ("fiddle._src.absl_flags.flags",
-                 "fiddle._src.absl_flags.sweep_flag")
+_FIDDLE_FLAGS = ("fiddle._src.absl_flags.flags", "fiddle._src.absl_flags.sweep_flag")
 
 
 def _flag_line(flag) -> tuple[str, str]:
@@ -42,8 +41,7 @@ def own_flags() -> list:
   the flags every command shares (`cli.errors`: --debug) come last."""
   seen, ours, common = set(), [], []
   for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
-    if module == _PACKAGE or module in _FIDDLE_FLAGS or module.startswith(
-        f"{_PACKAGE}."):
+    if module == _PACKAGE or module in _FIDDLE_FLAGS or module.startswith(f"{_PACKAGE}."):
       for flag in module_flags:
         if flag.name not in seen:
           seen.add(flag.name)
@@ -67,6 +65,9 @@ def command_help(command: str, summary: str, module) -> str:
         lines += [f"  {name}", f"  {'':{width}}  {meaning}"]
       else:
         lines.append(f"  {name:{width}}  {meaning}")
-  lines += ["", "--flagfile=FILE reads flags from a file; --verbosity=1 logs "
-            "more; --helpfull lists every flag, including absl's and JAX's."]
+  lines += [
+      "",
+      "--flagfile=FILE reads flags from a file; --verbosity=1 logs "
+      "more; --helpfull lists every flag, including absl's and JAX's.",
+  ]
   return "\n".join(lines)

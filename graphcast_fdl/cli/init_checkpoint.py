@@ -20,8 +20,10 @@ def _run_config(path: str) -> str:
     candidate = os.path.join(folder, "config.json")
     if os.path.exists(candidate):
       return candidate
-  raise UsageError(f"init_checkpoint={path}: no config.json in it or its "
-                   "parent, so its model and task cannot be checked")
+  raise UsageError(
+      f"init_checkpoint={path}: no config.json in it or its "
+      "parent, so its model and task cannot be checked"
+  )
 
 
 def check(experiment) -> None:
@@ -32,17 +34,19 @@ def check(experiment) -> None:
     return
   try:
     if path.endswith(".npz"):
-      found = compatibility.npz_differences(path, experiment.model,
-                                            experiment.task)
+      found = compatibility.npz_differences(path, experiment.model, experiment.task)
     else:
       with open(_run_config(path)) as f:
         trained = fdl.build(serialization.load_json(f.read()))
-      found = compatibility.differences(trained.model, trained.task,
-                                        experiment.model, experiment.task)
+      found = compatibility.differences(
+          trained.model, trained.task, experiment.model, experiment.task
+      )
   except (FileNotFoundError, npz_format.CheckpointError) as e:
     raise UsageError(f"init_checkpoint={path}: {e}") from e
   if found:
     raise UsageError(
         f"init_checkpoint={path} was trained for another function: "
-        + "; ".join(found) + " (set the experiment's fields to the "
-        "checkpoint's to fine-tune it)")
+        + "; ".join(found)
+        + " (set the experiment's fields to the "
+        "checkpoint's to fine-tune it)"
+    )

@@ -45,20 +45,28 @@ class TpuVmOptions:
 
 
 def train_command(python: str, config_json: str, workdir: str) -> str:
-  return (f"{python} -m graphcast_fdl.main train "
-          f"--config=config_file:{shlex.quote(config_json)} "
-          f"--workdir={shlex.quote(workdir)} --distributed=auto")
+  return (
+      f"{python} -m graphcast_fdl.main train "
+      f"--config=config_file:{shlex.quote(config_json)} "
+      f"--workdir={shlex.quote(workdir)} --distributed=auto"
+  )
 
 
-def slurm_script(name: str, num_devices: int, config_json: str, workdir: str,
-                 options: SlurmOptions = SlurmOptions()) -> str:
+def slurm_script(
+    name: str,
+    num_devices: int,
+    config_json: str,
+    workdir: str,
+    options: SlurmOptions = SlurmOptions(),
+) -> str:
   """A batch script: one task per GPU, `num_devices` GPUs in all."""
   per_node = min(options.gpus_per_node, num_devices)
   nodes = math.ceil(num_devices / per_node)
   if nodes * per_node != num_devices:
     raise ValueError(
         f"mesh.num_devices={num_devices} does not fill whole nodes of "
-        f"{options.gpus_per_node} GPUs")
+        f"{options.gpus_per_node} GPUs"
+    )
   hours = max(1, math.ceil(options.hours))
   lines = [
       "#!/bin/bash",
@@ -104,8 +112,13 @@ def vm_name(prefix: str, member: str, accelerator: str) -> str:
   return slug
 
 
-def tpu_vm_script(name: str, num_devices: int, config_json: str, workdir: str,
-                  options: TpuVmOptions = TpuVmOptions()) -> str:
+def tpu_vm_script(
+    name: str,
+    num_devices: int,
+    config_json: str,
+    workdir: str,
+    options: TpuVmOptions = TpuVmOptions(),
+) -> str:
   """Create (if needed) this member's TPU VM slice, install the package on
   every worker, and run on all of them at once. `workdir` is as the workers
   see it: on a multi-host slice, a folder every worker mounts."""
@@ -115,28 +128,32 @@ def tpu_vm_script(name: str, num_devices: int, config_json: str, workdir: str,
   where = f"{vm} --zone={options.zone}{project}"
   remote_config = f"launch/{name}.config.json"  # relative to the home folder
   command = train_command(options.python, remote_config, workdir)
-  install = (f"{options.python} -m pip install -q graphcast_fdl-*.whl "
-             f"{shlex.quote(options.jax_requirement)}")
-  return "\n".join([
-      "#!/bin/bash",
-      f"# Run sweep member {name} on its own Cloud TPU {accelerator} slice "
-      f"({num_devices} chips), every worker at once.",
-      "set -euo pipefail",
-      f"PACKAGE=${{PACKAGE:-{shlex.quote(options.package)}}}  "
-      "# a checkout or a pip requirement",
-      f"gcloud compute tpus tpu-vm describe {where} >/dev/null 2>&1 || \\",
-      f"  gcloud compute tpus tpu-vm create {where} "
-      f"--accelerator-type={accelerator} --version={options.runtime_version}",
-      "# Install the package on every worker, as a wheel built here.",
-      "dist=$(mktemp -d)",
-      f'{options.python} -m pip wheel --no-deps -q -w "$dist" "$PACKAGE"',
-      f'gcloud compute tpus tpu-vm scp "$dist"/graphcast_fdl-*.whl {vm}: '
-      f"--worker=all --zone={options.zone}{project}",
-      f"gcloud compute tpus tpu-vm ssh {where} --worker=all "
-      f"--command={shlex.quote(f'mkdir -p launch && {install}')}",
-      f"gcloud compute tpus tpu-vm scp {shlex.quote(config_json)} "
-      f"{vm}:{remote_config} --worker=all --zone={options.zone}{project}",
-      f"gcloud compute tpus tpu-vm ssh {where} --worker=all "
-      f"--command={shlex.quote(command)}",
-      "",
-  ])
+  install = (
+      f"{options.python} -m pip install -q graphcast_fdl-*.whl "
+      f"{shlex.quote(options.jax_requirement)}"
+  )
+  return "\n".join(
+      [
+          "#!/bin/bash",
+          f"# Run sweep member {name} on its own Cloud TPU {accelerator} slice "
+          f"({num_devices} chips), every worker at once.",
+          "set -euo pipefail",
+          f"PACKAGE=${{PACKAGE:-{shlex.quote(options.package)}}}  "
+          "# a checkout or a pip requirement",
+          f"gcloud compute tpus tpu-vm describe {where} >/dev/null 2>&1 || \\",
+          f"  gcloud compute tpus tpu-vm create {where} "
+          f"--accelerator-type={accelerator} --version={options.runtime_version}",
+          "# Install the package on every worker, as a wheel built here.",
+          "dist=$(mktemp -d)",
+          f'{options.python} -m pip wheel --no-deps -q -w "$dist" "$PACKAGE"',
+          f'gcloud compute tpus tpu-vm scp "$dist"/graphcast_fdl-*.whl {vm}: '
+          f"--worker=all --zone={options.zone}{project}",
+          f"gcloud compute tpus tpu-vm ssh {where} --worker=all "
+          f"--command={shlex.quote(f'mkdir -p launch && {install}')}",
+          f"gcloud compute tpus tpu-vm scp {shlex.quote(config_json)} "
+          f"{vm}:{remote_config} --worker=all --zone={options.zone}{project}",
+          f"gcloud compute tpus tpu-vm ssh {where} --worker=all "
+          f"--command={shlex.quote(command)}",
+          "",
+      ]
+  )

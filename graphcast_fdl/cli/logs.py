@@ -31,10 +31,12 @@ _HELD_BACK = (
     (f"{os.sep}parameter_overview.py", ()),
 )
 # TensorFlow 2.21's C++ start-up notices ignore TF_CPP_MIN_LOG_LEVEL.
-_TF_NOTICES = ("All log messages before absl::InitializeLog()",
-               "oneDNN custom operations are on",
-               "This TensorFlow binary is optimized",
-               "To enable the following instructions")
+_TF_NOTICES = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+)
 _WRITER = f"{os.sep}metric_writers{os.sep}logging_writer.py"
 _KEPT_SCALAR = re.compile(r"(^|/)loss$")
 
@@ -43,8 +45,7 @@ def verbose(argv: list[str]) -> bool:
   """Whether the command line asks for more than the default log."""
   for i, arg in enumerate(argv):
     if _VERBOSITY_ARG.match(arg):
-      value = arg.split("=", 1)[1] if "=" in arg else (
-          argv[i + 1] if i + 1 < len(argv) else "0")
+      value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "0")
       try:
         return int(value) >= 1
       except ValueError:
@@ -84,13 +85,14 @@ def import_tensorflow_quietly(argv: list[str]) -> None:
   if verbose(argv) or "tensorflow" in sys.modules:
     return
   with _stderr_without(_TF_NOTICES):
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
 
 
 def _losses_only(message: str) -> str | None:
   """`k=v, k=v` of a metric line cut to the losses; None when none is left."""
-  kept = [item for item in message.split(", ")
-          if _KEPT_SCALAR.search(item.split("=", 1)[0].strip())]
+  kept = [
+      item for item in message.split(", ") if _KEPT_SCALAR.search(item.split("=", 1)[0].strip())
+  ]
   return ", ".join(kept) if kept else None
 
 

@@ -5,8 +5,9 @@ from fiddle.experimental import serialization
 
 from graphcast_fdl.cli import config_flags
 
-FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"],
-                           "text: one field a line; json: Fiddle JSON.")
+FORMAT = flags.DEFINE_enum(
+    "format", "text", ["text", "json"], "text: one field a line; json: Fiddle JSON."
+)
 
 
 def main(argv: list[str]) -> None:

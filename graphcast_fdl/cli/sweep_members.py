@@ -23,7 +23,7 @@ class Member:
   """One run of a sweep."""
 
   name: str
-  overrides: tuple[str, ...]   # The directives this member adds.
+  overrides: tuple[str, ...]  # The directives this member adds.
   directives: tuple[str, ...]  # Everything needed to build its config.
 
 
@@ -31,21 +31,25 @@ def expand(directives: Sequence[str]) -> list[Member]:
   """Members of the product of every `sweep:` directive."""
   directives = list(directives)
   if not directives or not directives[0].startswith(("config:", "config_file:")):
-    raise UsageError("a sweep starts with --config=config:NAME, then "
-                     "--config=sweep:NAME(...); sweeps: "
-                     + ", ".join(experiments.SWEEPS))
+    raise UsageError(
+        "a sweep starts with --config=config:NAME, then "
+        "--config=sweep:NAME(...); sweeps: " + ", ".join(experiments.SWEEPS)
+    )
   base, rest = directives[0], directives[1:]
-  sweep_lists = [_call_sweep(d[len("sweep:"):]) for d in rest if d.startswith("sweep:")]
+  sweep_lists = [_call_sweep(d[len("sweep:") :]) for d in rest if d.startswith("sweep:")]
   others = [d for d in rest if not d.startswith("sweep:")]
   if not sweep_lists:
-    raise UsageError("no --config=sweep:NAME given; sweeps: "
-                     + ", ".join(experiments.SWEEPS))
+    raise UsageError("no --config=sweep:NAME given; sweeps: " + ", ".join(experiments.SWEEPS))
   members = []
   for index, overrides in enumerate(sweeps.product(*sweep_lists)):
     added = tuple(_directive(key, value) for key, value in overrides.items())
-    members.append(Member(
-        name=f"m{index:02d}_" + _slug(overrides),
-        overrides=added, directives=(base, *added, *others)))
+    members.append(
+        Member(
+            name=f"m{index:02d}_" + _slug(overrides),
+            overrides=added,
+            directives=(base, *added, *others),
+        )
+    )
   return members
 
 
@@ -56,16 +60,17 @@ def _call_sweep(expression: str) -> list[dict]:
     raise UsageError(f"--config=sweep:{expression}: not a call expression") from e
   name = call.func.id if isinstance(call, ast.Call) else getattr(call, "id", None)
   if name not in experiments.SWEEPS:
-    raise UsageError(f"--config=sweep:{expression}: unknown sweep {name!r}; "
-                     f"choose from {', '.join(experiments.SWEEPS)}")
+    raise UsageError(
+        f"--config=sweep:{expression}: unknown sweep {name!r}; "
+        f"choose from {', '.join(experiments.SWEEPS)}"
+    )
   args, kwargs = [], {}
   if isinstance(call, ast.Call):
     try:
       args = [ast.literal_eval(a) for a in call.args]
       kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
     except ValueError as e:
-      raise UsageError(f"--config=sweep:{expression}: arguments must be "
-                       "Python literals") from e
+      raise UsageError(f"--config=sweep:{expression}: arguments must be " "Python literals") from e
   try:
     return list(getattr(experiments, name)(*args, **kwargs))
   except (TypeError, ValueError) as e:

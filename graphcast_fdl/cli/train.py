@@ -21,21 +21,26 @@ from graphcast_fdl.cli.errors import UsageError
 from graphcast_fdl.train import workdir as workdir_lib
 from graphcast_fdl.train.experiment import phase_settings
 
-
 DISTRIBUTED = flags.DEFINE_enum(
-    "distributed", "auto", ["auto", "on", "off"],
+    "distributed",
+    "auto",
+    ["auto", "on", "off"],
     "Call jax.distributed.initialize(): auto does so where a cluster "
     "environment (SLURM with several tasks, a multi-host TPU slice) or "
-    "--coordinator_address is present.")
+    "--coordinator_address is present.",
+)
 COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0, for hand-started multi-process runs.")
+    "coordinator_address", None, "host:port of process 0, for hand-started multi-process runs."
+)
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in all.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
-    "allow_config_change", False,
+    "allow_config_change",
+    False,
     "Continue a workdir recorded with another config (a longer schedule, a "
     "lower learning rate after a blow-up); its config.json/.txt and "
-    "result.json move to history/N/ first.")
+    "result.json move to history/N/ first.",
+)
 
 
 def _in_cluster() -> bool:
@@ -51,10 +56,14 @@ def init_distributed() -> None:
   if wanted == "off" or (wanted == "auto" and not COORDINATOR.value and not _in_cluster()):
     return
   import jax  # pylint: disable=g-import-not-at-top
+
   kwargs = {}
   if COORDINATOR.value:
-    kwargs = dict(coordinator_address=COORDINATOR.value,
-                  num_processes=NUM_PROCESSES.value, process_id=PROCESS_ID.value)
+    kwargs = dict(
+        coordinator_address=COORDINATOR.value,
+        num_processes=NUM_PROCESSES.value,
+        process_id=PROCESS_ID.value,
+    )
   jax.distributed.initialize(**kwargs)
 
 
@@ -64,12 +73,14 @@ def check_fits_machine(experiment, num_visible_devices: int) -> None:
   if wanted is not None and wanted > num_visible_devices:
     raise UsageError(
         f"mesh.num_devices={wanted} but {num_visible_devices} device(s) are "
-        f"visible: use --config=fiddler:devices(n={num_visible_devices})")
+        f"visible: use --config=fiddler:devices(n={num_visible_devices})"
+    )
 
 
 def check_rollouts_fit_data(experiment) -> None:
   """A rollout needs 2 input frames + k targets inside one split."""
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
+
   for span in experiment.schedule.spans():
     data = phase_settings(experiment, span.phase).data
     available = data_lib.max_rollout_steps(data, experiment.task, data.train_split)
@@ -77,7 +88,8 @@ def check_rollouts_fit_data(experiment) -> None:
       raise UsageError(
           f"schedule.phases[{span.index}].rollout_steps="
           f"{span.phase.rollout_steps} is longer than split "
-          f"{data.train_split!r} of {data.source!r} allows ({available})")
+          f"{data.train_split!r} of {data.source!r} allows ({available})"
+      )
 
 
 def check_eval_data(experiment) -> None:
@@ -85,9 +97,11 @@ def check_eval_data(experiment) -> None:
   if not experiment.eval.every_steps:
     return
   from graphcast_fdl.data import preflight  # pylint: disable=g-import-not-at-top
+
   try:
-    preflight.check_eval_split(experiment.data, experiment.task,
-                               experiment.eval.rollout_steps, experiment.eval.num_batches)
+    preflight.check_eval_split(
+        experiment.data, experiment.task, experiment.eval.rollout_steps, experiment.eval.num_batches
+    )
   except preflight.validation.DataError as e:
     raise UsageError(str(e)) from e
 
@@ -99,26 +113,37 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.train import progress  # pylint: disable=g-import-not-at-top
+
   key = hardware.detect(device.platform, getattr(device, "device_kind", ""))
   if key is None:
-    logging.info("No estimate: device kind %r is not in the hardware table",
-                 getattr(device, "device_kind", ""))
+    logging.info(
+        "No estimate: device kind %r is not in the hardware table",
+        getattr(device, "device_kind", ""),
+    )
     return None
   # On a TPU (libtpu present), XLA:TPU compiles each phase first and decides.
-  est = estimator.estimate(experiment, key, use_xla=(
-      device.platform == "tpu" and xla_cost.libtpu_version() is not None))
-  logging.info("Estimate on %d x %s: %s of training steps (excludes %s; %s)",
-               est.num_devices, est.hardware,
-               progress.format_seconds(est.total_duration_seconds),
-               progress.EXCLUDED, est.efficiency_source)
+  est = estimator.estimate(
+      experiment, key, use_xla=(device.platform == "tpu" and xla_cost.libtpu_version() is not None)
+  )
+  logging.info(
+      "Estimate on %d x %s: %s of training steps (excludes %s; %s)",
+      est.num_devices,
+      est.hardware,
+      progress.format_seconds(est.total_duration_seconds),
+      progress.EXCLUDED,
+      est.efficiency_source,
+  )
   for phase in est.phases:
     if not phase.fits:
       logging.warning(
           "Phase %s needs about %.1f GiB per device, more than the %.1f GiB "
           "of a %s: it may run out of memory (try "
-          "--config=fiddler:fit_memory())", phase.name,
+          "--config=fiddler:fit_memory())",
+          phase.name,
           est.memory_bytes_per_device / 2**30 - phase.headroom_bytes / 2**30,
-          est.memory_bytes_per_device / 2**30, est.hardware)
+          est.memory_bytes_per_device / 2**30,
+          est.hardware,
+      )
   if workdir is not None:
     with open(os.path.join(workdir, "estimate.json"), "w") as f:
       f.write(est.to_json() + "\n")
@@ -126,14 +151,15 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
 
 
 def check_workdir(cfg, workdir: str, allow_config_change: bool) -> str:
-  """"new", "resume", "finished" or "changed"; refuses, before writing
+  """ "new", "resume", "finished" or "changed"; refuses, before writing
   anything, a foreign folder or an unasked-for change of config."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UsageError(f"--workdir={workdir} is a file, not a folder")
   if workdir_lib.is_foreign(workdir):
     raise UsageError(
         f"--workdir={workdir} is not empty and holds no run (no config.json):"
-        " nothing there is overwritten; choose a new or empty folder")
+        " nothing there is overwritten; choose a new or empty folder"
+    )
   old = workdir_lib.recorded_config(workdir)
   if old is None:
     return "new"
@@ -146,9 +172,9 @@ def check_workdir(cfg, workdir: str, allow_config_change: bool) -> str:
         f"{workdir_lib.config_diff(old, new)}); nothing was written. Start a "
         "new run with another --workdir (to fine-tune from this one: "
         f"--config=fiddler:finetune_from(checkpoint='{workdir}')), or pass "
-        "--allow_config_change to continue this run with the new config")
-  return "finished" if workdir_lib.finished_step(workdir) is not None else (
-      "resume")
+        "--allow_config_change to continue this run with the new config"
+    )
+  return "finished" if workdir_lib.finished_step(workdir) is not None else ("resume")
 
 
 def _finished_message(workdir: str) -> str:
@@ -157,7 +183,8 @@ def _finished_message(workdir: str) -> str:
       f"{workdir_lib.finished_step(workdir)}, see result.json): nothing to "
       "do, nothing changed. Score it with: evaluate --config=config_file:"
       f"{workdir}/config.json --checkpoint={workdir}; to train on, lengthen "
-      "the schedule and pass --allow_config_change")
+      "the schedule and pass --allow_config_change"
+  )
 
 
 def main(argv: list[str]) -> None:
@@ -177,9 +204,11 @@ def _main() -> None:
 
   init_distributed()
   import jax  # pylint: disable=g-import-not-at-top
+
   check_fits_machine(experiment, jax.device_count())
   with workdir_lib.locked(workdir, jax.process_index()):
     from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
+
     data_lib.prepare(experiment.data, experiment.task)
     for phase in experiment.schedule.phases:
       if phase.data is not None:
@@ -189,17 +218,21 @@ def _main() -> None:
 
     if jax.process_index() == 0:
       if state == "changed":
-        logging.warning("Config changed: the previous record moved to %s",
-                        workdir_lib.archive_record(workdir))
+        logging.warning(
+            "Config changed: the previous record moved to %s", workdir_lib.archive_record(workdir)
+        )
       if state != "resume":
         config_flags.write_config_files(cfg, workdir)
         logging.info("Wrote %s/config.json and config.txt", workdir)
-    est = report_estimate(experiment, jax.devices()[0],
-                          workdir if jax.process_index() == 0 else None)
+    est = report_estimate(
+        experiment, jax.devices()[0], workdir if jax.process_index() == 0 else None
+    )
 
     from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top
-    result = trainer.Trainer(experiment, workdir, step_seconds=est and [
-        p["step_seconds"] for p in est["phases"]]).run()
+
+    result = trainer.Trainer(
+        experiment, workdir, step_seconds=est and [p["step_seconds"] for p in est["phases"]]
+    ).run()
     text = json.dumps(result, indent=2, default=str)
     if jax.process_index() == 0:
       # Its presence marks the run finished (a sweep skips such members).

@@ -26,8 +26,8 @@ def check(cfg: fdl.Buildable, path: str = "") -> None:
     hint = hints.get(name)
     if hint is not None and not _matches(value, hint):
       raise UsageError(
-          f"{field_path}={value!r}: expected {_describe(hint)}, "
-          f"got {type(value).__name__}")
+          f"{field_path}={value!r}: expected {_describe(hint)}, " f"got {type(value).__name__}"
+      )
     for sub_path, sub in _children(field_path, value):
       check(sub, sub_path)
 
@@ -74,8 +74,7 @@ def _matches(value: Any, hint: Any) -> bool:
   if isinstance(value, fdl.Buildable):
     target = value.__fn_or_cls__
     classes = [h for h in _alternatives(hint) if isinstance(h, type)]
-    return not classes or any(
-        isinstance(target, type) and issubclass(target, c) for c in classes)
+    return not classes or any(isinstance(target, type) and issubclass(target, c) for c in classes)
   origin = typing.get_origin(hint)
   if origin in (typing.Union, types.UnionType):
     return any(_matches(value, h) for h in typing.get_args(hint))
@@ -87,8 +86,11 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
   if hint in (str, bool):
     return isinstance(value, hint)
-  if origin in (tuple, list, typing.Sequence) or origin is not None and getattr(
-      origin, "__name__", "") == "Sequence":
+  if (
+      origin in (tuple, list, typing.Sequence)
+      or origin is not None
+      and getattr(origin, "__name__", "") == "Sequence"
+  ):
     if not isinstance(value, (list, tuple)):
       return False
     args = [a for a in typing.get_args(hint) if a is not Ellipsis]

@@ -27,7 +27,8 @@ def _derived(maker, datetimes) -> dict[str, np.ndarray]:
   out = dict(forcings_lib.progress_features(datetimes, maker.frames.lon))
   task = maker.task
   if forcings_lib.TOA not in maker.frames.variables and forcings_lib.TOA in (
-      set(task.input_variables) | set(task.forcing_variables)):
+      set(task.input_variables) | set(task.forcing_variables)
+  ):
     out[forcings_lib.TOA] = maker._toa(datetimes)  # pylint: disable=protected-access
   return out
 
@@ -61,8 +62,10 @@ class _Pool:
           return dict(arrays)
       arrays = {key: np.empty(shape, dtype) for key, shape, dtype in layout}
       held = sum(a.nbytes for _, s in self._sets for a in s.values())
-      if (len(self._sets) < self._max_sets and
-          held + sum(a.nbytes for a in arrays.values()) <= self._max_bytes):
+      if (
+          len(self._sets) < self._max_sets
+          and held + sum(a.nbytes for a in arrays.values()) <= self._max_bytes
+      ):
         self._sets.append((layout, arrays))
       return dict(arrays)
 
@@ -97,10 +100,12 @@ def assemble(maker, starts) -> Batch:
   level_index = None if maker._levels_identity else maker.level_index  # pylint: disable=protected-access
   grid = (len(frames.lat), len(frames.lon))
   num_levels = len(maker.level_index)
-  parts = {"inputs": (task.input_variables, n),
-           "targets": (task.target_variables, maker.rollout_steps),
-           "forcings": (task.forcing_variables, maker.rollout_steps)}
-  derived = [_derived(maker, frames.datetimes[s:s + maker.length]) for s in starts]
+  parts = {
+      "inputs": (task.input_variables, n),
+      "targets": (task.target_variables, maker.rollout_steps),
+      "forcings": (task.forcing_variables, maker.rollout_steps),
+  }
+  derived = [_derived(maker, frames.datetimes[s : s + maker.length]) for s in starts]
   layout, fill = [], {}
   for part, (names, steps) in parts.items():
     for name in names:
@@ -135,5 +140,6 @@ def assemble(maker, starts) -> Batch:
         frames.frame_into(start + t, dest, level_index)
       for name, slot in copies:
         slot[...] = dest[name]
-  return Batch(**{part: {name: arrays[part, name] for name in names}
-                  for part, (names, _) in parts.items()})
+  return Batch(
+      **{part: {name: arrays[part, name] for name in names} for part, (names, _) in parts.items()}
+  )

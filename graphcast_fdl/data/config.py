@@ -50,8 +50,11 @@ class DataConfig:
       if getattr(self, name) < low:
         raise ValueError(f"data.{name}={getattr(self, name)}: must be >= {low}")
     if len(self.synthetic_days) != 2 or min(self.synthetic_days) < 1:
-      raise ValueError(f"data.synthetic_days={self.synthetic_days}: must be "
-                       "(train days, validation days), each >= 1")
+      raise ValueError(
+          f"data.synthetic_days={self.synthetic_days}: must be "
+          "(train days, validation days), each >= 1"
+      )
     if self.transfer_dtype not in ("float32", "bfloat16"):
-      raise ValueError(f"data.transfer_dtype={self.transfer_dtype!r}: must be "
-                       "'float32' or 'bfloat16'")
+      raise ValueError(
+          f"data.transfer_dtype={self.transfer_dtype!r}: must be " "'float32' or 'bfloat16'"
+      )

@@ -42,15 +42,15 @@ def _check_sources(frames: frames_lib.Frames, task: task_lib.TaskConfig) -> None
   needed = set(task.input_variables) | set(task.target_variables) | set(task.forcing_variables)
   missing = sorted(needed - available)
   if missing:
-    raise DataError(f"variables {missing} are not in the data "
-                    f"(it has {sorted(frames.variables)})")
+    raise DataError(
+        f"variables {missing} are not in the data " f"(it has {sorted(frames.variables)})"
+    )
 
 
 class ExampleMaker:
   """Cuts windows of one rollout length from frames into Batch arrays."""
 
-  def __init__(self, frames: frames_lib.Frames, task: task_lib.TaskConfig,
-               rollout_steps: int):
+  def __init__(self, frames: frames_lib.Frames, task: task_lib.TaskConfig, rollout_steps: int):
     _check_sources(frames, task)
     self.frames = frames
     self.task = task
@@ -64,22 +64,27 @@ class ExampleMaker:
   def _frame(self, index: int) -> dict[str, np.ndarray]:
     frame = self.frames.frame(index)
     if not self._levels_identity:
-      frame = {k: (v[self.level_index] if k in self.frames.atmospheric else v)
-               for k, v in frame.items()}
+      frame = {
+          k: (v[self.level_index] if k in self.frames.atmospheric else v) for k, v in frame.items()
+      }
     return frame
 
   def example(self, start: int) -> Batch:
     """One example (no batch dim) whose first frame is `start`."""
     frames = [self._frame(i) for i in range(start, start + self.length)]
-    datetimes = self.frames.datetimes[start:start + self.length]
+    datetimes = self.frames.datetimes[start : start + self.length]
     time_vars = {}
-    for name in set(self.task.input_variables) | set(self.task.target_variables) | set(
-        self.task.forcing_variables):
+    for name in (
+        set(self.task.input_variables)
+        | set(self.task.target_variables)
+        | set(self.task.forcing_variables)
+    ):
       if name in frames[0]:
         time_vars[name] = np.stack([f[name] for f in frames])
     time_vars.update(forcings_lib.progress_features(datetimes, self.frames.lon))
     if forcings_lib.TOA not in time_vars and forcings_lib.TOA in (
-        set(self.task.input_variables) | set(self.task.forcing_variables)):
+        set(self.task.input_variables) | set(self.task.forcing_variables)
+    ):
       time_vars[forcings_lib.TOA] = self._toa(datetimes)
     statics = self.frames.statics
     n = self.num_inputs
@@ -93,13 +98,14 @@ class ExampleMaker:
           out[name] = time_vars[name][times]
       return out
 
-    return Batch(inputs=pick(self.task.input_variables, slice(0, n)),
-                 targets=pick(self.task.target_variables, slice(n, None)),
-                 forcings=pick(self.task.forcing_variables, slice(n, None)))
+    return Batch(
+        inputs=pick(self.task.input_variables, slice(0, n)),
+        targets=pick(self.task.target_variables, slice(n, None)),
+        forcings=pick(self.task.forcing_variables, slice(n, None)),
+    )
 
   def _toa(self, datetimes):
-    return solar_radiation.toa_incident_solar_radiation(
-        datetimes, self.frames.lat, self.frames.lon)
+    return solar_radiation.toa_incident_solar_radiation(datetimes, self.frames.lat, self.frames.lon)
 
   def batch(self, starts) -> Batch:
     """Examples stacked on a leading batch axis (read in place: `assembly`)."""
@@ -110,17 +116,17 @@ class ExampleMaker:
     return self.frames.datetimes[start + self.num_inputs - 1]
 
 
-def frames_dataset(frames: frames_lib.Frames, start: int, length: int,
-                   levels=None) -> xr.Dataset:
+def frames_dataset(frames: frames_lib.Frames, start: int, length: int, levels=None) -> xr.Dataset:
   """Frames [start, start+length) as a dataset in the published example layout.
 
   Dims (batch=1, time, level, lat, lon); time as timedeltas from the first frame;
   a `datetime` coordinate over (batch, time); statics over (lat, lon).
   """
-  level_index = (frames.level_indices(levels) if levels is not None
-                 else np.arange(len(frames.levels)))
+  level_index = (
+      frames.level_indices(levels) if levels is not None else np.arange(len(frames.levels))
+  )
   loaded = [frames.frame(i) for i in range(start, start + length)]
-  datetimes = frames.datetimes[start:start + length]
+  datetimes = frames.datetimes[start : start + length]
   data_vars = {}
   for name in frames.atmospheric:
     data = np.stack([f[name][level_index] for f in loaded])[None]
@@ -139,9 +145,13 @@ def frames_dataset(frames: frames_lib.Frames, start: int, length: int,
   return xr.Dataset(data_vars, coords=coords)
 
 
-def window_dataset(frames: frames_lib.Frames, task: task_lib.TaskConfig,
-                   init_index: int, rollout_steps: int,
-                   pad_past_end: bool = False) -> xr.Dataset:
+def window_dataset(
+    frames: frames_lib.Frames,
+    task: task_lib.TaskConfig,
+    init_index: int,
+    rollout_steps: int,
+    pad_past_end: bool = False,
+) -> xr.Dataset:
   """The window whose last input frame is `init_index`, as `frames_dataset`.
 
   Args:
@@ -162,15 +172,16 @@ def window_dataset(frames: frames_lib.Frames, task: task_lib.TaskConfig,
   start = init_index - num_inputs + 1
   length = num_inputs + rollout_steps
   if start < 0:
-    raise DataError(f"init time {init_time} has no {num_inputs - 1} earlier "
-                    "frame(s) in the data")
+    raise DataError(
+        f"init time {init_time} has no {num_inputs - 1} earlier " "frame(s) in the data"
+    )
   stored = min(length, len(frames) - start)
   if stored < length and not pad_past_end:
-    raise DataError(f"init time {init_time} with rollout {rollout_steps} needs "
-                    "frames outside the data")
+    raise DataError(
+        f"init time {init_time} with rollout {rollout_steps} needs " "frames outside the data"
+    )
   if start not in valid_starts(frames, stored):
-    raise DataError(f"the window at init time {init_time} spans a time gap in "
-                    "the data")
+    raise DataError(f"the window at init time {init_time} spans a time gap in " "the data")
   dataset = frames_dataset(frames, start, stored, task.pressure_levels)
   if stored < length:
     step = task_lib.TIME_STEP.astype("timedelta64[ns]")
@@ -179,21 +190,25 @@ def window_dataset(frames: frames_lib.Frames, task: task_lib.TaskConfig,
     pad = pad.map(lambda v: v * np.nan if "time" in v.dims else v)
     pad = pad.assign_coords(
         time=dataset.time.values[-1] + step * extra,
-        datetime=(("batch", "time"),
-                  dataset.datetime.values[:, -1:] + step * extra))
-    dataset = xr.concat([dataset, pad], dim="time", data_vars="minimal",
-                        coords="minimal", compat="override")
+        datetime=(("batch", "time"), dataset.datetime.values[:, -1:] + step * extra),
+    )
+    dataset = xr.concat(
+        [dataset, pad], dim="time", data_vars="minimal", coords="minimal", compat="override"
+    )
   return dataset
 
 
-def example_datasets(frames: frames_lib.Frames, task: task_lib.TaskConfig,
-                     rollout_steps: int, init_time) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+def example_datasets(
+    frames: frames_lib.Frames, task: task_lib.TaskConfig, rollout_steps: int, init_time
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
   """(inputs, targets, forcings) datasets for the window whose last input is
   at `init_time`, via the published extraction."""
   init_time = np.datetime64(pd.Timestamp(init_time).to_datetime64(), "s")
   hits = np.flatnonzero(frames.datetimes == init_time)
   if not hits.size:
-    raise DataError(f"init time {init_time} is not in the data "
-                    f"({frames.datetimes[0]} .. {frames.datetimes[-1]})")
+    raise DataError(
+        f"init time {init_time} is not in the data "
+        f"({frames.datetimes[0]} .. {frames.datetimes[-1]})"
+    )
   dataset = window_dataset(frames, task, int(hits[0]), rollout_steps)
   return windowing.extract_inputs_targets_forcings(dataset, task, rollout_steps)

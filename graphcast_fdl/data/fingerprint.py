@@ -22,8 +22,17 @@ import fsspec
 # Zarr v2/v3 metadata documents; hashed by content.
 _METADATA = (".zmetadata", ".zarray", ".zattrs", ".zgroup", "zarr.json")
 # Fields of an fsspec listing entry that change when an object is rewritten.
-_VERSION_FIELDS = ("generation", "ETag", "etag", "md5Hash", "crc32c", "mtime",
-                   "LastModified", "updated", "created")
+_VERSION_FIELDS = (
+    "generation",
+    "ETag",
+    "etag",
+    "md5Hash",
+    "crc32c",
+    "mtime",
+    "LastModified",
+    "updated",
+    "created",
+)
 
 
 def _local_entries(path: str):
@@ -68,7 +77,7 @@ def _remote_entries(path: str):
       info = fs.info(name)
     except FileNotFoundError:
       continue
-    yield name[len(root):], info.get("size"), _version(info), fs.cat_file(name)
+    yield name[len(root) :], info.get("size"), _version(info), fs.cat_file(name)
 
 
 def _version(info) -> tuple:

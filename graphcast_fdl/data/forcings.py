@@ -16,8 +16,7 @@ from graphcast_fdl.data import solar_radiation
 SECONDS_PER_DAY = 86400
 DAYS_PER_YEAR = 365.24219  # mean tropical year
 TOA = "toa_incident_solar_radiation"
-PROGRESS = ("year_progress_sin", "year_progress_cos",
-            "day_progress_sin", "day_progress_cos")
+PROGRESS = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
 
 
 def _seconds_since_epoch(datetimes) -> np.ndarray:
@@ -44,8 +43,10 @@ def progress_features(datetimes, lon: np.ndarray) -> dict[str, np.ndarray]:
   year = year_progress(datetimes) * (2 * np.pi)
   day = day_progress(datetimes, lon) * (2 * np.pi)
   return {
-      "year_progress_sin": np.sin(year), "year_progress_cos": np.cos(year),
-      "day_progress_sin": np.sin(day), "day_progress_cos": np.cos(day),
+      "year_progress_sin": np.sin(year),
+      "year_progress_cos": np.cos(year),
+      "day_progress_sin": np.sin(day),
+      "day_progress_cos": np.cos(day),
   }
 
 
@@ -72,7 +73,8 @@ def add_forcings(dataset: xr.Dataset, toa_bins: int = 360) -> xr.Dataset:
   if TOA not in out.data_vars:
     flat = datetimes.values.reshape(-1)
     toa = solar_radiation.toa_incident_solar_radiation(
-        flat, dataset.coords["lat"].values, lon, num_bins=toa_bins)
+        flat, dataset.coords["lat"].values, lon, num_bins=toa_bins
+    )
     toa = toa.reshape(datetimes.shape + toa.shape[1:])
     out[TOA] = (time_dims + ("lat", "lon"), toa)
   return out

@@ -80,8 +80,7 @@ class Frames(abc.ABC):
     stored = [int(x) for x in self.levels]
     missing = [int(x) for x in levels if int(x) not in stored]
     if missing:
-      raise DataError(f"pressure levels {missing} hPa are not in the data "
-                      f"(it has {stored})")
+      raise DataError(f"pressure levels {missing} hPa are not in the data " f"(it has {stored})")
     return np.array([stored.index(int(x)) for x in levels])
 
 
@@ -95,14 +94,18 @@ class TfdsFrames(Frames):
   def __init__(self, builder, split: str):
     meta = builder.info.metadata
     if split not in meta["splits"]:
-      raise DataError(f"split {split!r} is not in dataset {builder.info.full_name} "
-                      f"(it has {sorted(meta['splits'])})")
+      raise DataError(
+          f"split {split!r} is not in dataset {builder.info.full_name} "
+          f"(it has {sorted(meta['splits'])})"
+      )
     self._source = builder.as_data_source(split=split)
     start = np.datetime64(meta["splits"][split]["start"], "s")
     count = meta["splits"][split]["num_frames"]
     if len(self._source) != count:
-      raise DataError(f"{builder.info.full_name} split {split!r} holds "
-                      f"{len(self._source)} frames, its metadata says {count}")
+      raise DataError(
+          f"{builder.info.full_name} split {split!r} holds "
+          f"{len(self._source)} frames, its metadata says {count}"
+      )
     self.datetimes = start + task_lib.TIME_STEP * np.arange(count)
     self.lat = np.asarray(meta["lat"], np.float32)
     self.lon = np.asarray(meta["lon"], np.float32)
@@ -120,10 +123,12 @@ class TfdsFrames(Frames):
       if self._files is None:
         files, first = [], 0
         for instruction in self._instructions:
-          opened = record_reader.open_records(instruction.filename,
-                                              instruction.examples_in_shard)
-          if opened is None or instruction.skip or instruction.take not in (
-              -1, instruction.examples_in_shard):
+          opened = record_reader.open_records(instruction.filename, instruction.examples_in_shard)
+          if (
+              opened is None
+              or instruction.skip
+              or instruction.take not in (-1, instruction.examples_in_shard)
+          ):
             files = ()
             break
           files.append((first, opened))
@@ -134,8 +139,7 @@ class TfdsFrames(Frames):
   @functools.cached_property
   def statics(self) -> dict[str, np.ndarray]:
     if self._record_files():
-      out = {k: np.empty((len(self.lat), len(self.lon)), np.float32)
-             for k in self._static_names}
+      out = {k: np.empty((len(self.lat), len(self.lon)), np.float32) for k in self._static_names}
       self.frame_into(0, out)
       return out
     record = self._raw(0)
@@ -164,32 +168,40 @@ class TfdsFrames(Frames):
     fields = file.fields(int(index) - first)
     stored = file.int64(fields["datetime"])
     if stored != int(self.datetimes[index].astype(np.int64)):
-      raise DataError(f"record {index} holds time {stored} s, expected "
-                      f"{self.datetimes[index]}: the split is out of order")
+      raise DataError(
+          f"record {index} holds time {stored} s, expected "
+          f"{self.datetimes[index]}: the split is out of order"
+      )
     plane = len(self.lat) * len(self.lon) * 4
     for name, dest in out.items():
       start, size = fields[name]
       levels = len(self.levels) if name in self.atmospheric else 1
       if size != levels * plane or dest.dtype != np.float32 or not dest.flags.c_contiguous:
-        raise DataError(f"record {index} field {name}: {size} bytes, expected "
-                        f"{levels * plane} ({file.path})")
+        raise DataError(
+            f"record {index} field {name}: {size} bytes, expected "
+            f"{levels * plane} ({file.path})"
+        )
       view = memoryview(dest).cast("B")
       if level_index is None or name not in self.atmospheric:
         file.read_into(start, view)
       else:
         for j, level in enumerate(level_index):
-          file.read_into(start + int(level) * plane, view[j * plane:(j + 1) * plane])
+          file.read_into(start + int(level) * plane, view[j * plane : (j + 1) * plane])
 
   def frame(self, index: int) -> dict[str, np.ndarray]:
     if self._record_files():
       shape = (len(self.lat), len(self.lon))
-      out = {k: np.empty(((len(self.levels),) if k in self.atmospheric else ()) + shape,
-                         np.float32) for k in self.variables}
+      out = {
+          k: np.empty(((len(self.levels),) if k in self.atmospheric else ()) + shape, np.float32)
+          for k in self.variables
+      }
       self.frame_into(index, out)
       return out
     record = self._raw(index)
     expected = self.datetimes[index].astype(np.int64)
     if int(record["datetime"]) != int(expected):
-      raise DataError(f"record {index} holds time {record['datetime']} s, "
-                      f"expected {self.datetimes[index]}: the split is out of order")
+      raise DataError(
+          f"record {index} holds time {record['datetime']} s, "
+          f"expected {self.datetimes[index]}: the split is out of order"
+      )
     return {k: record[k] for k in self.variables}

@@ -29,13 +29,15 @@ from graphcast_fdl.data.config import DataConfig
 
 
 @functools.lru_cache(maxsize=8)
-def _maker(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
-           source_module: str) -> examples.ExampleMaker:
+def _maker(
+    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, source_module: str
+) -> examples.ExampleMaker:
   """One per process: worker processes open the frames themselves (and
   register the data source first: they never imported the builders)."""
   sources.get_in_worker(data.source, source_module)
-  return examples.ExampleMaker(pipeline.split_frames(data, task, data.train_split),
-                               task, rollout_steps)
+  return examples.ExampleMaker(
+      pipeline.split_frames(data, task, data.train_split), task, rollout_steps
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,16 +53,24 @@ class StepBatch:
 
   def __call__(self, step: int):
     maker = _maker(self.data, self.task, self.rollout_steps, self.source_module)
-    picks = iterators.step_indices(self.data.seed, int(step), len(maker.starts),
-                                   self.data.global_batch_size)
+    picks = iterators.step_indices(
+        self.data.seed, int(step), len(maker.starts), self.data.global_batch_size
+    )
     local = iterators.host_slice(picks, self.process_index, self.process_count)
     return transfer.cast(maker.batch(maker.starts[local]), self.data.transfer_dtype)
 
 
-def train_dataset(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
-                  start_step: int, num_steps: int, process_index: int,
-                  process_count: int, num_workers: int = 0,
-                  num_threads: int = 2) -> grain.IterDataset:
+def train_dataset(
+    data: DataConfig,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
+    start_step: int,
+    num_steps: int,
+    process_index: int,
+    process_count: int,
+    num_workers: int = 0,
+    num_threads: int = 2,
+) -> grain.IterDataset:
   """Host-local batches of global steps [start_step, start_step + num_steps).
 
   Args:
@@ -71,11 +81,13 @@ def train_dataset(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
     num_threads: Grain reader threads per process; `data.prefetch` batches
       are buffered ahead.
   """
-  load = StepBatch(data, task, rollout_steps, process_index, process_count,
-                   sources.provider(data.source))
+  load = StepBatch(
+      data, task, rollout_steps, process_index, process_count, sources.provider(data.source)
+  )
   dataset = grain.MapDataset.range(int(start_step), int(start_step) + int(num_steps))
-  dataset = dataset.map(load).to_iter_dataset(grain.ReadOptions(
-      num_threads=num_threads, prefetch_buffer_size=max(data.prefetch, 1)))
+  dataset = dataset.map(load).to_iter_dataset(
+      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(data.prefetch, 1))
+  )
   if num_workers:
     dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   return dataset

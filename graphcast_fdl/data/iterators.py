@@ -18,8 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 
-def step_indices(seed: int, step: int, num_choices: int, global_batch_size: int
-                 ) -> np.ndarray:
+def step_indices(seed: int, step: int, num_choices: int, global_batch_size: int) -> np.ndarray:
   """[global_batch_size] indices in [0, num_choices) for global step `step`."""
   if num_choices < 1:
     raise ValueError("no complete window in the data: it is shorter than one example")
@@ -30,14 +29,16 @@ def step_indices(seed: int, step: int, num_choices: int, global_batch_size: int
 def host_slice(values: np.ndarray, process_index: int, process_count: int) -> np.ndarray:
   """This host's contiguous share of a global batch."""
   if len(values) % process_count:
-    raise ValueError(f"global batch {len(values)} does not split over "
-                     f"{process_count} processes")
+    raise ValueError(
+        f"global batch {len(values)} does not split over " f"{process_count} processes"
+    )
   per_host = len(values) // process_count
-  return values[process_index * per_host:(process_index + 1) * per_host]
+  return values[process_index * per_host : (process_index + 1) * per_host]
 
 
-def prefetched(load: Callable[[int], object], steps: Iterator[int], prefetch: int,
-               workers: int = 2) -> Iterator[object]:
+def prefetched(
+    load: Callable[[int], object], steps: Iterator[int], prefetch: int, workers: int = 2
+) -> Iterator[object]:
   """Yields load(step) for each step in order, with `prefetch` loads in flight.
 
   Loading runs in threads: reading array_record and numpy copies release the

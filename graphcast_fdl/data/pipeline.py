@@ -26,7 +26,6 @@ from graphcast_fdl.data import sources
 from graphcast_fdl.data import stats as stats_lib
 from graphcast_fdl.data import transfer
 from graphcast_fdl.data import validation
-from graphcast_fdl.data import windowing
 from graphcast_fdl.data import xarray_frames
 from graphcast_fdl.data.config import DataConfig
 from graphcast_fdl.model.batch import Batch
@@ -55,13 +54,16 @@ def split_frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> fra
 
 
 @functools.lru_cache(maxsize=32)
-def _maker(data: DataConfig, task: task_lib.TaskConfig, split: str,
-           rollout_steps: int) -> examples_lib.ExampleMaker:
+def _maker(
+    data: DataConfig, task: task_lib.TaskConfig, split: str, rollout_steps: int
+) -> examples_lib.ExampleMaker:
   maker = examples_lib.ExampleMaker(_frames(data, task, split), task, rollout_steps)
   if not len(maker.starts):
-    raise DataError(f"split {split!r} has no window of {maker.length} consecutive "
-                    f"{task_lib.TIME_STEP_HOURS}-hourly frames (rollout {rollout_steps}): max is "
-                    f"{max_rollout_steps(data, task, split)}")
+    raise DataError(
+        f"split {split!r} has no window of {maker.length} consecutive "
+        f"{task_lib.TIME_STEP_HOURS}-hourly frames (rollout {rollout_steps}): max is "
+        f"{max_rollout_steps(data, task, split)}"
+    )
   return maker
 
 
@@ -74,9 +76,14 @@ def max_rollout_steps(data: DataConfig, task: task_lib.TaskConfig, split: str) -
   return max(longest - task_lib.input_frames(task), 0)
 
 
-def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
-                  start_step: int, process_index: int | None = None,
-                  process_count: int | None = None) -> Iterator[Batch]:
+def train_batches(
+    data: DataConfig,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
+    start_step: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Iterator[Batch]:
   """Host-local training batches for global steps start_step, start_step+1, ...
 
   Each holds global_batch_size / process_count examples, sampled uniformly
@@ -88,12 +95,11 @@ def train_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
   maker = _maker(data, task, data.train_split, rollout_steps)
 
   def load(step):
-    picks = iterators.step_indices(data.seed, step, len(maker.starts),
-                                   data.global_batch_size)
+    picks = iterators.step_indices(data.seed, step, len(maker.starts), data.global_batch_size)
     local = iterators.host_slice(picks, process_index, process_count)
     return transfer.cast(maker.batch(maker.starts[local]), data.transfer_dtype)
 
-  steps = iter(range(int(start_step), 2 ** 62))
+  steps = iter(range(int(start_step), 2**62))
   return iterators.prefetched(load, steps, data.prefetch)
 
 
@@ -103,18 +109,26 @@ def _eval_starts(maker: examples_lib.ExampleMaker, num_examples: int) -> np.ndar
   return maker.starts[positions]
 
 
-def eval_batches(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
-                 num_batches: int) -> list[Batch]:
+def eval_batches(
+    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, num_batches: int
+) -> list[Batch]:
   """Fixed global batches of the eval split, the same on every call and host."""
   maker = _maker(data, task, data.eval_split, rollout_steps)
   starts = _eval_starts(maker, num_batches * data.global_batch_size)
   size = data.global_batch_size
-  return [transfer.cast(maker.batch(starts[i * size:(i + 1) * size]), data.transfer_dtype)
-          for i in range(num_batches)]
+  return [
+      transfer.cast(maker.batch(starts[i * size : (i + 1) * size]), data.transfer_dtype)
+      for i in range(num_batches)
+  ]
 
 
-def example_times(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int,
-                  num_batches: int, split: str | None = None) -> np.ndarray:
+def example_times(
+    data: DataConfig,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
+    num_batches: int,
+    split: str | None = None,
+) -> np.ndarray:
   """[num_batches, global_batch_size] init times (last input frame) of
   `eval_batches` (or of the same spread over another split)."""
   maker = _maker(data, task, split or data.eval_split, rollout_steps)
@@ -123,19 +137,26 @@ def example_times(data: DataConfig, task: task_lib.TaskConfig, rollout_steps: in
   return times.reshape(num_batches, data.global_batch_size)
 
 
-def example_window(data: DataConfig, task: task_lib.TaskConfig, split: str,
-                   init_time, rollout_steps: int
-                   ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+def example_window(
+    data: DataConfig, task: task_lib.TaskConfig, split: str, init_time, rollout_steps: int
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
   """(inputs, targets, forcings) datasets with coordinates for one init time."""
-  return examples_lib.example_datasets(_frames(data, task, split), task,
-                                       rollout_steps, init_time)
+  return examples_lib.example_datasets(_frames(data, task, split), task, rollout_steps, init_time)
 
 
 def _zarr_stats_dir(data: DataConfig, task: task_lib.TaskConfig) -> str:
   # By content: a store replaced at the same path gets fresh statistics.
-  key = hashlib.sha1(repr((fingerprint.store_fingerprint(data.path), data.train_split,
-                           data.resolution,
-                           data.include_poles, task.pressure_levels)).encode()).hexdigest()[:12]
+  key = hashlib.sha1(
+      repr(
+          (
+              fingerprint.store_fingerprint(data.path),
+              data.train_split,
+              data.resolution,
+              data.include_poles,
+              task.pressure_levels,
+          )
+      ).encode()
+  ).hexdigest()[:12]
   root = data.data_dir or os.path.expanduser("~/.cache/graphcast_fdl")
   return os.path.join(root, "stats", key)
 
@@ -145,16 +166,25 @@ def _zarr_prepare(data: DataConfig, task: task_lib.TaskConfig) -> None:
 
 
 # The data layer's own source: a store read in place (no TFDS build).
-sources.register("zarr", sources.Source(
-    frames=lambda data, task, split: xarray_frames.open_frames(
-        data.path, split, task=task, resolution=data.resolution,
-        include_poles=data.include_poles),
-    prepare=_zarr_prepare,
-    stats_dir=_zarr_stats_dir))
+sources.register(
+    "zarr",
+    sources.Source(
+        frames=lambda data, task, split: xarray_frames.open_frames(
+            data.path,
+            split,
+            task=task,
+            resolution=data.resolution,
+            include_poles=data.include_poles,
+        ),
+        prepare=_zarr_prepare,
+        stats_dir=_zarr_stats_dir,
+    ),
+)
 
 
-def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
-                        stats_dir: str | None = None) -> NormalizationStats:
+def normalization_stats(
+    data: DataConfig, task: task_lib.TaskConfig, stats_dir: str | None = None
+) -> NormalizationStats:
   """Loads `stats_dir`, or computes the train split's stats once and caches them.
 
   Returned at the task's pressure levels.
@@ -164,8 +194,11 @@ def normalization_stats(data: DataConfig, task: task_lib.TaskConfig,
     if not os.path.exists(os.path.join(stats_dir, "diffs_stddev_by_level.nc")):
       stats_lib.compute_stats(_frames(data, task, data.train_split)).save(stats_dir)
   stats = NormalizationStats.load(stats_dir)
-  validation.check_stats(stats, stats_dir, set(task.input_variables) | set(
-      task.target_variables) | set(task.forcing_variables))
+  validation.check_stats(
+      stats,
+      stats_dir,
+      set(task.input_variables) | set(task.target_variables) | set(task.forcing_variables),
+  )
   missing = sorted(set(task.pressure_levels) - set(stats.mean.level.values.tolist()))
   if missing:
     raise DataError(f"normalisation stats in {stats_dir} lack pressure levels {missing}")

@@ -16,8 +16,9 @@ from graphcast_fdl.data import validation
 from graphcast_fdl.data.config import DataConfig
 
 
-def eval_frame_indices(data: DataConfig, task: task_lib.TaskConfig,
-                       rollout_steps: int, num_batches: int) -> np.ndarray:
+def eval_frame_indices(
+    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, num_batches: int
+) -> np.ndarray:
   """Sorted indices, in the eval split's frames, that `eval_batches` reads."""
   frames = pipeline.split_frames(data, task, data.eval_split)
   init_times = pipeline.example_times(data, task, rollout_steps, num_batches).ravel()
@@ -26,8 +27,9 @@ def eval_frame_indices(data: DataConfig, task: task_lib.TaskConfig,
   return np.unique((inits[:, None] + offsets[None, :]).ravel())
 
 
-def check_eval_split(data: DataConfig, task: task_lib.TaskConfig,
-                     rollout_steps: int, num_batches: int) -> None:
+def check_eval_split(
+    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, num_batches: int
+) -> None:
   """Raises a DataError naming the first NaN/Inf/fill value evaluation would read."""
   frames = pipeline.split_frames(data, task, data.eval_split)
   source = f"eval split {data.eval_split!r} of {data.source} {data.path or ''}".rstrip()

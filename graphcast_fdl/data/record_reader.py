@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 import struct
 
-import numpy as np
-
 BLOCK = 1 << 16
 BLOCK_HEADER = 24
 USABLE = BLOCK - BLOCK_HEADER
@@ -96,18 +94,17 @@ class RecordFile:
     """
     segments, offset = [], 0
     for pos, n in _segments(start, len(dest)):
-      segments.append((pos, dest[offset:offset + n]))
+      segments.append((pos, dest[offset : offset + n]))
       offset += n
     for i in range(0, len(segments), _IOV_MAX // 2):
-      run = segments[i:i + _IOV_MAX // 2]
+      run = segments[i : i + _IOV_MAX // 2]
       buffers = [run[0][1]]
       for _, view in run[1:]:
         buffers += [_SCRATCH, view]
       expected = sum(len(b) for b in buffers)
       got = os.preadv(self._fd, buffers, run[0][0])
       if got != expected:
-        raise OSError(f"{self.path}: short read ({got} of {expected} bytes "
-                      f"at {run[0][0]})")
+        raise OSError(f"{self.path}: short read ({got} of {expected} bytes " f"at {run[0][0]})")
 
   def fields(self, index: int) -> dict[str, tuple[int, int]]:
     """{feature name: (usable offset, size)} of the payload of each
@@ -129,7 +126,7 @@ class RecordFile:
       if buf[p] != 0x0A:
         raise ValueError("map entry without a key first")
       key_size, p = _varint(buf, p + 1)
-      key = bytes(buf[p:p + key_size]).decode()
+      key = bytes(buf[p : p + key_size]).decode()
       p += key_size
       if buf[p] != 0x12:
         raise ValueError(f"feature {key!r} without a value")
@@ -165,7 +162,7 @@ def open_records(path: str, num_records: int) -> RecordFile | None:
       base = _usable(chunk)
       header = bytearray(min(CHUNK_HEADER + 32, _usable(file_size) - base))
       index.read_into(base, memoryview(header))
-      data_size, = struct.unpack_from("<Q", header, 8)
+      (data_size,) = struct.unpack_from("<Q", header, 8)
       chunk_type = header[24]
       records = int.from_bytes(header[25:32], "little")
       if chunk_type == _SIMPLE_CHUNK and records:

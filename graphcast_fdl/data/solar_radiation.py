@@ -28,25 +28,73 @@ REFERENCE_TSI = 1361.0  # W/m^2, used where no yearly table applies.
 # one ERA5 ran), scaled by 0.9965 to recent observations. Years 1951-1995 are
 # listed; from 1996 a 13-year solar cycle repeats up to 2034.
 _TSI_1951_1995 = (
-    1365.7765, 1365.7676, 1365.6284, 1365.6564, 1365.7773, 1366.3109,
-    1366.6681, 1366.6328, 1366.3828, 1366.2767, 1365.9199, 1365.7484,
-    1365.6963, 1365.6976, 1365.7341, 1365.9178, 1366.1143, 1366.1644,
-    1366.2476, 1366.2426, 1365.9580, 1366.0525, 1365.7991, 1365.7271,
-    1365.5345, 1365.6453, 1365.8331, 1366.2747, 1366.6348, 1366.6482,
-    1366.6951, 1366.2859, 1366.1992, 1365.8103, 1365.6416, 1365.6379,
-    1365.7899, 1366.0826, 1366.6479, 1366.5533, 1366.4457, 1366.3021,
-    1366.0286, 1365.7971, 1365.6996)
+    1365.7765,
+    1365.7676,
+    1365.6284,
+    1365.6564,
+    1365.7773,
+    1366.3109,
+    1366.6681,
+    1366.6328,
+    1366.3828,
+    1366.2767,
+    1365.9199,
+    1365.7484,
+    1365.6963,
+    1365.6976,
+    1365.7341,
+    1365.9178,
+    1366.1143,
+    1366.1644,
+    1366.2476,
+    1366.2426,
+    1365.9580,
+    1366.0525,
+    1365.7991,
+    1365.7271,
+    1365.5345,
+    1365.6453,
+    1365.8331,
+    1366.2747,
+    1366.6348,
+    1366.6482,
+    1366.6951,
+    1366.2859,
+    1366.1992,
+    1365.8103,
+    1365.6416,
+    1365.6379,
+    1365.7899,
+    1366.0826,
+    1366.6479,
+    1366.5533,
+    1366.4457,
+    1366.3021,
+    1366.0286,
+    1365.7971,
+    1365.6996,
+)
 _TSI_CYCLE_1996 = (
-    1365.6121, 1365.7399, 1366.1021, 1366.3851, 1366.6836, 1366.6022,
-    1366.6807, 1366.2300, 1366.0480, 1365.8545, 1365.8107, 1365.7240,
-    1365.6918)
+    1365.6121,
+    1365.7399,
+    1366.1021,
+    1366.3851,
+    1366.6836,
+    1366.6022,
+    1366.6807,
+    1366.2300,
+    1366.0480,
+    1365.8545,
+    1365.8107,
+    1365.7240,
+    1365.6918,
+)
 ERA5_TSI_YEARS = np.arange(1951.5, 2035.5, 1.0)
 ERA5_TSI = 0.9965 * np.array(_TSI_1951_1995 + 3 * _TSI_CYCLE_1996)
 
 
 def _as_datetime64(timestamps) -> np.ndarray:
-  return np.asarray(pd.DatetimeIndex(np.atleast_1d(timestamps))
-                    .to_numpy().astype("datetime64[s]"))
+  return np.asarray(pd.DatetimeIndex(np.atleast_1d(timestamps)).to_numpy().astype("datetime64[s]"))
 
 
 def total_solar_irradiance(timestamps) -> np.ndarray:
@@ -73,15 +121,24 @@ def _flux(days: np.ndarray, sin_lat, cos_lat, lon_rad, tsi, dtype) -> np.ndarray
   rem = dtype(6.240041) + dtype(6.283020) * theta
   rlls = dtype(4.8951) + dtype(6.283076) * theta
   # Ecliptic longitude of the Sun.
-  rllls = (dtype(4.8952) + dtype(6.283320) * theta - dtype(0.0075) * np.sin(rel)
-           - dtype(0.0326) * np.cos(rel) - dtype(0.0003) * np.sin(2 * rel)
-           + dtype(0.0002) * np.cos(2 * rel))
+  rllls = (
+      dtype(4.8952)
+      + dtype(6.283320) * theta
+      - dtype(0.0075) * np.sin(rel)
+      - dtype(0.0326) * np.cos(rel)
+      - dtype(0.0003) * np.sin(2 * rel)
+      + dtype(0.0002) * np.cos(2 * rel)
+  )
   sin_decl = np.sin(dtype(0.409093)) * np.sin(rllls)  # obliquity 23.4393 deg
-  cos_decl = np.sqrt(dtype(1.0) - sin_decl ** 2)
+  cos_decl = np.sqrt(dtype(1.0) - sin_decl**2)
   sin_rem = np.sin(rem)
-  eq_of_time_s = (dtype(591.8) * np.sin(2 * rlls) - dtype(459.4) * sin_rem
-                  + dtype(39.5) * sin_rem * np.cos(2 * rlls)
-                  - dtype(12.7) * np.sin(4 * rlls) - dtype(4.8) * np.sin(2 * rem))
+  eq_of_time_s = (
+      dtype(591.8) * np.sin(2 * rlls)
+      - dtype(459.4) * sin_rem
+      + dtype(39.5) * sin_rem * np.cos(2 * rlls)
+      - dtype(12.7) * np.sin(4 * rlls)
+      - dtype(4.8) * np.sin(2 * rem)
+  )
   distance_au = dtype(1.0001) - dtype(0.0163) * np.sin(rel) + dtype(0.0037) * np.cos(rel)
   solar_time = rotational_phase + eq_of_time_s / dtype(SECONDS_PER_DAY)
   hour_angle = dtype(2 * np.pi) * solar_time + lon_rad

@@ -61,7 +61,8 @@ def get(name: str) -> Source:
   if name not in _SOURCES:
     raise DataError(
         f"data.source={name!r}: must be one of {names()} (the TFDS builders "
-        "register theirs when graphcast_fdl.datasets is imported)")
+        "register theirs when graphcast_fdl.datasets is imported)"
+    )
   return _SOURCES[name]
 
 

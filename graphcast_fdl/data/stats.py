@@ -46,18 +46,20 @@ class _Moments:
 def _time_fields(frames: frames_lib.Frames, index: int, toa_present: bool) -> dict:
   """Stored variables plus forcings derived from the time, at one frame."""
   fields = dict(frames.frame(index))
-  time = frames.datetimes[index:index + 1]
+  time = frames.datetimes[index : index + 1]
   if not toa_present:
     fields[forcings_lib.TOA] = solar_radiation.toa_incident_solar_radiation(
-        time, frames.lat, frames.lon)[0]
+        time, frames.lat, frames.lon
+    )[0]
   fields["year_progress"] = forcings_lib.year_progress(time)
   fields["day_progress"] = forcings_lib.day_progress(time, frames.lon)[0]
   fields.update({k: v[0] for k, v in forcings_lib.progress_features(time, frames.lon).items()})
   return fields
 
 
-def compute_stats(frames: frames_lib.Frames, stride: int = 1,
-                  max_frames: int | None = None) -> NormalizationStats:
+def compute_stats(
+    frames: frames_lib.Frames, stride: int = 1, max_frames: int | None = None
+) -> NormalizationStats:
   """Mean, stddev and diffs stddev of every variable, forcing and static.
 
   Args:
@@ -90,7 +92,8 @@ def compute_stats(frames: frames_lib.Frames, stride: int = 1,
     if pair is not None:
       for name in current:
         diff_moments.setdefault(name, _Moments()).add(
-            pair[1][name] - pair[0][name], name in frames.atmospheric)
+            pair[1][name] - pair[0][name], name in frames.atmospheric
+        )
   statics = frames.statics
   levels = np.asarray(frames.levels, np.int32)
   out = {"mean": {}, "stddev": {}, "diffs_stddev": {}}
@@ -99,14 +102,15 @@ def compute_stats(frames: frames_lib.Frames, stride: int = 1,
     out["mean"][name] = (dims, np.float32(m.mean()) if not dims else m.mean().astype(np.float32))
     out["stddev"][name] = (dims, np.asarray(m.std(), np.float32))
     d = diff_moments.get(name)
-    out["diffs_stddev"][name] = (dims, np.asarray(d.std() if d else np.ones_like(m.std()),
-                                                  np.float32))
+    out["diffs_stddev"][name] = (
+        dims,
+        np.asarray(d.std() if d else np.ones_like(m.std()), np.float32),
+    )
   for name, value in statics.items():
     value = np.asarray(value, np.float64)
     out["mean"][name] = ((), np.float32(value.mean()))
     out["stddev"][name] = ((), np.float32(value.std()))
     out["diffs_stddev"][name] = ((), np.float32(1.0))  # constant in time
-  stats = NormalizationStats(**{
-      k: xr.Dataset(v, coords={"level": levels}) for k, v in out.items()})
+  stats = NormalizationStats(**{k: xr.Dataset(v, coords={"level": levels}) for k, v in out.items()})
   validation.check_stats(stats)
   return stats

@@ -20,26 +20,34 @@ from tensorflow_datasets.core import file_adapters
 from graphcast_fdl import task as task_lib
 
 
-def frame_features(num_lat: int, num_lon: int, num_levels: int,
-                   atmospheric, surface, statics) -> tfds.features.FeaturesDict:
+def frame_features(
+    num_lat: int, num_lon: int, num_levels: int, atmospheric, surface, statics
+) -> tfds.features.FeaturesDict:
   def tensor(shape):
-    return tfds.features.Tensor(shape=shape, dtype=np.float32,
-                                encoding=tfds.features.Encoding.BYTES)
+    return tfds.features.Tensor(
+        shape=shape, dtype=np.float32, encoding=tfds.features.Encoding.BYTES
+    )
+
   features = {"datetime": tfds.features.Scalar(dtype=np.int64)}
   features.update({v: tensor((num_levels, num_lat, num_lon)) for v in atmospheric})
   features.update({v: tensor((num_lat, num_lon)) for v in tuple(surface) + tuple(statics)})
   return tfds.features.FeaturesDict(features)
 
 
-def frame_metadata(lat, lon, levels, atmospheric, surface, statics,
-                   splits: dict[str, tuple[str, int]]) -> tfds.core.MetadataDict:
+def frame_metadata(
+    lat, lon, levels, atmospheric, surface, statics, splits: dict[str, tuple[str, int]]
+) -> tfds.core.MetadataDict:
   """splits: {name: (first datetime as ISO string, number of frames)}."""
   return tfds.core.MetadataDict(
-      lat=[float(x) for x in lat], lon=[float(x) for x in lon],
-      levels=[int(x) for x in levels], atmospheric=list(atmospheric),
-      surface=list(surface), statics=list(statics),
+      lat=[float(x) for x in lat],
+      lon=[float(x) for x in lon],
+      levels=[int(x) for x in levels],
+      atmospheric=list(atmospheric),
+      surface=list(surface),
+      statics=list(statics),
       step_hours=task_lib.TIME_STEP_HOURS,
-      splits={k: {"start": str(s), "num_frames": int(n)} for k, (s, n) in splits.items()})
+      splits={k: {"start": str(s), "num_frames": int(n)} for k, (s, n) in splits.items()},
+  )
 
 
 def frame_record(datetime, fields: dict, statics: dict) -> dict:
@@ -58,8 +66,7 @@ def uncompressed_array_record():
   original = adapter.__dict__["write_examples"]
 
   def write_examples(cls, path, iterator):
-    writer = array_record_module.ArrayRecordWriter(
-        os.fspath(path), "group_size:1,uncompressed")
+    writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1,uncompressed")
     for _, serialized in iterator:
       writer.write(serialized)
     writer.close()

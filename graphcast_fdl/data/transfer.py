@@ -32,8 +32,8 @@ def cast(batch: Batch, dtype: str) -> Batch:
     raise DataError(f"data.transfer_dtype={dtype!r}: must be one of {sorted(DTYPES)}")
   if dtype == "float32":
     return batch
+
   def part(arrays):
-    return {k: v.astype(DTYPES[dtype]) if v.dtype == np.float32 else v
-            for k, v in arrays.items()}
-  return Batch(inputs=part(batch.inputs), targets=batch.targets,
-               forcings=part(batch.forcings))
+    return {k: v.astype(DTYPES[dtype]) if v.dtype == np.float32 else v for k, v in arrays.items()}
+
+  return Batch(inputs=part(batch.inputs), targets=batch.targets, forcings=part(batch.forcings))

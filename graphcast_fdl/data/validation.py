@@ -28,17 +28,47 @@ G = 9.80665  # m s-2: geopotential = G * geopotential height (WMO standard)
 # that converts to it (converted = stored * scale + offset). Aliases are
 # compared after `_normalise_units`. A variable without a `units` attribute is
 # taken as stated here (the synthetic and published example data have none).
-_KELVIN = ("K", {"k": (1, 0), "kelvin": (1, 0), "degk": (1, 0), "degreesk": (1, 0),
-                 "degc": (1, 273.15), "c": (1, 273.15), "°c": (1, 273.15),
-                 "celsius": (1, 273.15), "degreesc": (1, 273.15),
-                 "degreec": (1, 273.15), "degreecelsius": (1, 273.15),
-                 "degreescelsius": (1, 273.15)})
-_GEOPOTENTIAL = ("m**2 s**-2", {"m2s-2": (1, 0), "m2/s2": (1, 0),
-                                "m": (G, 0), "gpm": (G, 0), "meters": (G, 0),
-                                "metres": (G, 0)})
-_PASCAL = ("Pa", {"pa": (1, 0), "pascal": (1, 0), "pascals": (1, 0),
-                  "hpa": (100, 0), "mb": (100, 0), "mbar": (100, 0),
-                  "millibar": (100, 0), "millibars": (100, 0)})
+_KELVIN = (
+    "K",
+    {
+        "k": (1, 0),
+        "kelvin": (1, 0),
+        "degk": (1, 0),
+        "degreesk": (1, 0),
+        "degc": (1, 273.15),
+        "c": (1, 273.15),
+        "°c": (1, 273.15),
+        "celsius": (1, 273.15),
+        "degreesc": (1, 273.15),
+        "degreec": (1, 273.15),
+        "degreecelsius": (1, 273.15),
+        "degreescelsius": (1, 273.15),
+    },
+)
+_GEOPOTENTIAL = (
+    "m**2 s**-2",
+    {
+        "m2s-2": (1, 0),
+        "m2/s2": (1, 0),
+        "m": (G, 0),
+        "gpm": (G, 0),
+        "meters": (G, 0),
+        "metres": (G, 0),
+    },
+)
+_PASCAL = (
+    "Pa",
+    {
+        "pa": (1, 0),
+        "pascal": (1, 0),
+        "pascals": (1, 0),
+        "hpa": (100, 0),
+        "mb": (100, 0),
+        "mbar": (100, 0),
+        "millibar": (100, 0),
+        "millibars": (100, 0),
+    },
+)
 _SPEED = ("m s**-1", {"ms-1": (1, 0), "m/s": (1, 0)})
 EXPECTED_UNITS = {
     "temperature": _KELVIN,
@@ -50,15 +80,33 @@ EXPECTED_UNITS = {
     "v_component_of_wind": _SPEED,
     "10m_u_component_of_wind": _SPEED,
     "10m_v_component_of_wind": _SPEED,
-    "vertical_velocity": ("Pa s**-1", {"pas-1": (1, 0), "pa/s": (1, 0),
-                                       "hpas-1": (100, 0), "hpa/s": (100, 0)}),
-    "specific_humidity": ("kg kg**-1", {"kgkg-1": (1, 0), "kg/kg": (1, 0),
-                                        "1": (1, 0), "": (1, 0),
-                                        "dimensionless": (1, 0),
-                                        "gkg-1": (1e-3, 0), "g/kg": (1e-3, 0)}),
-    "total_precipitation_6hr": ("m", {"m": (1, 0), "meters": (1, 0), "metres": (1, 0),
-                                      "mm": (1e-3, 0), "kgm-2": (1e-3, 0),
-                                      "kg/m2": (1e-3, 0)}),
+    "vertical_velocity": (
+        "Pa s**-1",
+        {"pas-1": (1, 0), "pa/s": (1, 0), "hpas-1": (100, 0), "hpa/s": (100, 0)},
+    ),
+    "specific_humidity": (
+        "kg kg**-1",
+        {
+            "kgkg-1": (1, 0),
+            "kg/kg": (1, 0),
+            "1": (1, 0),
+            "": (1, 0),
+            "dimensionless": (1, 0),
+            "gkg-1": (1e-3, 0),
+            "g/kg": (1e-3, 0),
+        },
+    ),
+    "total_precipitation_6hr": (
+        "m",
+        {
+            "m": (1, 0),
+            "meters": (1, 0),
+            "metres": (1, 0),
+            "mm": (1e-3, 0),
+            "kgm-2": (1e-3, 0),
+            "kg/m2": (1e-3, 0),
+        },
+    ),
     "toa_incident_solar_radiation": ("J m**-2", {"jm-2": (1, 0), "j/m2": (1, 0)}),
 }
 
@@ -79,14 +127,15 @@ def unit_conversion(name: str, units: str | None, source: str) -> tuple[float, f
   expected, aliases = EXPECTED_UNITS[name]
   key = _normalise_units(units)
   if key not in aliases:
-    raise DataError(f"{name} in {source} has units {units!r}: expected {expected!r} "
-                    f"(convertible: {sorted(a for a, c in aliases.items() if c != (1, 0))})")
+    raise DataError(
+        f"{name} in {source} has units {units!r}: expected {expected!r} "
+        f"(convertible: {sorted(a for a, c in aliases.items() if c != (1, 0))})"
+    )
   scale, offset = aliases[key]
   return float(scale), float(offset)
 
 
-def check_values(name: str, values: np.ndarray, levels=None, when=None,
-                 source: str = "") -> None:
+def check_values(name: str, values: np.ndarray, levels=None, when=None, source: str = "") -> None:
   """Raises a DataError naming the first NaN, Inf or unmasked fill value.
 
   Args:
@@ -106,8 +155,10 @@ def check_values(name: str, values: np.ndarray, levels=None, when=None,
     bad, kind = inf, "Inf"
   else:
     bad = np.abs(values) >= FILL_THRESHOLD
-    kind = (f"fill value {values[bad].flat[0]:.3g} (unmasked: declare it as "
-            "_FillValue, or replace it)")
+    kind = (
+        f"fill value {values[bad].flat[0]:.3g} (unmasked: declare it as "
+        "_FillValue, or replace it)"
+    )
   where = ""
   if values.ndim == 3:
     index = int(np.flatnonzero(bad.any(axis=(1, 2)))[0])
@@ -128,27 +179,30 @@ def check_times(times: np.ndarray, segment_starts=()) -> None:
     if steps[i] == np.timedelta64(0):
       raise DataError(f"duplicate time {times[i]} (positions {i} and {i + 1})")
     if steps[i] < np.timedelta64(0):
-      raise DataError(f"times go backwards: {times[i]} is followed by {times[i + 1]} "
-                      "(sort the store by time)")
+      raise DataError(
+          f"times go backwards: {times[i]} is followed by {times[i + 1]} "
+          "(sort the store by time)"
+      )
   i = bad[0]
-  raise DataError(f"time gap: {times[i]} is followed by {times[i + 1]} "
-                  f"({task_lib.TIME_STEP_HOURS}-hourly steps expected)")
+  raise DataError(
+      f"time gap: {times[i]} is followed by {times[i + 1]} "
+      f"({task_lib.TIME_STEP_HOURS}-hourly steps expected)"
+  )
 
 
-def check_coords(name: str, values: np.ndarray, expected: np.ndarray,
-                 resolution: float) -> None:
+def check_coords(name: str, values: np.ndarray, expected: np.ndarray, resolution: float) -> None:
   """Coordinate values on the model's grid, not just the right count.
 
   A grid of cell centres (lon 5..355 at 10 deg) has the right size but every
   point half a cell away: it must be regridded, not relabelled.
   """
   values = np.asarray(values, np.float64)
-  if len(values) != len(expected) or not np.allclose(values, expected,
-                                                     atol=1e-3 * resolution):
+  if len(values) != len(expected) or not np.allclose(values, expected, atol=1e-3 * resolution):
     raise DataError(
         f"{name} coordinate runs {values[0]:g}..{values[-1]:g} deg: the "
         f"{resolution:g} deg grid needs {float(expected[0]):g}..{float(expected[-1]):g} "
-        "(cell-centre grids need regridding)")
+        "(cell-centre grids need regridding)"
+    )
 
 
 def check_stats(stats, source: str = "", names=None) -> None:
@@ -170,9 +224,12 @@ def check_stats(stats, source: str = "", names=None) -> None:
       values = np.atleast_1d(np.asarray(dataset[name].values))
       zero = np.flatnonzero(~(values > 0))
       if zero.size:
-        level = (f" level {int(dataset.level.values[zero[0]])}"
-                 if "level" in dataset[name].dims else "")
+        level = (
+            f" level {int(dataset.level.values[zero[0]])}" if "level" in dataset[name].dims else ""
+        )
         what = "constant" if field == "stddev" else "constant in time"
-        raise DataError(f"{name}{level} is {what} ({field} {values[zero[0]]:g}"
-                        f"{' in ' + source if source else ''}): it cannot be "
-                        "normalised; remove it from the task or fix the data")
+        raise DataError(
+            f"{name}{level} is {what} ({field} {values[zero[0]]:g}"
+            f"{' in ' + source if source else ''}): it cannot be "
+            "normalised; remove it from the task or fix the data"
+        )

@@ -16,13 +16,16 @@ import xarray as xr
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
 
+
 def window_length(task: task_lib.TaskConfig, rollout_steps: int) -> int:
   """Frames one example spans: inputs plus `rollout_steps` targets."""
   return task_lib.input_frames(task) + rollout_steps
 
 
 def extract_inputs_targets_forcings(
-    dataset: xr.Dataset, task: task_lib.TaskConfig, rollout_steps: int,
+    dataset: xr.Dataset,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
   """Splits a dataset of input + target frames into the three model datasets.
 
@@ -55,9 +58,11 @@ def extract_inputs_targets_forcings(
   if overlap := set(task.forcing_variables) & set(task.target_variables):
     raise ValueError(f"forcing variables {sorted(overlap)} are also targets")
   _check_variables(dataset, task)
-  return (inputs[list(task.input_variables)],
-          targets[list(task.target_variables)],
-          targets[list(task.forcing_variables)])
+  return (
+      inputs[list(task.input_variables)],
+      targets[list(task.target_variables)],
+      targets[list(task.forcing_variables)],
+  )
 
 
 def _check_variables(dataset: xr.Dataset, task: task_lib.TaskConfig) -> None:

@@ -57,14 +57,21 @@ def open_store(path: str) -> xr.Dataset:
   except (OSError, ValueError, KeyError) as e:
     raise DataError(f"cannot open data store {path}: {e}") from e
   except ImportError as e:  # fsspec names the missing filesystem package.
-    raise DataError(f"cannot open data store {path}: {e} "
-                    "(for gs:// stores: pip install 'graphcast_fdl[gcs]')") from e
+    raise DataError(
+        f"cannot open data store {path}: {e} "
+        "(for gs:// stores: pip install 'graphcast_fdl[gcs]')"
+    ) from e
 
 
 def _standardise(ds: xr.Dataset) -> xr.Dataset:
   """lat/lon/level names, ascending lat and lon in [0, 360), datetime time axis."""
-  ds = ds.rename({k: v for k, v in (("latitude", "lat"), ("longitude", "lon"))
-                  if k in ds.dims or k in ds.coords})
+  ds = ds.rename(
+      {
+          k: v
+          for k, v in (("latitude", "lat"), ("longitude", "lon"))
+          if k in ds.dims or k in ds.coords
+      }
+  )
   for name in ("pressure_level", "isobaricInhPa"):  # WB2's newer stores; GRIB.
     if name in ds.dims and "level" not in ds.dims:
       ds = ds.rename({name: "level"})
@@ -79,8 +86,9 @@ def _standardise(ds: xr.Dataset) -> xr.Dataset:
       row = ds.isel(batch=b)
       row = row.assign_coords(time=row.coords["datetime"].values).drop_vars("datetime")
       rows.append(row)
-    ds = xr.concat(rows, dim="time", data_vars="minimal", coords="minimal",
-                   compat="override", join="override")
+    ds = xr.concat(
+        rows, dim="time", data_vars="minimal", coords="minimal", compat="override", join="override"
+    )
   elif "datetime" in ds.coords:
     ds = ds.assign_coords(time=ds.coords["datetime"].values).drop_vars("datetime")
   if not np.issubdtype(ds.time.dtype, np.datetime64):
@@ -98,8 +106,10 @@ def _check_grid(ds, resolution, include_poles):
   """Regular grid of the requested spacing (or a multiple: subsampled)."""
   for dim in ("lat", "lon"):
     if not grid_lib.is_regular(ds[dim].values):
-      raise DataError(f"{dim} grid is not regular: spacings "
-                      f"{sorted(set(np.round(np.diff(ds[dim].values), 4)))[:5]}")
+      raise DataError(
+          f"{dim} grid is not regular: spacings "
+          f"{sorted(set(np.round(np.diff(ds[dim].values), 4)))[:5]}"
+      )
   spacing = float(abs(ds.lon.values[1] - ds.lon.values[0]))
   stride = resolution / spacing
   if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
@@ -107,13 +117,16 @@ def _check_grid(ds, resolution, include_poles):
   stride = round(stride)
   has_poles = np.isclose(ds.lat.values[0], -90.0)
   if has_poles != include_poles:
-    raise DataError(f"lat grid {'has' if has_poles else 'lacks'} poles, "
-                    f"include_poles={include_poles}")
+    raise DataError(
+        f"lat grid {'has' if has_poles else 'lacks'} poles, " f"include_poles={include_poles}"
+    )
   ds = ds.isel(lat=slice(None, None, stride), lon=slice(None, None, stride))
   lat, lon = grid_lib.grid_coords(resolution, include_poles)
   if ds.sizes["lat"] != len(lat) or ds.sizes["lon"] != len(lon):
-    raise DataError(f"grid {ds.sizes['lat']}x{ds.sizes['lon']} is not the global "
-                    f"{len(lat)}x{len(lon)} grid at {resolution} deg")
+    raise DataError(
+        f"grid {ds.sizes['lat']}x{ds.sizes['lon']} is not the global "
+        f"{len(lat)}x{len(lon)} grid at {resolution} deg"
+    )
   validation.check_coords("lat", ds.lat.values, lat, resolution)
   validation.check_coords("lon", ds.lon.values, lon, resolution)
   return ds
@@ -153,9 +166,13 @@ class XarrayFrames(Frames):
   def _checked(self, name, values, index):
     """float32 values in the expected units; NaN, Inf and fill values named."""
     values = np.ascontiguousarray(values, np.float32)
-    validation.check_values(name, values, self.levels,
-                            None if index is None else self.datetimes[index],
-                            self._source_name)
+    validation.check_values(
+        name,
+        values,
+        self.levels,
+        None if index is None else self.datetimes[index],
+        self._source_name,
+    )
     if name in self._convert:
       scale, offset = self._convert[name]
       values = values * scale + offset  # A copy: never the store's array.
@@ -171,16 +188,22 @@ class XarrayFrames(Frames):
     return out
 
 
-def open_frames(path: str, split: str, task: task_lib.TaskConfig,
-                resolution: float, include_poles: bool = True,
-                variables=None) -> XarrayFrames:
+def open_frames(
+    path: str,
+    split: str,
+    task: task_lib.TaskConfig,
+    resolution: float,
+    include_poles: bool = True,
+    variables=None,
+) -> XarrayFrames:
   """Opens `path`, selects a split's time range, checks it. See module doc."""
   ds = _standardise(open_store(path))
   ds = _check_grid(ds, resolution, include_poles)
   derived = set(forcings_lib.PROGRESS) | set(task_lib.STATIC) | {forcings_lib.TOA}
   needed = variables or sorted(
       (set(task.input_variables) | set(task.target_variables) | set(task.forcing_variables))
-      - derived)
+      - derived
+  )
   missing = [v for v in needed if v not in ds.data_vars]
   if missing:
     raise DataError(f"variables {missing} are not in {path}")
@@ -203,8 +226,10 @@ def open_frames(path: str, split: str, task: task_lib.TaskConfig,
   if end is not None:
     keep &= np.asarray(times <= pd.Timestamp(end))
   if not keep.any():
-    raise DataError(f"{path} has no 6-hourly times in split {split!r} "
-                    f"({start} .. {end}); it covers {times[0]} .. {times[-1]}")
+    raise DataError(
+        f"{path} has no 6-hourly times in split {split!r} "
+        f"({start} .. {end}); it covers {times[0]} .. {times[-1]}"
+    )
   ds = ds.isel(time=np.flatnonzero(keep))
   segments = ()
   raw = _standardise_segments(path)

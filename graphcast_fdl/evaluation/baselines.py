@@ -17,8 +17,9 @@ import xarray as xr
 from graphcast_fdl.evaluation import climatology as climatology_lib
 
 
-def persistence(inputs: Mapping[str, np.ndarray], variables: Sequence[str],
-                num_steps: int) -> dict[str, np.ndarray]:
+def persistence(
+    inputs: Mapping[str, np.ndarray], variables: Sequence[str], num_steps: int
+) -> dict[str, np.ndarray]:
   """{name: [B, num_steps, (level,) lat, lon]} for targets that are inputs.
 
   Args:
@@ -35,8 +36,12 @@ def persistence(inputs: Mapping[str, np.ndarray], variables: Sequence[str],
   return out
 
 
-def climatology(clim: xr.Dataset, variables: Sequence[str],
-                valid_times: np.ndarray) -> dict[str, np.ndarray]:
+def climatology(
+    clim: xr.Dataset, variables: Sequence[str], valid_times: np.ndarray
+) -> dict[str, np.ndarray]:
   """{name: [*valid_times.shape, (level,) lat, lon]} from the climatology."""
-  return {name: climatology_lib.at(clim, name, valid_times)
-          for name in variables if name in clim.data_vars}
+  return {
+      name: climatology_lib.at(clim, name, valid_times)
+      for name in variables
+      if name in clim.data_vars
+  }

@@ -52,7 +52,9 @@ def hour_index(datetimes) -> np.ndarray:
   """Index into HOURS of each datetime's hour (nearest 6-hourly slot)."""
   datetimes = np.asarray(datetimes, "datetime64[ns]")
   hours = pd.DatetimeIndex(datetimes.reshape(-1)).hour.values
-  return (np.round(hours / task_lib.TIME_STEP_HOURS).astype(int) % len(HOURS)).reshape(datetimes.shape)
+  return (np.round(hours / task_lib.TIME_STEP_HOURS).astype(int) % len(HOURS)).reshape(
+      datetimes.shape
+  )
 
 
 def _smoothing_kernel(bins: int, days_per_bin: int, window_days: int) -> np.ndarray:
@@ -67,9 +69,14 @@ def _smoothing_kernel(bins: int, days_per_bin: int, window_days: int) -> np.ndar
   return np.maximum(1.0 - gap / half, 0.0)
 
 
-def compute(frames, variables: Sequence[str], levels: Sequence[int],
-            days_per_bin: int = 15, window_days: int = 61,
-            stride: int = 1) -> xr.Dataset:
+def compute(
+    frames,
+    variables: Sequence[str],
+    levels: Sequence[int],
+    days_per_bin: int = 15,
+    window_days: int = 61,
+    stride: int = 1,
+) -> xr.Dataset:
   """Climatology of `variables` over the frames of one split.
 
   Args:
@@ -85,8 +92,10 @@ def compute(frames, variables: Sequence[str], levels: Sequence[int],
     [dayofyear, hour, lat, lon]; `dayofyear` holds each bin's first day.
   """
   if days_per_bin < 1 or window_days < 1 or stride < 1:
-    raise ValueError(f"climatology: days_per_bin={days_per_bin}, window_days="
-                     f"{window_days} and stride={stride} must be >= 1")
+    raise ValueError(
+        f"climatology: days_per_bin={days_per_bin}, window_days="
+        f"{window_days} and stride={stride} must be >= 1"
+    )
   missing = [v for v in variables if v not in frames.variables]
   if missing:
     raise ValueError(f"climatology: variables {missing} are not in the data")
@@ -119,21 +128,34 @@ def compute(frames, variables: Sequence[str], levels: Sequence[int],
     smooth = np.tensordot(kernel, total, axes=1)  # [bins, hours, ...]
     hour_sum = total.sum(0)  # [hours, ...]
     overall = hour_sum.sum(0) / counts.sum()
-    hour_mean = np.where(expand(hour_counts) > 0,
-                         hour_sum / np.maximum(expand(hour_counts), 1), overall)
+    hour_mean = np.where(
+        expand(hour_counts) > 0, hour_sum / np.maximum(expand(hour_counts), 1), overall
+    )
     weight = expand(smooth_counts)  # Weighted counts: may be below 1.
-    mean = np.where(weight > 0, smooth / np.where(weight > 0, weight, 1),
-                    hour_mean[None])
+    mean = np.where(weight > 0, smooth / np.where(weight > 0, weight, 1), hour_mean[None])
     dims = ("dayofyear", "hour") + (("level",) if extra == 3 else ()) + ("lat", "lon")
     data_vars[name] = (dims, mean.astype(np.float32))
-  coords = {"dayofyear": 1 + days_per_bin * np.arange(bins), "hour": list(HOURS),
-            "lat": np.asarray(frames.lat), "lon": np.asarray(frames.lon)}
+  coords = {
+      "dayofyear": 1 + days_per_bin * np.arange(bins),
+      "hour": list(HOURS),
+      "lat": np.asarray(frames.lat),
+      "lon": np.asarray(frames.lon),
+  }
   if any(v in frames.atmospheric for v in variables):
     coords["level"] = np.asarray(levels, np.int32)
-  return xr.Dataset(data_vars, coords=coords, attrs={
-      "days_per_bin": days_per_bin, "window_days": window_days,
-      "window_weights": WINDOW_WEIGHTS, "stride": stride, "num_frames": int(len(indices)),
-      "first_time": str(frames.datetimes[0]), "last_time": str(frames.datetimes[-1])})
+  return xr.Dataset(
+      data_vars,
+      coords=coords,
+      attrs={
+          "days_per_bin": days_per_bin,
+          "window_days": window_days,
+          "window_weights": WINDOW_WEIGHTS,
+          "stride": stride,
+          "num_frames": int(len(indices)),
+          "first_time": str(frames.datetimes[0]),
+          "last_time": str(frames.datetimes[-1]),
+      },
+  )
 
 
 def at(climatology: xr.Dataset, name: str, datetimes) -> np.ndarray:
@@ -151,15 +173,26 @@ def cache_path(directory: str, key: dict) -> str:
   return os.path.join(directory, f"climatology_{digest.hexdigest()[:12]}.nc")
 
 
-def load_or_compute(frames, variables: Sequence[str], levels: Sequence[int],
-                    cache_dir: str | None, key: dict, **kwargs) -> xr.Dataset:
+def load_or_compute(
+    frames,
+    variables: Sequence[str],
+    levels: Sequence[int],
+    cache_dir: str | None,
+    key: dict,
+    **kwargs,
+) -> xr.Dataset:
   """`compute`, cached as netCDF in `cache_dir` under a name hashed from `key`.
 
   `key` should name the data source and split; the variables, levels and
   `kwargs` are added to it.
   """
-  key = dict(key, variables=list(variables), levels=[int(x) for x in levels],
-             window_weights=WINDOW_WEIGHTS, **kwargs)
+  key = dict(
+      key,
+      variables=list(variables),
+      levels=[int(x) for x in levels],
+      window_weights=WINDOW_WEIGHTS,
+      **kwargs,
+  )
   path = cache_path(cache_dir, key) if cache_dir else None
   if path and os.path.exists(path):
     logging.info("Reading climatology from %s", path)

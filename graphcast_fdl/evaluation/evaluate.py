@@ -46,9 +46,16 @@ class EvalOptions:
   model_name: str = "graphcast"
 
 
-def evaluate(predictor, params, task: TaskConfig, frames, climatology,
-             options: EvalOptions, output_dir: str,
-             metadata: dict | None = None) -> dict:
+def evaluate(
+    predictor,
+    params,
+    task: TaskConfig,
+    frames,
+    climatology,
+    options: EvalOptions,
+    output_dir: str,
+    metadata: dict | None = None,
+) -> dict:
   """Runs the evaluation and writes its files; returns paths and a summary.
 
   Args:
@@ -61,40 +68,51 @@ def evaluate(predictor, params, task: TaskConfig, frames, climatology,
     output_dir: where scorecard files (and `forecasts/`) go.
     metadata: recorded in scorecard.json (checkpoint, config, ...).
   """
-  indices = windows.init_indices(frames, task, options.lead_steps,
-                                 options.num_init_times)
+  indices = windows.init_indices(frames, task, options.lead_steps, options.num_init_times)
   rollout_fn = jax.jit(predictor.rollout, static_argnums=3)
   card = scorecard_lib.Scorecard(
-      frames.lat, task.pressure_levels,
-      [task_lib.TIME_STEP_HOURS * (t + 1) for t in range(options.lead_steps)])
+      frames.lat,
+      task.pressure_levels,
+      [task_lib.TIME_STEP_HOURS * (t + 1) for t in range(options.lead_steps)],
+  )
   forecast_dir = os.path.join(output_dir, "forecasts")
   written, start = [], time.time()
   for first in range(0, len(indices), options.batch_size):
-    chunk = indices[first:first + options.batch_size]
+    chunk = indices[first : first + options.batch_size]
     batch, template, valid = windows.make_examples(frames, task, chunk, options.lead_steps)
     init_times = frames.datetimes[chunk]
-    predictions = forecast_lib.rollout(rollout_fn, params, task, batch,
-                                       options.lead_steps, options.chunk_steps)
+    predictions = forecast_lib.rollout(
+        rollout_fn, params, task, batch, options.lead_steps, options.chunk_steps
+    )
     truth = {n: np.asarray(batch.targets[n]) for n in task.target_variables}
     clim = baselines.climatology(climatology, task.target_variables, valid)
     card.add(options.model_name, predictions, truth, clim)
-    card.add("persistence", baselines.persistence(
-        batch.inputs, task.target_variables, options.lead_steps), truth, clim)
+    card.add(
+        "persistence",
+        baselines.persistence(batch.inputs, task.target_variables, options.lead_steps),
+        truth,
+        clim,
+    )
     card.add("climatology", clim, truth, clim)
     if options.forecast_format:
       ds = forecast_lib.to_dataset(predictions, template, valid, init_times)
       written += forecast_lib.write(ds, forecast_dir, options.forecast_format)
-    logging.info("Evaluated %d/%d initial times (%.1f s)",
-                 min(first + options.batch_size, len(indices)), len(indices),
-                 time.time() - start)
-  meta = dict(metadata or {}, num_init_times=int(len(indices)),
-              init_times=[str(t) for t in frames.datetimes[indices]],
-              lead_hours=list(card.lead_hours),
-              climatology={k: v for k, v in climatology.attrs.items() if k != "key"})
+    logging.info(
+        "Evaluated %d/%d initial times (%.1f s)",
+        min(first + options.batch_size, len(indices)),
+        len(indices),
+        time.time() - start,
+    )
+  meta = dict(
+      metadata or {},
+      num_init_times=int(len(indices)),
+      init_times=[str(t) for t in frames.datetimes[indices]],
+      lead_hours=list(card.lead_hours),
+      climatology={k: v for k, v in climatology.attrs.items() if k != "key"},
+  )
   paths = card.write(output_dir, meta)
   paths["forecasts"] = sorted(set(written))
-  return {"paths": paths, "seconds": time.time() - start,
-          "summary": headline_summary(card)}
+  return {"paths": paths, "seconds": time.time() - start, "summary": headline_summary(card)}
 
 
 def headline_summary(card: scorecard_lib.Scorecard) -> dict:

@@ -36,9 +36,12 @@ def lead_time_steps(text: str) -> int:
   return task_lib.duration_steps(text, "--lead_time")
 
 
-def next_inputs(task: TaskConfig, inputs: Mapping[str, np.ndarray],
-                predictions: Mapping[str, np.ndarray],
-                forcings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def next_inputs(
+    task: TaskConfig,
+    inputs: Mapping[str, np.ndarray],
+    predictions: Mapping[str, np.ndarray],
+    forcings: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
   """Inputs of the next chunk: the last input frames of inputs + predictions.
 
   Args:
@@ -58,8 +61,14 @@ def next_inputs(task: TaskConfig, inputs: Mapping[str, np.ndarray],
   return out
 
 
-def rollout(rollout_fn: Callable, params, task: TaskConfig, batch: Batch,
-            num_steps: int, chunk_steps: int | None = 8) -> dict[str, np.ndarray]:
+def rollout(
+    rollout_fn: Callable,
+    params,
+    task: TaskConfig,
+    batch: Batch,
+    num_steps: int,
+    chunk_steps: int | None = 8,
+) -> dict[str, np.ndarray]:
   """Predictions {name: [B, num_steps, (level,) lat, lon]} as host float32.
 
   Args:
@@ -72,7 +81,7 @@ def rollout(rollout_fn: Callable, params, task: TaskConfig, batch: Batch,
   outputs, done = [], 0
   while done < num_steps:
     k = min(chunk, num_steps - done)
-    forcings = {n: np.asarray(v)[:, done:done + k] for n, v in batch.forcings.items()}
+    forcings = {n: np.asarray(v)[:, done : done + k] for n, v in batch.forcings.items()}
     predictions = jax.device_get(rollout_fn(params, inputs, forcings, k))
     predictions = {n: np.asarray(v, np.float32) for n, v in predictions.items()}
     outputs.append(predictions)
@@ -82,8 +91,12 @@ def rollout(rollout_fn: Callable, params, task: TaskConfig, batch: Batch,
   return {n: np.concatenate([o[n] for o in outputs], axis=1) for n in outputs[0]}
 
 
-def to_dataset(predictions: Mapping[str, np.ndarray], template: xr.Dataset,
-               valid_times: np.ndarray, init_times: np.ndarray) -> xr.Dataset:
+def to_dataset(
+    predictions: Mapping[str, np.ndarray],
+    template: xr.Dataset,
+    valid_times: np.ndarray,
+    init_times: np.ndarray,
+) -> xr.Dataset:
   """Predictions in the targets' layout with valid and initial times.
 
   Args:
@@ -94,7 +107,8 @@ def to_dataset(predictions: Mapping[str, np.ndarray], template: xr.Dataset,
   ds = arrays_to_dataset(predictions, template[list(predictions)])
   return ds.assign_coords(
       datetime=(("batch", "time"), np.asarray(valid_times, "datetime64[ns]")),
-      init_time=(("batch",), np.asarray(init_times, "datetime64[ns]")))
+      init_time=(("batch",), np.asarray(init_times, "datetime64[ns]")),
+  )
 
 
 def file_stem(init_time) -> str:
@@ -135,9 +149,13 @@ def _field(ds: xr.Dataset, name: str, level) -> np.ndarray | None:
   return plot_style.to_display(name, field.transpose("time", "lat", "lon").values)
 
 
-def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
-              prefix: str = "map", truth: xr.Dataset | None = None
-              ) -> dict[str, str]:
+def plot_maps(
+    ds: xr.Dataset,
+    output_dir: str,
+    max_panels: int = 3,
+    prefix: str = "map",
+    truth: xr.Dataset | None = None,
+) -> dict[str, str]:
   """PNG maps of the headline fields of one forecast at a few lead times.
 
   Args:
@@ -148,8 +166,10 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
   """
   # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   os.makedirs(output_dir, exist_ok=True)
   num_leads = ds.sizes["time"]
   picks = np.unique(np.linspace(0, num_leads - 1, min(max_panels, num_leads)).round().astype(int))
@@ -164,21 +184,26 @@ def plot_maps(ds: xr.Dataset, output_dir: str, max_panels: int = 3,
     known = _field(truth, name, level) if truth is not None else None
     if known is not None and np.isfinite(known[picks]).any():
       rows += [("truth", known), ("forecast - truth", values - known)]
-    shared = plot_style.colour_range(
-        name, np.concatenate([r[1][picks].ravel() for r in rows[:2]]))
+    shared = plot_style.colour_range(name, np.concatenate([r[1][picks].ravel() for r in rows[:2]]))
     fig, axes = plt.subplots(
-        len(rows), len(picks), figsize=(3.6 * len(picks) + 1.2, 2.5 * len(rows)),
-        squeeze=False, layout="constrained")
+        len(rows),
+        len(picks),
+        figsize=(3.6 * len(picks) + 1.2, 2.5 * len(rows)),
+        squeeze=False,
+        layout="constrained",
+    )
     for r, (what, data) in enumerate(rows):
-      style = (plot_style.error_range(data[picks]) if what == "forecast - truth"
-               else shared)
+      style = plot_style.error_range(data[picks]) if what == "forecast - truth" else shared
       for ax, t in zip(axes[r], picks):
-        mesh = ax.pcolormesh(ds.lon.values, ds.lat.values, data[t],
-                             shading="nearest", **style)
+        mesh = ax.pcolormesh(ds.lon.values, ds.lat.values, data[t], shading="nearest", **style)
         ax.set_title(f"{what} +{lead_hours[t]:g} h", fontsize=9)
       axes[r, 0].set_ylabel("latitude (°)")
-      fig.colorbar(mesh, ax=axes[r].tolist(), shrink=0.9,
-                   label=plot_style.label(short if r < 2 else "error", name))
+      fig.colorbar(
+          mesh,
+          ax=axes[r].tolist(),
+          shrink=0.9,
+          label=plot_style.label(short if r < 2 else "error", name),
+      )
     for ax in axes[-1]:
       ax.set_xlabel("longitude (°)")
     fig.suptitle(f"{name}{'' if level is None else f' {level} hPa'} from {init}", fontsize=9)

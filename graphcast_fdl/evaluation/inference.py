@@ -48,19 +48,28 @@ def grid_of(inputs: xr.Dataset) -> tuple[float, bool]:
         want_lat, want_lon = grid_lat_lon(resolution, include_poles)
       except ValueError:
         break
-      if (want_lat.shape == lat.shape and want_lon.shape == lon.shape
+      if (
+          want_lat.shape == lat.shape
+          and want_lon.shape == lon.shape
           and np.allclose(want_lat, lat, atol=1e-6)
-          and np.allclose(want_lon, lon, atol=1e-6)):
+          and np.allclose(want_lon, lon, atol=1e-6)
+      ):
         return resolution, include_poles
   raise ValueError(
       f"inputs have a {lat.size}x{lon.size} lat/lon grid (lat {lat[:1]}..."
       f"{lat[-1:]}, lon {lon[:1]}...{lon[-1:]}) that is not a regular global "
-      "grid ascending in lat from -90 (or -90 + spacing/2) and lon from 0")
+      "grid ascending in lat from -90 (or -90 + spacing/2) and lon from 0"
+  )
 
 
-def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
-            forcings: xr.Dataset, targets_template: xr.Dataset,
-            graphs=None) -> xr.Dataset:
+def predict(
+    checkpoint,
+    stats: NormalizationStats,
+    inputs: xr.Dataset,
+    forcings: xr.Dataset,
+    targets_template: xr.Dataset,
+    graphs=None,
+) -> xr.Dataset:
   """Predictions shaped like targets_template.
 
   Args:
@@ -72,26 +81,41 @@ def predict(checkpoint, stats: NormalizationStats, inputs: xr.Dataset,
     raise ValueError("targets template has no 'time' dim")
   num_steps = targets_template.sizes["time"]
   resolution, include_poles = grid_of(inputs)
-  model = dataclasses.replace(checkpoint.model, resolution=resolution,
-                              include_poles=include_poles)
+  model = dataclasses.replace(checkpoint.model, resolution=resolution, include_poles=include_poles)
   predictor = Predictor(model, checkpoint.task, stats, graphs)
   grid = predictor.grid_shape
   got = (inputs.sizes.get("lat"), inputs.sizes.get("lon"))
   if got != grid:
-    raise ValueError(f"inputs have a {got[0]}x{got[1]} lat/lon grid, the "
-                     f"graphs given are for {grid[0]}x{grid[1]}")
+    raise ValueError(
+        f"inputs have a {got[0]}x{got[1]} lat/lon grid, the "
+        f"graphs given are for {grid[0]}x{grid[1]}"
+    )
   batch_size = inputs.sizes.get("batch", 1)
-  batch = Batch(inputs=dataset_to_arrays(inputs, batch_size), targets={},
-                forcings=dataset_to_arrays(forcings, batch_size))
+  batch = Batch(
+      inputs=dataset_to_arrays(inputs, batch_size),
+      targets={},
+      forcings=dataset_to_arrays(forcings, batch_size),
+  )
   predictions = forecast.rollout(
-      jax.jit(predictor.rollout, static_argnums=3), checkpoint.params,
-      checkpoint.task, batch, num_steps, chunk_steps=None)
+      jax.jit(predictor.rollout, static_argnums=3),
+      checkpoint.params,
+      checkpoint.task,
+      batch,
+      num_steps,
+      chunk_steps=None,
+  )
   return arrays_to_dataset(predictions, targets_template)
 
 
-def predict_to_file(checkpoint, stats_dir: str, inputs, forcings,
-                    targets_template, output: str,
-                    precision: str | None = None) -> xr.Dataset:
+def predict_to_file(
+    checkpoint,
+    stats_dir: str,
+    inputs,
+    forcings,
+    targets_template,
+    output: str,
+    precision: str | None = None,
+) -> xr.Dataset:
   """Loads everything from files, rolls out, writes `output` (netCDF).
 
   Args:
@@ -109,12 +133,17 @@ def predict_to_file(checkpoint, stats_dir: str, inputs, forcings,
     overrides = {} if precision is None else {"precision": precision}
     checkpoint = npz_format.load(os.fspath(checkpoint), **overrides)
   elif precision is not None and precision != checkpoint.model.precision:
-    checkpoint = dataclasses.replace(checkpoint, model=dataclasses.replace(
-        checkpoint.model, precision=precision))
+    checkpoint = dataclasses.replace(
+        checkpoint, model=dataclasses.replace(checkpoint.model, precision=precision)
+    )
   stats = NormalizationStats.load(stats_dir)
-  predictions = predict(checkpoint, stats, _dataset(inputs, "inputs"),
-                        _dataset(forcings, "forcings"),
-                        _dataset(targets_template, "targets template"))
+  predictions = predict(
+      checkpoint,
+      stats,
+      _dataset(inputs, "inputs"),
+      _dataset(forcings, "forcings"),
+      _dataset(targets_template, "targets template"),
+  )
   directory = os.path.dirname(os.fspath(output))
   if directory:
     os.makedirs(directory, exist_ok=True)

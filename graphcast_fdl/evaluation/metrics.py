@@ -107,19 +107,18 @@ def acc_per_forecast(forecast, truth, climatology, lat):
   xp = _xp(forecast, truth, climatology)
   fa = forecast - climatology
   oa = truth - climatology
-  return spatial_mean(fa * oa, lat) / xp.sqrt(
-      spatial_mean(fa ** 2, lat) * spatial_mean(oa ** 2, lat))
+  return spatial_mean(fa * oa, lat) / xp.sqrt(spatial_mean(fa**2, lat) * spatial_mean(oa**2, lat))
 
 
 def acc(forecast, truth, climatology, lat, time_axis: int = 0):
   """WB2 ACC: per-forecast anomaly correlation averaged over initial times."""
   xp = _xp(forecast, truth, climatology)
-  return xp.mean(acc_per_forecast(forecast, truth, climatology, lat),
-                 axis=time_axis)
+  return xp.mean(acc_per_forecast(forecast, truth, climatology, lat), axis=time_axis)
 
 
-def headline_fields(arrays: Mapping[str, "np.ndarray"],
-                    levels: Sequence[int] | None = None) -> dict:
+def headline_fields(
+    arrays: Mapping[str, "np.ndarray"], levels: Sequence[int] | None = None
+) -> dict:
   """{short name: [B, T, lat, lon]} of the headline fields present.
 
   Args:
@@ -138,10 +137,12 @@ def headline_fields(arrays: Mapping[str, "np.ndarray"],
   return out
 
 
-def headline_metrics(predictions: Mapping[str, "np.ndarray"],
-                     targets: Mapping[str, "np.ndarray"],
-                     lat: Sequence[float],
-                     levels: Sequence[int] | None = None) -> dict[str, float]:
+def headline_metrics(
+    predictions: Mapping[str, "np.ndarray"],
+    targets: Mapping[str, "np.ndarray"],
+    lat: Sequence[float],
+    levels: Sequence[int] | None = None,
+) -> dict[str, float]:
   """Per-forecast RMSE and bias of the headline fields at each lead time.
 
   Meant for evaluation batches inside training: the per-forecast RMSE is a

@@ -23,9 +23,15 @@ UNITS = {
     "specific_humidity": ("kg/kg", 1.0),
     "total_precipitation_6hr": ("mm", 1000.0),
 }
-SIGNED = frozenset({"10m_u_component_of_wind", "10m_v_component_of_wind",
-                    "u_component_of_wind", "v_component_of_wind",
-                    "vertical_velocity"})
+SIGNED = frozenset(
+    {
+        "10m_u_component_of_wind",
+        "10m_v_component_of_wind",
+        "u_component_of_wind",
+        "v_component_of_wind",
+        "vertical_velocity",
+    }
+)
 SEQUENTIAL_MAP = "viridis"
 DIVERGING_MAP = "RdBu_r"
 

@@ -23,8 +23,7 @@ from graphcast_fdl.evaluation import metrics
 from graphcast_fdl.evaluation import plot_style
 
 METRICS = ("rmse", "rmse_per_forecast", "bias", "acc")
-COLUMNS = ("model", "variable", "field", "level", "lead_hours") + METRICS + (
-    "num_init_times",)
+COLUMNS = ("model", "variable", "field", "level", "lead_hours") + METRICS + ("num_init_times",)
 
 
 def _short_name(variable: str, level: int | None) -> str:
@@ -43,19 +42,23 @@ class Scorecard:
     lead_hours: [T] lead time of each forecast step in hours.
   """
 
-  def __init__(self, lat: Sequence[float], levels: Sequence[int],
-               lead_hours: Sequence[int]):
+  def __init__(self, lat: Sequence[float], levels: Sequence[int], lead_hours: Sequence[int]):
     self.lat = np.asarray(lat, np.float64)
     self.levels = tuple(int(x) for x in levels)
     self.lead_hours = tuple(int(x) for x in lead_hours)
     # model -> variable -> metric -> list of [B, T, (level)] arrays.
     self._scores = collections.defaultdict(
-        lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
+        lambda: collections.defaultdict(lambda: collections.defaultdict(list))
+    )
     self._models = []
 
-  def add(self, model: str, forecast: Mapping[str, np.ndarray],
-          truth: Mapping[str, np.ndarray],
-          clim: Mapping[str, np.ndarray] | None = None) -> None:
+  def add(
+      self,
+      model: str,
+      forecast: Mapping[str, np.ndarray],
+      truth: Mapping[str, np.ndarray],
+      clim: Mapping[str, np.ndarray] | None = None,
+  ) -> None:
     """Scores one batch of forecasts.
 
     Args:
@@ -73,14 +76,16 @@ class Scorecard:
       if pred.shape != obs.shape or pred.shape[1] != len(self.lead_hours):
         raise ValueError(
             f"forecast of {name!r} has shape {pred.shape}, truth {obs.shape}, "
-            f"{len(self.lead_hours)} lead times expected")
+            f"{len(self.lead_hours)} lead times expected"
+        )
       scores = self._scores[model][name]
       scores["mse"].append(metrics.mse(pred, obs, self.lat))
       scores["bias"].append(metrics.spatial_mean(pred - obs, self.lat))
       if clim is not None and name in clim:
         with np.errstate(invalid="ignore", divide="ignore"):
-          scores["acc"].append(metrics.acc_per_forecast(
-              pred, obs, np.asarray(clim[name], np.float64), self.lat))
+          scores["acc"].append(
+              metrics.acc_per_forecast(pred, obs, np.asarray(clim[name], np.float64), self.lat)
+          )
       else:
         scores["acc"].append(np.full(pred.shape[:-2], np.nan))
 
@@ -114,13 +119,16 @@ class Scorecard:
           table[i, j] = values[metric]
       dims = ("model", "metric", "lead_time") + (("level",) if table.ndim == 4 else ())
       data_vars[name] = (dims, table)
-    coords = {"model": list(self._models), "metric": list(METRICS),
-              "lead_time": np.array(self.lead_hours, "timedelta64[h]"),
-              "level": np.array(self.levels, np.int32)}
-    counts = {m: int(sum(len(a) for a in next(iter(v.values()))["mse"]))
-              for m, v in self._scores.items()}
-    return xr.Dataset(data_vars, coords=coords,
-                      attrs={"num_init_times": json.dumps(counts)})
+    coords = {
+        "model": list(self._models),
+        "metric": list(METRICS),
+        "lead_time": np.array(self.lead_hours, "timedelta64[h]"),
+        "level": np.array(self.levels, np.int32),
+    }
+    counts = {
+        m: int(sum(len(a) for a in next(iter(v.values()))["mse"])) for m, v in self._scores.items()
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs={"num_init_times": json.dumps(counts)})
 
   def records(self) -> list[dict]:
     """One row per (model, variable, level, lead), the metrics as columns."""
@@ -137,10 +145,13 @@ class Scorecard:
           if np.all(np.isnan(sel.values)):
             continue  # this model has no forecast of this variable
           for t, hours in enumerate(self.lead_hours):
-            row = {"model": str(model), "variable": name,
-                   "field": _short_name(name, level),
-                   "level": "" if level is None else level,
-                   "lead_hours": hours}
+            row = {
+                "model": str(model),
+                "variable": name,
+                "field": _short_name(name, level),
+                "level": "" if level is None else level,
+                "lead_hours": hours,
+            }
             for metric in METRICS:
               value = float(sel.sel(metric=metric).values[t])
               row[metric] = None if math.isnan(value) else value
@@ -152,16 +163,22 @@ class Scorecard:
     """Writes scorecard.csv, scorecard.json and rmse_<field>.png; returns paths."""
     os.makedirs(output_dir, exist_ok=True)
     rows = self.records()
-    paths = {"csv": os.path.join(output_dir, "scorecard.csv"),
-             "json": os.path.join(output_dir, "scorecard.json")}
+    paths = {
+        "csv": os.path.join(output_dir, "scorecard.csv"),
+        "json": os.path.join(output_dir, "scorecard.json"),
+    }
     with open(paths["csv"], "w", newline="") as f:
       writer = csv.DictWriter(f, fieldnames=COLUMNS)
       writer.writeheader()
       for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     with open(paths["json"], "w") as f:
-      json.dump({"metadata": metadata or {}, "columns": list(COLUMNS),
-                 "scores": rows}, f, indent=1, default=_jsonable)
+      json.dump(
+          {"metadata": metadata or {}, "columns": list(COLUMNS), "scores": rows},
+          f,
+          indent=1,
+          default=_jsonable,
+      )
       f.write("\n")
     paths.update(plot_rmse(rows, output_dir))
     return paths
@@ -179,8 +196,10 @@ def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
   in the field's unit, saying how many initial times each curve averages."""
   # Plotting only: matplotlib loads when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   paths = {}
   for field, (name, level) in metrics.HEADLINE.items():
     series = collections.defaultdict(list)
@@ -195,16 +214,26 @@ def plot_rmse(rows: Sequence[dict], output_dir: str) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for model, points in series.items():
       days, values = zip(*sorted(points))
-      ax.plot(days, values, marker="o", markersize=3,
-              linestyle="--" if model in ("persistence", "climatology") else "-",
-              label=model)
+      ax.plot(
+          days,
+          values,
+          marker="o",
+          markersize=3,
+          linestyle="--" if model in ("persistence", "climatology") else "-",
+          label=model,
+      )
     title = name if level is None else f"{name} {level} hPa"
     known = sorted({c for c in counts.values() if c is not None})
-    over = (f"mean over {known[0]} initial time{'s' if known[0] != 1 else ''}"
-            if len(known) == 1 else
-            "initial times: " + ", ".join(f"{m} {c}" for m, c in counts.items()))
-    ax.set(title=f"{field}: {title}\n{over}", xlabel="lead time (days)",
-           ylabel=plot_style.label("RMSE", name))
+    over = (
+        f"mean over {known[0]} initial time{'s' if known[0] != 1 else ''}"
+        if len(known) == 1
+        else "initial times: " + ", ".join(f"{m} {c}" for m, c in counts.items())
+    )
+    ax.set(
+        title=f"{field}: {title}\n{over}",
+        xlabel="lead time (days)",
+        ylabel=plot_style.label("RMSE", name),
+    )
     ax.title.set_fontsize(10)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -26,9 +26,13 @@ class WindowError(ValueError):
   """An initial time the data cannot serve; the message names it."""
 
 
-def init_indices(frames, task: task_lib.TaskConfig, rollout_steps: int,
-                 num_init_times: int | None = None,
-                 require_targets: bool = True) -> np.ndarray:
+def init_indices(
+    frames,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
+    num_init_times: int | None = None,
+    require_targets: bool = True,
+) -> np.ndarray:
   """Frame indices of evenly spread initial times that have full windows.
 
   Args:
@@ -44,8 +48,10 @@ def init_indices(frames, task: task_lib.TaskConfig, rollout_steps: int,
   if not len(usable):
     raise WindowError(
         f"the split has {len(frames)} frames: no {num_inputs} input frames "
-        f"followed by {rollout_steps} lead times ({rollout_steps * task_lib.TIME_STEP_HOURS / 24:g} "
-        "days) without a gap")
+        f"followed by {rollout_steps} lead times "
+        f"({rollout_steps * task_lib.TIME_STEP_HOURS / 24:g} "
+        "days) without a gap"
+    )
   if num_init_times is None or num_init_times >= len(usable):
     return usable
   picks = np.linspace(0, len(usable) - 1, num_init_times).round().astype(int)
@@ -59,26 +65,34 @@ def index_of(frames, init_time) -> int:
   if not len(hits):
     raise WindowError(
         f"init_time {init_time} is not a frame of the data (it spans "
-        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every {task_lib.TIME_STEP_HOURS} h)")
+        f"{frames.datetimes[0]} .. {frames.datetimes[-1]} every {task_lib.TIME_STEP_HOURS} h)"
+    )
   return int(hits[0])
 
 
-def make_examples(frames, task: task_lib.TaskConfig, indices: Sequence[int],
-             rollout_steps: int) -> tuple[Batch, xr.Dataset, np.ndarray]:
+def make_examples(
+    frames, task: task_lib.TaskConfig, indices: Sequence[int], rollout_steps: int
+) -> tuple[Batch, xr.Dataset, np.ndarray]:
   """A batch of examples at `indices` (initial times, the last input frame).
 
   Returns:
     (batch, targets template dataset [batch, time, (level,) lat, lon] with
     lead times 6h.. as `time`, valid datetimes [batch, time]).
   """
-  parts = [examples_lib.window_dataset(frames, task, int(i), rollout_steps,
-                                      pad_past_end=True) for i in indices]
-  valid = np.concatenate(
-      [p.coords["datetime"].values[:, -rollout_steps:] for p in parts])
-  split = [windowing.extract_inputs_targets_forcings(p, task, rollout_steps)
-           for p in parts]
+  parts = [
+      examples_lib.window_dataset(frames, task, int(i), rollout_steps, pad_past_end=True)
+      for i in indices
+  ]
+  valid = np.concatenate([p.coords["datetime"].values[:, -rollout_steps:] for p in parts])
+  split = [windowing.extract_inputs_targets_forcings(p, task, rollout_steps) for p in parts]
   inputs, targets, forcings = (
-      xr.concat([s[k] for s in split], dim="batch", data_vars="minimal",
-                coords="minimal", compat="override")
-      for k in range(3))
+      xr.concat(
+          [s[k] for s in split],
+          dim="batch",
+          data_vars="minimal",
+          coords="minimal",
+          compat="override",
+      )
+      for k in range(3)
+  )
   return batch_from_datasets(inputs, targets, forcings), targets, valid

@@ -31,29 +31,30 @@ class _Default:
 DEFAULT = _Default()
 
 
-def resolve_dir(cache_dir: str | os.PathLike | None | _Default
-               ) -> pathlib.Path | None:
+def resolve_dir(cache_dir: str | os.PathLike | None | _Default) -> pathlib.Path | None:
   """The cache directory to use, or None for no caching."""
   if cache_dir is None:
     return None
   if isinstance(cache_dir, _Default):
     cache_dir = os.environ.get(ENV_VAR) or (
-        pathlib.Path.home() / ".cache" / "graphcast_fdl" / "graphs")
+        pathlib.Path.home() / ".cache" / "graphcast_fdl" / "graphs"
+    )
   return pathlib.Path(cache_dir).expanduser()
 
 
 def key(inputs: dict) -> str:
   """Hex digest identifying `inputs` (a JSON-able dict) and the format."""
-  blob = json.dumps({"format_version": FORMAT_VERSION, **inputs},
-                    sort_keys=True)
+  blob = json.dumps({"format_version": FORMAT_VERSION, **inputs}, sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def path_for(directory: pathlib.Path, inputs: dict) -> pathlib.Path:
   """File holding the graphs for `inputs`; readable name, unique hash."""
   poles = "poles" if inputs.get("include_poles") else "nopoles"
-  name = (f"graphs_{inputs.get('resolution')}deg_{poles}_"
-          f"mesh{inputs.get('mesh_size')}_{key(inputs)[:16]}.npz")
+  name = (
+      f"graphs_{inputs.get('resolution')}deg_{poles}_"
+      f"mesh{inputs.get('mesh_size')}_{key(inputs)[:16]}.npz"
+  )
   return directory / name
 
 
@@ -69,8 +70,7 @@ def load(directory: pathlib.Path, inputs: dict) -> dict[str, np.ndarray] | None:
     return None
 
 
-def save(directory: pathlib.Path, inputs: dict,
-         arrays: dict[str, np.ndarray]) -> pathlib.Path:
+def save(directory: pathlib.Path, inputs: dict, arrays: dict[str, np.ndarray]) -> pathlib.Path:
   """Writes `arrays` atomically; returns the file written."""
   path = path_for(directory, inputs)
   directory.mkdir(parents=True, exist_ok=True)

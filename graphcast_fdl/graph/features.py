@@ -39,9 +39,9 @@ def _spherical(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _cartesian(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
-  return np.stack([np.cos(phi) * np.sin(theta),
-                   np.sin(phi) * np.sin(theta),
-                   np.cos(theta)], axis=-1)
+  return np.stack(
+      [np.cos(phi) * np.sin(theta), np.sin(phi) * np.sin(theta), np.cos(theta)], axis=-1
+  )
 
 
 # Widths of the structural features, read by the model and the estimator.
@@ -52,8 +52,7 @@ EDGE_FEATURES = 4  # [length, dx, dy, dz] in the receiver's frame
 def node_features(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
   """[N, 3] float32 node features [sin(lat), cos(lon), sin(lon)] of float32 lat/lon [N]."""
   phi, theta = _spherical(np.asarray(lat, np.float32), np.asarray(lon, np.float32))
-  return np.stack([np.cos(theta), np.cos(phi), np.sin(phi)],
-                  axis=-1).astype(np.float32)
+  return np.stack([np.cos(theta), np.cos(phi), np.sin(phi)], axis=-1).astype(np.float32)
 
 
 def _rotations_to_local(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -68,9 +67,12 @@ def _rotations_to_local(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
 
 
 def edge_features(
-    sender_lat: np.ndarray, sender_lon: np.ndarray,
-    receiver_lat: np.ndarray, receiver_lon: np.ndarray,
-    senders: np.ndarray, receivers: np.ndarray,
+    sender_lat: np.ndarray,
+    sender_lon: np.ndarray,
+    receiver_lat: np.ndarray,
+    receiver_lon: np.ndarray,
+    senders: np.ndarray,
+    receivers: np.ndarray,
     normalization: float | None = None,
 ) -> tuple[np.ndarray, float]:
   """Edge features [E, 4] for edges between two node sets (may be the same set).
@@ -86,10 +88,12 @@ def edge_features(
     features: [E, 4] float32 [length, dx, dy, dz] / normalization.
     normalization: the divisor used.
   """
-  s_phi, s_theta = _spherical(np.asarray(sender_lat, np.float32),
-                              np.asarray(sender_lon, np.float32))
-  r_phi, r_theta = _spherical(np.asarray(receiver_lat, np.float32),
-                              np.asarray(receiver_lon, np.float32))
+  s_phi, s_theta = _spherical(
+      np.asarray(sender_lat, np.float32), np.asarray(sender_lon, np.float32)
+  )
+  r_phi, r_theta = _spherical(
+      np.asarray(receiver_lat, np.float32), np.asarray(receiver_lon, np.float32)
+  )
   s_pos = _cartesian(s_phi, s_theta)  # float32 [num_senders, 3]
   r_pos = _cartesian(r_phi, r_theta)
   rotations = _rotations_to_local(r_phi, r_theta)  # [num_receivers, 3, 3]
@@ -97,12 +101,12 @@ def edge_features(
   num_edges = senders.shape[0]
   relative = np.empty((num_edges, 3), np.float64)
   for start in range(0, num_edges, _CHUNK):
-    s = senders[start:start + _CHUNK]
-    r = receivers[start:start + _CHUNK]
+    s = senders[start : start + _CHUNK]
+    r = receivers[start : start + _CHUNK]
     rot = rotations[r]
-    relative[start:start + _CHUNK] = (
-        np.einsum("...ji,...i->...j", rot, s_pos[s])
-        - np.einsum("...ji,...i->...j", rot, r_pos[r]))
+    relative[start : start + _CHUNK] = np.einsum("...ji,...i->...j", rot, s_pos[s]) - np.einsum(
+        "...ji,...i->...j", rot, r_pos[r]
+    )
   length = np.linalg.norm(relative, axis=-1, keepdims=True)
   if normalization is None:
     normalization = float(length.max()) if num_edges else 1.0

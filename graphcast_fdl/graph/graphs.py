@@ -93,7 +93,7 @@ class GraphCastGraphs:
 
   def sizes(self) -> dict:
     """Node/edge counts, named like the golden report.json "graph" block."""
-    finest_faces = 20 * 4 ** self.mesh_size if self.mesh_size >= 0 else -1
+    finest_faces = 20 * 4**self.mesh_size if self.mesh_size >= 0 else -1
     receiving = np.zeros(self.num_grid_nodes, bool)
     receiving[self.grid2mesh.senders] = True
     return {
@@ -123,26 +123,28 @@ class _GraphSpec(Protocol):
   mesh2grid_edge_normalization_factor: float | None
 
 
-def graphs_for_model(model_config: _GraphSpec,
-                     cache_dir: str | None | object = DEFAULT) -> GraphCastGraphs:
+def graphs_for_model(
+    model_config: _GraphSpec, cache_dir: str | None | object = DEFAULT
+) -> GraphCastGraphs:
   """`build_graphs` for a `ModelConfig`."""
   return build_graphs(
       resolution=model_config.resolution,
       include_poles=model_config.include_poles,
       mesh_size=model_config.mesh_size,
-      radius_query_fraction_edge_length=(
-          model_config.radius_query_fraction_edge_length),
-      mesh2grid_edge_normalization_factor=(
-          model_config.mesh2grid_edge_normalization_factor),
-      cache_dir=cache_dir)
+      radius_query_fraction_edge_length=(model_config.radius_query_fraction_edge_length),
+      mesh2grid_edge_normalization_factor=(model_config.mesh2grid_edge_normalization_factor),
+      cache_dir=cache_dir,
+  )
 
 
-def build_graphs(resolution: float,
-                 include_poles: bool,
-                 mesh_size: int,
-                 radius_query_fraction_edge_length: float = 0.6,
-                 mesh2grid_edge_normalization_factor: float | None = None,
-                 cache_dir: str | None | object = DEFAULT) -> GraphCastGraphs:
+def build_graphs(
+    resolution: float,
+    include_poles: bool,
+    mesh_size: int,
+    radius_query_fraction_edge_length: float = 0.6,
+    mesh2grid_edge_normalization_factor: float | None = None,
+    cache_dir: str | None | object = DEFAULT,
+) -> GraphCastGraphs:
   """Builds (or loads from the on-disk cache) the GraphCast graphs.
 
   Args:
@@ -163,9 +165,13 @@ def build_graphs(resolution: float,
   Raises:
     ValueError: an argument is out of range (the message names it).
   """
-  inputs = _check_inputs(resolution, include_poles, mesh_size,
-                         radius_query_fraction_edge_length,
-                         mesh2grid_edge_normalization_factor)
+  inputs = _check_inputs(
+      resolution,
+      include_poles,
+      mesh_size,
+      radius_query_fraction_edge_length,
+      mesh2grid_edge_normalization_factor,
+  )
   directory = cache.resolve_dir(cache_dir)
   if directory is not None:
     arrays = cache.load(directory, inputs)
@@ -177,35 +183,40 @@ def build_graphs(resolution: float,
   return graphs
 
 
-def _check_inputs(resolution, include_poles, mesh_size, fraction,
-                  normalization) -> dict:
+def _check_inputs(resolution, include_poles, mesh_size, fraction, normalization) -> dict:
   if isinstance(resolution, bool) or not isinstance(
-      resolution, (int, float, np.floating, np.integer)):
+      resolution, (int, float, np.floating, np.integer)
+  ):
     raise ValueError(f"resolution={resolution!r}: must be a number of degrees")
   grid_lib.grid_shape(float(resolution), True)  # validates
   if not isinstance(include_poles, (bool, np.bool_)):
     raise ValueError(f"include_poles={include_poles!r}: must be True or False")
-  if (isinstance(mesh_size, bool) or not isinstance(mesh_size, (int, np.integer))
-      or mesh_size < 0):
+  if isinstance(mesh_size, bool) or not isinstance(mesh_size, (int, np.integer)) or mesh_size < 0:
     raise ValueError(f"mesh_size={mesh_size!r}: must be a whole number >= 0")
   if not (isinstance(fraction, (int, float, np.floating)) and fraction > 0):
-    raise ValueError(
-        f"radius_query_fraction_edge_length={fraction!r}: must be > 0")
+    raise ValueError(f"radius_query_fraction_edge_length={fraction!r}: must be > 0")
   if normalization is not None and not (
-      isinstance(normalization, (int, float, np.floating)) and normalization > 0):
-    raise ValueError(f"mesh2grid_edge_normalization_factor={normalization!r}: "
-                     "must be None or > 0")
+      isinstance(normalization, (int, float, np.floating)) and normalization > 0
+  ):
+    raise ValueError(
+        f"mesh2grid_edge_normalization_factor={normalization!r}: " "must be None or > 0"
+    )
   return dict(
-      resolution=float(resolution), include_poles=bool(include_poles),
+      resolution=float(resolution),
+      include_poles=bool(include_poles),
       mesh_size=int(mesh_size),
       radius_query_fraction_edge_length=float(fraction),
-      mesh2grid_edge_normalization_factor=(
-          None if normalization is None else float(normalization)))
+      mesh2grid_edge_normalization_factor=(None if normalization is None else float(normalization)),
+  )
 
 
-def _build(resolution, include_poles, mesh_size,
-           radius_query_fraction_edge_length,
-           mesh2grid_edge_normalization_factor) -> GraphCastGraphs:
+def _build(
+    resolution,
+    include_poles,
+    mesh_size,
+    radius_query_fraction_edge_length,
+    mesh2grid_edge_normalization_factor,
+) -> GraphCastGraphs:
   """Computes the graphs (no cache)."""
   meshes = icosahedral_mesh.mesh_hierarchy(mesh_size)
   finest = meshes[-1]
@@ -213,8 +224,7 @@ def _build(resolution, include_poles, mesh_size,
   # float32 arithmetic, as published (float32 max edge times a Python float).
   query_radius = float(np.float32(max_edge) * radius_query_fraction_edge_length)
 
-  grid_lat, grid_lon = grid_lib.grid_lat_lon(
-      resolution, include_poles)
+  grid_lat, grid_lon = grid_lib.grid_lat_lon(resolution, include_poles)
   grid_xyz = grid_mesh_connectivity.grid_positions(grid_lat, grid_lon)
   lon2d, lat2d = np.meshgrid(grid_lon, grid_lat)
   grid_node_lat = lat2d.reshape(-1).astype(np.float32)
@@ -222,23 +232,29 @@ def _build(resolution, include_poles, mesh_size,
   mesh_lat, mesh_lon = features.vertex_lat_lon(finest.vertices)
 
   # Grid -> mesh: radius query.
-  g2m_grid, g2m_mesh = grid_mesh_connectivity.radius_query_edges(
-      grid_xyz, finest, query_radius)
+  g2m_grid, g2m_mesh = grid_mesh_connectivity.radius_query_edges(grid_xyz, finest, query_radius)
   g2m_features, g2m_norm = features.edge_features(
-      grid_node_lat, grid_node_lon, mesh_lat, mesh_lon, g2m_grid, g2m_mesh)
+      grid_node_lat, grid_node_lon, mesh_lat, mesh_lon, g2m_grid, g2m_mesh
+  )
 
   # Multi-mesh: edges of every refinement level's faces.
   merged = icosahedral_mesh.merge_meshes(meshes)
   mesh_senders, mesh_receivers = icosahedral_mesh.faces_to_edges(merged.faces)
   mesh_features, mesh_norm = features.edge_features(
-      mesh_lat, mesh_lon, mesh_lat, mesh_lon, mesh_senders, mesh_receivers)
+      mesh_lat, mesh_lon, mesh_lat, mesh_lon, mesh_senders, mesh_receivers
+  )
 
   # Mesh -> grid: corners of the face containing each grid point.
-  m2g_grid, m2g_mesh = grid_mesh_connectivity.containing_triangle_edges(
-      grid_xyz, finest)
+  m2g_grid, m2g_mesh = grid_mesh_connectivity.containing_triangle_edges(grid_xyz, finest)
   m2g_features, m2g_norm = features.edge_features(
-      mesh_lat, mesh_lon, grid_node_lat, grid_node_lon, m2g_mesh, m2g_grid,
-      normalization=mesh2grid_edge_normalization_factor)
+      mesh_lat,
+      mesh_lon,
+      grid_node_lat,
+      grid_node_lon,
+      m2g_mesh,
+      m2g_grid,
+      normalization=mesh2grid_edge_normalization_factor,
+  )
 
   return GraphCastGraphs(
       grid_lat=grid_lat,
@@ -253,13 +269,19 @@ def _build(resolution, include_poles, mesh_size,
       mesh_size=mesh_size,
       finest_mesh_max_edge_length=max_edge,
       query_radius=query_radius,
-      edge_normalization={"grid2mesh": g2m_norm, "mesh": mesh_norm,
-                          "mesh2grid": m2g_norm})
+      edge_normalization={"grid2mesh": g2m_norm, "mesh": mesh_norm, "mesh2grid": m2g_norm},
+  )
 
 
 _EDGE_SETS = ("mesh", "grid2mesh", "mesh2grid")
-_ARRAYS = ("grid_lat", "grid_lon", "grid_node_features", "mesh_node_features",
-           "mesh_lat", "mesh_lon")
+_ARRAYS = (
+    "grid_lat",
+    "grid_lon",
+    "grid_node_features",
+    "mesh_node_features",
+    "mesh_lat",
+    "mesh_lon",
+)
 
 
 def _to_arrays(graphs: GraphCastGraphs) -> dict[str, np.ndarray]:
@@ -271,21 +293,23 @@ def _to_arrays(graphs: GraphCastGraphs) -> dict[str, np.ndarray]:
     out[f"{name}_features"] = edges.features
     out[f"{name}_normalization"] = np.float64(graphs.edge_normalization[name])
   out["mesh_size"] = np.int64(graphs.mesh_size)
-  out["finest_mesh_max_edge_length"] = np.float64(
-      graphs.finest_mesh_max_edge_length)
+  out["finest_mesh_max_edge_length"] = np.float64(graphs.finest_mesh_max_edge_length)
   out["query_radius"] = np.float64(graphs.query_radius)
   return out
 
 
 def _from_arrays(arrays: dict[str, np.ndarray]) -> GraphCastGraphs:
   edge_sets = {
-      name: EdgeSet(arrays[f"{name}_senders"], arrays[f"{name}_receivers"],
-                    arrays[f"{name}_features"]) for name in _EDGE_SETS}
+      name: EdgeSet(
+          arrays[f"{name}_senders"], arrays[f"{name}_receivers"], arrays[f"{name}_features"]
+      )
+      for name in _EDGE_SETS
+  }
   return GraphCastGraphs(
       **{name: arrays[name] for name in _ARRAYS},
       **edge_sets,
       mesh_size=int(arrays["mesh_size"]),
       finest_mesh_max_edge_length=float(arrays["finest_mesh_max_edge_length"]),
       query_radius=float(arrays["query_radius"]),
-      edge_normalization={name: float(arrays[f"{name}_normalization"])
-                          for name in _EDGE_SETS})
+      edge_normalization={name: float(arrays[f"{name}_normalization"]) for name in _EDGE_SETS},
+  )

@@ -28,14 +28,13 @@ def grid_positions(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
   lon_rad = np.deg2rad(np.asarray(lon, np.float32))
   colat_rad = np.deg2rad(90 - np.asarray(lat, np.float32))
   phi, theta = np.meshgrid(lon_rad, colat_rad)  # each [num_lat, num_lon]
-  xyz = np.stack([np.cos(phi) * np.sin(theta),
-                  np.sin(phi) * np.sin(theta),
-                  np.cos(theta)], axis=-1)
+  xyz = np.stack([np.cos(phi) * np.sin(theta), np.sin(phi) * np.sin(theta), np.cos(theta)], axis=-1)
   return xyz.reshape(-1, 3)
 
 
-def radius_query_edges(grid_xyz: np.ndarray, mesh: icosahedral_mesh.TriangularMesh,
-                       radius: float) -> tuple[np.ndarray, np.ndarray]:
+def radius_query_edges(
+    grid_xyz: np.ndarray, mesh: icosahedral_mesh.TriangularMesh, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
   """Grid->mesh pairs closer than `radius` (straight line, unit sphere).
 
   The published code asks a KD-tree of mesh vertices for each grid point's
@@ -56,25 +55,23 @@ def radius_query_edges(grid_xyz: np.ndarray, mesh: icosahedral_mesh.TriangularMe
   mesh_tree = spatial.cKDTree(mesh.vertices)
   grid_tree = spatial.cKDTree(grid_xyz)
   band = 1e-7 * radius
-  pairs = grid_tree.sparse_distance_matrix(mesh_tree, radius + band,
-                                           output_type="ndarray")
+  pairs = grid_tree.sparse_distance_matrix(mesh_tree, radius + band, output_type="ndarray")
   grid_idx, mesh_idx, dist = pairs["i"], pairs["j"], pairs["v"]
   unsure = np.unique(grid_idx[np.abs(dist - radius) <= band])
   keep = (dist <= radius) & ~np.isin(grid_idx, unsure)
   grid_idx, mesh_idx = grid_idx[keep], mesh_idx[keep]
   if unsure.size:
-    neighbours = mesh_tree.query_ball_point(grid_xyz[unsure], r=radius,
-                                            return_sorted=True)
+    neighbours = mesh_tree.query_ball_point(grid_xyz[unsure], r=radius, return_sorted=True)
     counts = np.fromiter(map(len, neighbours), np.int64, len(neighbours))
     grid_idx = np.concatenate([grid_idx, np.repeat(unsure, counts)])
-    mesh_idx = np.concatenate([mesh_idx, np.fromiter(
-        itertools.chain.from_iterable(neighbours), np.int64, counts.sum())])
+    mesh_idx = np.concatenate(
+        [mesh_idx, np.fromiter(itertools.chain.from_iterable(neighbours), np.int64, counts.sum())]
+    )
   order = np.lexsort((mesh_idx, grid_idx))
   return (grid_idx[order].astype(np.int32), mesh_idx[order].astype(np.int32))
 
 
-def containing_faces(grid_xyz: np.ndarray,
-                     mesh: icosahedral_mesh.TriangularMesh) -> np.ndarray:
+def containing_faces(grid_xyz: np.ndarray, mesh: icosahedral_mesh.TriangularMesh) -> np.ndarray:
   """Index of the mesh face each grid point falls in, as published.
 
   The published code asks `trimesh.proximity.closest_point` for the face
@@ -106,8 +103,7 @@ def containing_faces(grid_xyz: np.ndarray,
   # for counter-clockwise faces: p is inside iff all three dots are >= 0.
   edge_normals = np.cross(corners, np.roll(corners, -1, axis=1))
   edge_normals /= np.linalg.norm(edge_normals, axis=-1, keepdims=True)
-  plane_normals = np.cross(corners[:, 1] - corners[:, 0],
-                           corners[:, 2] - corners[:, 0])
+  plane_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
   plane_normals /= np.linalg.norm(plane_normals, axis=-1, keepdims=True)
   plane_offsets = np.einsum("fi,fi->f", plane_normals, corners[:, 0])
   centroids = corners.mean(axis=1)
@@ -125,8 +121,7 @@ def containing_faces(grid_xyz: np.ndarray,
     _, candidates = tree.query(points[todo], k=k, workers=-1)
     candidates = candidates.reshape(todo.size, k)
     # [P, k]: smallest of the three edge-plane dots, >= 0 when inside.
-    dots = np.einsum("pkei,pi->pke", edge_normals[candidates],
-                     points[todo]).min(axis=-1)
+    dots = np.einsum("pkei,pi->pke", edge_normals[candidates], points[todo]).min(axis=-1)
     best = dots.argmax(axis=1)
     best_dot = np.take_along_axis(dots, best[:, None], axis=1)[:, 0]
     inside = best_dot >= 0
@@ -136,23 +131,21 @@ def containing_faces(grid_xyz: np.ndarray,
   # 2. Where that face provably is trimesh's answer. (Points found in no face
   # by float round-off have face -1 and go to step 3.)
   safe_face = np.maximum(face, 0)
-  scale = plane_offsets[safe_face] / np.einsum(
-      "pi,pi->p", plane_normals[safe_face], points)
+  scale = plane_offsets[safe_face] / np.einsum("pi,pi->p", plane_normals[safe_face], points)
   upper_sq = (1 - scale) ** 2
-  settled = (face >= 0) & (margin ** 2 > upper_sq + _TRIMESH_MERGE_TOL + 1e-12)
+  settled = (face >= 0) & (margin**2 > upper_sq + _TRIMESH_MERGE_TOL + 1e-12)
 
   # 3. The published query for the rest.
   hard = np.nonzero(~settled)[0]
   if hard.size:
     published_mesh = trimesh.Trimesh(vertices=mesh.vertices, faces=faces)
-    _, _, face[hard] = trimesh.proximity.closest_point(
-        published_mesh, points[hard])
+    _, _, face[hard] = trimesh.proximity.closest_point(published_mesh, points[hard])
   return face
 
 
 def containing_triangle_edges(
-    grid_xyz: np.ndarray,
-    mesh: icosahedral_mesh.TriangularMesh) -> tuple[np.ndarray, np.ndarray]:
+    grid_xyz: np.ndarray, mesh: icosahedral_mesh.TriangularMesh
+) -> tuple[np.ndarray, np.ndarray]:
   """Mesh->grid pairs: each grid node with the 3 corners of its mesh face.
 
   Returns:

@@ -38,21 +38,40 @@ def icosahedron() -> TriangularMesh:
   """
   phi = (1 + np.sqrt(5)) / 2
   corners = []
-  for a in (1., -1.):
+  for a in (1.0, -1.0):
     for b in (phi, -phi):
-      corners += [(a, b, 0.), (0., a, b), (b, 0., a)]
+      corners += [(a, b, 0.0), (0.0, a, b), (b, 0.0, a)]
   vertices = np.array(corners, np.float32)
   # Published divides a float32 array in place by a float64 norm.
-  vertices = (vertices / np.linalg.norm([1., phi])).astype(np.float32)
+  vertices = (vertices / np.linalg.norm([1.0, phi])).astype(np.float32)
   faces = np.array(
-      [(0, 1, 2), (0, 6, 1), (8, 0, 2), (8, 4, 0), (3, 8, 2),
-       (3, 2, 7), (7, 2, 1), (0, 4, 6), (4, 11, 6), (6, 11, 5),
-       (1, 5, 7), (4, 10, 11), (4, 8, 10), (10, 8, 3), (10, 3, 9),
-       (11, 10, 9), (11, 9, 5), (5, 9, 7), (9, 3, 7), (1, 6, 5)], np.int32)
+      [
+          (0, 1, 2),
+          (0, 6, 1),
+          (8, 0, 2),
+          (8, 4, 0),
+          (3, 8, 2),
+          (3, 2, 7),
+          (7, 2, 1),
+          (0, 4, 6),
+          (4, 11, 6),
+          (6, 11, 5),
+          (1, 5, 7),
+          (4, 10, 11),
+          (4, 8, 10),
+          (10, 8, 3),
+          (10, 3, 9),
+          (11, 10, 9),
+          (11, 9, 5),
+          (5, 9, 7),
+          (9, 3, 7),
+          (1, 6, 5),
+      ],
+      np.int32,
+  )
   # Tilt by half the supplement of the dihedral angle so a face is horizontal.
   dihedral = 2 * np.arcsin(phi / np.sqrt(3))
-  rotation = transform.Rotation.from_euler(
-      seq="y", angles=(np.pi - dihedral) / 2).as_matrix()
+  rotation = transform.Rotation.from_euler(seq="y", angles=(np.pi - dihedral) / 2).as_matrix()
   vertices = np.dot(vertices, rotation).astype(np.float32)
   return TriangularMesh(vertices=vertices, faces=faces)
 
@@ -73,8 +92,7 @@ def split_faces(mesh: TriangularMesh) -> TriangularMesh:
   faces = mesh.faces
   num_vertices = mesh.vertices.shape[0]
   # [F, 3, 2]: each face's three edges, in walking order.
-  edges = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]],
-                   axis=1)
+  edges = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=1)
   flat = edges.reshape(-1, 2).astype(np.int64)
   keys = flat.min(axis=1) * num_vertices + flat.max(axis=1)
   _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -92,12 +110,19 @@ def split_faces(mesh: TriangularMesh) -> TriangularMesh:
 
   v1, v2, v3 = faces[:, 0], faces[:, 1], faces[:, 2]
   c12, c23, c31 = child_of_edge[:, 0], child_of_edge[:, 1], child_of_edge[:, 2]
-  new_faces = np.stack([
-      np.stack([v1, c12, c31], axis=1),
-      np.stack([c12, v2, c23], axis=1),
-      np.stack([c31, c23, v3], axis=1),
-      np.stack([c12, c23, c31], axis=1),
-  ], axis=1).reshape(-1, 3).astype(np.int32)
+  new_faces = (
+      np.stack(
+          [
+              np.stack([v1, c12, c31], axis=1),
+              np.stack([c12, v2, c23], axis=1),
+              np.stack([c31, c23, v3], axis=1),
+              np.stack([c12, c23, c31], axis=1),
+          ],
+          axis=1,
+      )
+      .reshape(-1, 3)
+      .astype(np.int32)
+  )
   return TriangularMesh(vertices=vertices, faces=new_faces)
 
 
@@ -131,8 +156,8 @@ def merge_meshes(meshes: list[TriangularMesh]) -> TriangularMesh:
     if not np.array_equal(coarse.vertices, fine.vertices[:n]):
       raise ValueError("meshes: each level's vertices must prefix the next's")
   return TriangularMesh(
-      vertices=meshes[-1].vertices,
-      faces=np.concatenate([m.faces for m in meshes], axis=0))
+      vertices=meshes[-1].vertices, faces=np.concatenate([m.faces for m in meshes], axis=0)
+  )
 
 
 def faces_to_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

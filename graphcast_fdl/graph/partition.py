@@ -8,7 +8,8 @@ only the sender rows that live on another device (its halo). The split:
   and a data loader can read a band as one slice. Parts hold ceil(n / K)
   nodes; only the last is shorter.
 - mesh nodes: sorted by latitude (ties by longitude) and cut into K runs of
-  equal size (each run then in the published order). Latitude bands line up with the grid's bands, which keeps the
+  equal size (each run then in the published order). Latitude bands line up with the grid's bands,
+  which keeps the
   two large bipartite edge sets (grid->mesh, mesh->grid) mostly inside a
   part; a mesh band holds as many nodes as the others although the grid
   bands, equal in rows, are not equal in area.
@@ -105,15 +106,13 @@ class GraphPartition:
     return self.grid.num_parts
 
   def edge_sets(self) -> dict[str, EdgePartition]:
-    return {"grid2mesh": self.grid2mesh, "mesh": self.mesh_edges,
-            "mesh2grid": self.mesh2grid}
+    return {"grid2mesh": self.grid2mesh, "mesh": self.mesh_edges, "mesh2grid": self.mesh2grid}
 
   @property
   def cut_fraction(self) -> float:
     """Fraction of all edges whose sender is on another part."""
     sets = self.edge_sets().values()
-    return (sum(e.num_cut for e in sets)
-            / max(sum(e.num_edges for e in sets), 1))
+    return sum(e.num_cut for e in sets) / max(sum(e.num_edges for e in sets), 1)
 
 
 def _node_partition(order: np.ndarray, num_parts: int) -> NodePartition:
@@ -153,16 +152,14 @@ def lat_lon(node_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return lat, lon
 
 
-def mesh_partition(mesh_node_features: np.ndarray,
-                   num_parts: int) -> NodePartition:
+def mesh_partition(mesh_node_features: np.ndarray, num_parts: int) -> NodePartition:
   """Equal-size latitude bands of the mesh nodes (see the module docstring)."""
   lat, lon = lat_lon(mesh_node_features)
   order = np.lexsort((lon, lat)).astype(np.int32)
   return _node_partition(order, num_parts)
 
 
-def edge_partition(edge_set, senders: NodePartition,
-                   receivers: NodePartition) -> EdgePartition:
+def edge_partition(edge_set, senders: NodePartition, receivers: NodePartition) -> EdgePartition:
   """Edges on their receivers' parts, with the halos their senders need."""
   num_parts = receivers.num_parts
   s = np.asarray(edge_set.senders, np.int64)
@@ -182,7 +179,7 @@ def edge_partition(edge_set, senders: NodePartition,
   halo_size = max((len(v) for v in halos.values()), default=0)
   send_rows = np.zeros((num_parts, num_parts, halo_size), np.int32)
   for (q, p), rows in halos.items():
-    send_rows[q, p, :len(rows)] = rows
+    send_rows[q, p, : len(rows)] = rows
 
   counts = np.bincount(r_part, minlength=num_parts)
   size = max(int(counts.max()) if counts.size else 0, 1)
@@ -203,38 +200,46 @@ def edge_partition(edge_set, senders: NodePartition,
     out_senders[p, :k] = local_senders
     out_receivers[p, :k] = r_local[mine]
     out_features[p, :k] = features[mine]
-  return EdgePartition(edges=out_edges, senders=out_senders,
-                       receivers=out_receivers, features=out_features,
-                       send_rows=send_rows, num_cut=int(cut.sum()))
+  return EdgePartition(
+      edges=out_edges,
+      senders=out_senders,
+      receivers=out_receivers,
+      features=out_features,
+      send_rows=send_rows,
+      num_cut=int(cut.sum()),
+  )
 
 
 def partition_graphs(graphs, num_parts: int) -> GraphPartition:
   """Splits `graph.GraphCastGraphs` (or anything with its fields) K ways."""
-  if isinstance(num_parts, bool) or not isinstance(num_parts, int) or (
-      num_parts < 1):
+  if isinstance(num_parts, bool) or not isinstance(num_parts, int) or (num_parts < 1):
     raise ValueError(f"num_parts={num_parts!r}: must be a whole number >= 1")
-  grid = grid_partition(np.asarray(graphs.grid_node_features).shape[0],
-                        num_parts)
+  grid = grid_partition(np.asarray(graphs.grid_node_features).shape[0], num_parts)
   mesh = mesh_partition(graphs.mesh_node_features, num_parts)
   return GraphPartition(
-      grid=grid, mesh=mesh,
+      grid=grid,
+      mesh=mesh,
       grid2mesh=edge_partition(graphs.grid2mesh, grid, mesh),
       mesh_edges=edge_partition(graphs.mesh, mesh, mesh),
-      mesh2grid=edge_partition(graphs.mesh2grid, mesh, grid))
+      mesh2grid=edge_partition(graphs.mesh2grid, mesh, grid),
+  )
 
 
-def random_partition_cut_fraction(graphs, num_parts: int,
-                                  seed: int = 0) -> float:
+def random_partition_cut_fraction(graphs, num_parts: int, seed: int = 0) -> float:
   """Cut fraction of a random balanced node assignment, for comparison."""
   rng = np.random.default_rng(seed)
+
   def random(n):
     return _node_partition(rng.permutation(n).astype(np.int32), num_parts)
+
   grid = random(np.asarray(graphs.grid_node_features).shape[0])
   mesh = random(np.asarray(graphs.mesh_node_features).shape[0])
   cut = total = 0
-  for edge_set, s, r in ((graphs.grid2mesh, grid, mesh),
-                         (graphs.mesh, mesh, mesh),
-                         (graphs.mesh2grid, mesh, grid)):
+  for edge_set, s, r in (
+      (graphs.grid2mesh, grid, mesh),
+      (graphs.mesh, mesh, mesh),
+      (graphs.mesh2grid, mesh, grid),
+  ):
     cut += int((s.part[edge_set.senders] != r.part[edge_set.receivers]).sum())
     total += len(edge_set.senders)
   return cut / max(total, 1)

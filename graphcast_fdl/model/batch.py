@@ -45,13 +45,14 @@ def dataset_to_arrays(dataset: xr.Dataset, batch_size: int | None = None) -> dic
   return arrays
 
 
-def batch_from_datasets(inputs: xr.Dataset, targets: xr.Dataset,
-                        forcings: xr.Dataset) -> Batch:
+def batch_from_datasets(inputs: xr.Dataset, targets: xr.Dataset, forcings: xr.Dataset) -> Batch:
   """A Batch from the published (inputs, targets, forcings) datasets."""
   batch_size = inputs.sizes.get("batch", 1)
-  return Batch(inputs=dataset_to_arrays(inputs, batch_size),
-               targets=dataset_to_arrays(targets, batch_size),
-               forcings=dataset_to_arrays(forcings, batch_size))
+  return Batch(
+      inputs=dataset_to_arrays(inputs, batch_size),
+      targets=dataset_to_arrays(targets, batch_size),
+      forcings=dataset_to_arrays(forcings, batch_size),
+  )
 
 
 def arrays_to_dataset(arrays: Arrays, template: xr.Dataset) -> xr.Dataset:

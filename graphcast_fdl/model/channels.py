@@ -43,8 +43,9 @@ def _frames(name: str, x: jax.Array, grid_shape) -> jax.Array:
   return x
 
 
-def stack_inputs(arrays: Mapping[str, jax.Array], static: Iterable[str],
-                 grid_shape: tuple[int, int]) -> jax.Array:
+def stack_inputs(
+    arrays: Mapping[str, jax.Array], static: Iterable[str], grid_shape: tuple[int, int]
+) -> jax.Array:
   """All input frames -> [B, C_in, n_grid] (vars sorted, time-major)."""
   static = set(static)
   parts = []
@@ -58,16 +59,15 @@ def stack_inputs(arrays: Mapping[str, jax.Array], static: Iterable[str],
   return jnp.concatenate(parts, axis=1)
 
 
-def stack_steps(arrays: Mapping[str, jax.Array],
-                grid_shape: tuple[int, int]) -> jax.Array:
+def stack_steps(arrays: Mapping[str, jax.Array], grid_shape: tuple[int, int]) -> jax.Array:
   """Per-step variables (targets, forcings) -> [T, B, C, n_grid]."""
-  x = jnp.concatenate([_frames(name, arrays[name], grid_shape)
-                       for name in sorted(arrays)], axis=2)
+  x = jnp.concatenate([_frames(name, arrays[name], grid_shape) for name in sorted(arrays)], axis=2)
   return jnp.swapaxes(x, 0, 1)
 
 
-def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
-                  grid_shape: tuple[int, int]) -> dict[str, jax.Array]:
+def unstack_steps(
+    x: jax.Array, targets: Iterable[str], num_levels: int, grid_shape: tuple[int, int]
+) -> dict[str, jax.Array]:
   """[T, B, C, n_grid] -> {name: [B, T, (level,) lat, lon]}."""
   x = jnp.swapaxes(x, 0, 1)
   x = x.reshape(x.shape[:3] + tuple(grid_shape))
@@ -75,7 +75,7 @@ def unstack_steps(x: jax.Array, targets: Iterable[str], num_levels: int,
   start = 0
   for name in sorted(targets):
     if has_levels(name):
-      out[name] = x[:, :, start:start + num_levels]
+      out[name] = x[:, :, start : start + num_levels]
       start += num_levels
     else:
       out[name] = x[:, :, start]
@@ -92,31 +92,34 @@ class ChannelLayout:
   inputs and level None for single-level variables.
   """
 
-  def __init__(self, input_variables: Iterable[str],
-               target_variables: Iterable[str],
-               forcing_variables: Iterable[str], num_levels: int,
-               num_frames: int):
+  def __init__(
+      self,
+      input_variables: Iterable[str],
+      target_variables: Iterable[str],
+      forcing_variables: Iterable[str],
+      num_levels: int,
+      num_frames: int,
+  ):
     targets, forcings = set(target_variables), set(forcing_variables)
-    self.static = tuple(sorted(
-        v for v in input_variables if v not in targets | forcings))
+    self.static = tuple(sorted(v for v in input_variables if v not in targets | forcings))
     levels = lambda v: range(num_levels) if has_levels(v) else [None]
     self.inputs = [
-        (v, t, l) for v in sorted(input_variables)
+        (v, t, l)
+        for v in sorted(input_variables)
         for t in ([None] if v in self.static else range(num_frames))
-        for l in levels(v)]
+        for l in levels(v)
+    ]
     self.forcings = [(v, 0, l) for v in sorted(forcings) for l in levels(v)]
     self.outputs = [(v, 0, l) for v in sorted(targets) for l in levels(v)]
     self.num_frames = num_frames
 
     index = {c: i for i, c in enumerate(self.inputs)}
     # Last input frame of each output channel, or -1 for non-input targets.
-    self.last_input = np.array(
-        [index.get((v, num_frames - 1, l), -1) for v, _, l in self.outputs])
+    self.last_input = np.array([index.get((v, num_frames - 1, l), -1) for v, _, l in self.outputs])
     # Next inputs, gathered from concat[inputs, outputs, forcings].
     n_in, n_out = len(self.inputs), len(self.outputs)
     out_index = {(v, l): n_in + i for i, (v, _, l) in enumerate(self.outputs)}
-    forcing_index = {(v, l): n_in + n_out + i
-                     for i, (v, _, l) in enumerate(self.forcings)}
+    forcing_index = {(v, l): n_in + n_out + i for i, (v, _, l) in enumerate(self.forcings)}
     next_index = []
     for i, (v, t, l) in enumerate(self.inputs):
       if t is None:
@@ -128,12 +131,12 @@ class ChannelLayout:
       elif (v, l) in forcing_index:
         next_index.append(forcing_index[(v, l)])
       else:
-        raise ValueError(f"input variable {v!r} changes over time but is "
-                         "neither a target nor a forcing")
+        raise ValueError(
+            f"input variable {v!r} changes over time but is " "neither a target nor a forcing"
+        )
     self.next_index = np.array(next_index)
 
-  def vector(self, table: Mapping[str, np.ndarray], channels, default: float
-             ) -> np.ndarray:
+  def vector(self, table: Mapping[str, np.ndarray], channels, default: float) -> np.ndarray:
     """Per-channel values of a per-variable (per-level) statistic."""
     values = []
     for v, _, l in channels:
@@ -144,10 +147,10 @@ class ChannelLayout:
         values.append(x[0] if l is None else x[l])
     return np.asarray(values, np.float32)
 
-  def next_inputs(self, inputs: jax.Array, outputs: jax.Array,
-                  forcings: jax.Array) -> jax.Array:
+  def next_inputs(self, inputs: jax.Array, outputs: jax.Array, forcings: jax.Array) -> jax.Array:
     """[B, C, n_grid] inputs without the oldest frame, plus predictions (or
     forcings) as the newest."""
-    pool = jnp.concatenate([inputs, outputs.astype(inputs.dtype),
-                            forcings.astype(inputs.dtype)], axis=1)
+    pool = jnp.concatenate(
+        [inputs, outputs.astype(inputs.dtype), forcings.astype(inputs.dtype)], axis=1
+    )
     return jnp.take(pool, self.next_index, axis=1)

@@ -39,14 +39,11 @@ class RematConfig:
 
   def __post_init__(self):
     if self.processor_every_k < 0:
-      raise ValueError(f"remat.processor_every_k={self.processor_every_k}: "
-                       "must be >= 0")
+      raise ValueError(f"remat.processor_every_k={self.processor_every_k}: " "must be >= 0")
     if self.rollout_segment < 0:
-      raise ValueError(f"remat.rollout_segment={self.rollout_segment}: "
-                       "must be >= 0")
+      raise ValueError(f"remat.rollout_segment={self.rollout_segment}: " "must be >= 0")
     if self.grid_block_size is not None and self.grid_block_size < 1:
-      raise ValueError(f"remat.grid_block_size={self.grid_block_size}: "
-                       "must be >= 1 or None")
+      raise ValueError(f"remat.grid_block_size={self.grid_block_size}: " "must be >= 1 or None")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +81,7 @@ class ModelConfig:
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:
-      raise ValueError(
-          f"model.precision={self.precision!r}: must be one of {PRECISIONS}")
+      raise ValueError(f"model.precision={self.precision!r}: must be one of {PRECISIONS}")
     if self.resolution <= 0:
       raise ValueError(f"model.resolution={self.resolution}: must be > 0")
     if not 0 <= self.mesh_size <= 7:
@@ -94,12 +90,14 @@ class ModelConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"model.{name}={getattr(self, name)}: must be >= 1")
     if self.radius_query_fraction_edge_length <= 0:
-      raise ValueError("model.radius_query_fraction_edge_length="
-                       f"{self.radius_query_fraction_edge_length}: must be > 0")
+      raise ValueError(
+          "model.radius_query_fraction_edge_length="
+          f"{self.radius_query_fraction_edge_length}: must be > 0"
+      )
     factor = self.mesh2grid_edge_normalization_factor
     if factor is not None and factor <= 0:
-      raise ValueError(f"model.mesh2grid_edge_normalization_factor={factor}: "
-                       "must be > 0 or None")
+      raise ValueError(
+          f"model.mesh2grid_edge_normalization_factor={factor}: " "must be > 0 or None"
+      )
     if self.edge_block_size is not None and self.edge_block_size < 1:
-      raise ValueError(f"model.edge_block_size={self.edge_block_size}: "
-                       "must be >= 1 or None")
+      raise ValueError(f"model.edge_block_size={self.edge_block_size}: " "must be >= 1 or None")

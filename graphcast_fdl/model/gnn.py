@@ -23,7 +23,6 @@ import numpy as np
 
 from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model import layers
-from graphcast_fdl.model import row_blocks
 
 
 @flax.struct.dataclass
@@ -61,8 +60,7 @@ def _edge_arrays(edge_set) -> EdgeArrays:
   receivers = np.asarray(edge_set.receivers, np.int32)
   features = np.asarray(edge_set.features, np.float32)
   order = np.argsort(receivers, kind="stable")
-  return EdgeArrays(senders=senders[order], receivers=receivers[order],
-                    features=features[order])
+  return EdgeArrays(senders=senders[order], receivers=receivers[order], features=features[order])
 
 
 def graph_arrays(graphs) -> GraphArrays:
@@ -72,7 +70,8 @@ def graph_arrays(graphs) -> GraphArrays:
       mesh_nodes=np.asarray(graphs.mesh_node_features, np.float32),
       grid2mesh=_edge_arrays(graphs.grid2mesh),
       mesh=_edge_arrays(graphs.mesh),
-      mesh2grid=_edge_arrays(graphs.mesh2grid))
+      mesh2grid=_edge_arrays(graphs.mesh2grid),
+  )
 
 
 def sender_table(edges: EdgeArrays, nodes: jax.Array) -> jax.Array:
@@ -82,20 +81,18 @@ def sender_table(edges: EdgeArrays, nodes: jax.Array) -> jax.Array:
   return halo_lib.extend(nodes, edges.halo)
 
 
-def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
-                f32: bool) -> jax.Array:
+def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int, f32: bool) -> jax.Array:
   """Sum of edges into their receivers; optionally accumulated in float32."""
   dtype = data.dtype
   if f32:
     data = data.astype(jnp.float32)
-  out = jax.ops.segment_sum(data, segment_ids, num_segments,
-                            indices_are_sorted=True)
+  out = jax.ops.segment_sum(data, segment_ids, num_segments, indices_are_sorted=True)
   return out.astype(dtype)
 
 
-def edge_update_fn(params: dict, name: str, edge_dim: int,
-                   sender_nodes: jax.Array, receiver_nodes: jax.Array
-                   ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+def edge_update_fn(
+    params: dict, name: str, edge_dim: int, sender_nodes: jax.Array, receiver_nodes: jax.Array
+) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
   """Returns f(edge_latents [E(,B),L], senders, receivers) -> e' [E, B, L].
 
   The node parts of the first layer are computed here, once per node; the
@@ -105,10 +102,8 @@ def edge_update_fn(params: dict, name: str, edge_dim: int,
   ln = params[f"{name}_layer_norm"]
   sender_dim = sender_nodes.shape[-1]
   dtype = sender_nodes.dtype
-  sender_part = layers.first_layer_part(p, sender_nodes, edge_dim,
-                                        edge_dim + sender_dim)
-  receiver_part = layers.first_layer_part(p, receiver_nodes,
-                                          edge_dim + sender_dim, None)
+  sender_part = layers.first_layer_part(p, sender_nodes, edge_dim, edge_dim + sender_dim)
+  receiver_part = layers.first_layer_part(p, receiver_nodes, edge_dim + sender_dim, None)
 
   def update(edges, senders, receivers):
     h = layers.first_layer_part(p, edges, 0, edge_dim)
@@ -121,23 +116,31 @@ def edge_update_fn(params: dict, name: str, edge_dim: int,
   return update
 
 
-def node_update(params: dict, name: str, nodes: jax.Array,
-                aggregated: jax.Array | None) -> jax.Array:
+def node_update(
+    params: dict, name: str, nodes: jax.Array, aggregated: jax.Array | None
+) -> jax.Array:
   """n' = LN(MLP(concat[nodes, aggregated])) (aggregated may be absent)."""
   p = params[f"{name}_mlp"]
   if aggregated is None:
     h = layers.linear(p["linear_0"], nodes)
   else:
     dim = nodes.shape[-1]
-    h = (layers.first_layer_part(p, nodes, 0, dim)
-         + layers.first_layer_part(p, aggregated, dim, None))
+    h = layers.first_layer_part(p, nodes, 0, dim) + layers.first_layer_part(
+        p, aggregated, dim, None
+    )
     h = layers.finish_first_layer(p, h, nodes.dtype)
   return layers.layer_norm(params[f"{name}_layer_norm"], layers.mlp_tail(p, h))
 
 
-def aggregate_messages(message_fn: Callable, edges: EdgeArrays,
-                       num_receivers: int, out_shape: tuple, dtype,
-                       f32: bool, block_size: int | None) -> jax.Array:
+def aggregate_messages(
+    message_fn: Callable,
+    edges: EdgeArrays,
+    num_receivers: int,
+    out_shape: tuple,
+    dtype,
+    f32: bool,
+    block_size: int | None,
+) -> jax.Array:
   """Sum over edges of message_fn(features, senders, receivers) per receiver.
 
   Args:
@@ -163,13 +166,11 @@ def aggregate_messages(message_fn: Callable, edges: EdgeArrays,
   pad = num_blocks * block_size - num_edges
 
   def blocks(x, fill):
-    x = jnp.concatenate(
-        [x, jnp.full((pad,) + x.shape[1:], fill, x.dtype)], axis=0)
+    x = jnp.concatenate([x, jnp.full((pad,) + x.shape[1:], fill, x.dtype)], axis=0)
     return x.reshape((num_blocks, block_size) + x.shape[1:])
 
   # Padded edges send from node 0 into a dummy receiver that is dropped.
-  xs = (blocks(edges.features, 0), blocks(edges.senders, 0),
-        blocks(edges.receivers, num_receivers))
+  xs = (blocks(edges.features, 0), blocks(edges.senders, 0), blocks(edges.receivers, num_receivers))
   acc_dtype = jnp.float32 if f32 else dtype
   message_fn = jax.checkpoint(message_fn)
 

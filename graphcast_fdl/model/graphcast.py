@@ -29,8 +29,7 @@ from graphcast_fdl.model import row_blocks
 from graphcast_fdl.model.config import ModelConfig
 
 
-def gnn_blocks(model: ModelConfig, num_input_channels: int,
-               num_outputs: int) -> dict[str, tuple]:
+def gnn_blocks(model: ModelConfig, num_input_channels: int, num_outputs: int) -> dict[str, tuple]:
   """Per graph network: (name, in_features, out_size, layer_norm) blocks."""
   latent = model.latent_size
   node_in = num_input_channels + NODE_FEATURES
@@ -44,8 +43,10 @@ def gnn_blocks(model: ModelConfig, num_input_channels: int,
   )
   mesh = (("encoder_edges_mesh", EDGE_FEATURES, latent, True),)
   for i in range(model.gnn_msg_steps):
-    mesh += ((f"processor_edges_{i}_mesh", 3 * latent, latent, True),
-             (f"processor_nodes_{i}_mesh_nodes", 2 * latent, latent, True))
+    mesh += (
+        (f"processor_edges_{i}_mesh", 3 * latent, latent, True),
+        (f"processor_nodes_{i}_mesh_nodes", 2 * latent, latent, True),
+    )
   mesh2grid = (
       ("encoder_edges_mesh2grid", EDGE_FEATURES, latent, True),
       ("processor_edges_0_mesh2grid", 3 * latent, latent, True),
@@ -53,38 +54,55 @@ def gnn_blocks(model: ModelConfig, num_input_channels: int,
       ("processor_nodes_0_mesh_nodes", latent, latent, True),
       ("decoder_nodes_grid_nodes", latent, num_outputs, False),
   )
-  return {"grid2mesh_gnn": grid2mesh, "mesh_gnn": mesh,
-          "mesh2grid_gnn": mesh2grid}
+  return {"grid2mesh_gnn": grid2mesh, "mesh_gnn": mesh, "mesh2grid_gnn": mesh2grid}
 
 
 def _embed_edges(params, name, features, dtype):
   return layers.mlp_block(params, name, features.astype(dtype))
 
 
-def _messages_into(params: dict, name: str, edge_set, senders: jax.Array,
-                   receivers: jax.Array, dtype, f32: bool,
-                   block_size: int | None) -> jax.Array:
+def _messages_into(
+    params: dict,
+    name: str,
+    edge_set,
+    senders: jax.Array,
+    receivers: jax.Array,
+    dtype,
+    f32: bool,
+    block_size: int | None,
+) -> jax.Array:
   """Embedded and updated `name` edges summed into their receivers.
 
   The bipartite step shared by grid2mesh and mesh2grid; edge latents are only
   ever needed summed, so they can be made block by block to bound memory.
   Returns [n_receivers, B, L].
   """
-  update = gnn.edge_update_fn(params, f"processor_edges_0_{name}",
-                              receivers.shape[-1],
-                              gnn.sender_table(edge_set, senders), receivers)
+  update = gnn.edge_update_fn(
+      params,
+      f"processor_edges_0_{name}",
+      receivers.shape[-1],
+      gnn.sender_table(edge_set, senders),
+      receivers,
+  )
 
   def messages(features, edge_senders, edge_receivers):
     edges = _embed_edges(params, f"encoder_edges_{name}", features, dtype)
     return update(edges, edge_senders, edge_receivers)
 
   return gnn.aggregate_messages(
-      messages, edge_set, receivers.shape[0], receivers.shape[1:], dtype,
-      f32=f32, block_size=block_size)
+      messages,
+      edge_set,
+      receivers.shape[0],
+      receivers.shape[1:],
+      dtype,
+      f32=f32,
+      block_size=block_size,
+  )
 
 
-def _embed_grid(params: dict, graph: gnn.GraphArrays,
-                grid_inputs: Sequence[jax.Array], start, size: int) -> jax.Array:
+def _embed_grid(
+    params: dict, graph: gnn.GraphArrays, grid_inputs: Sequence[jax.Array], start, size: int
+) -> jax.Array:
   """Grid-node embedding of rows [start, start+size): [size, B, L].
 
   MLP(concat[inputs, structural]) by first-layer parts, contracting each
@@ -97,20 +115,21 @@ def _embed_grid(params: dict, graph: gnn.GraphArrays,
   first = 0
   for part in grid_inputs:
     last = first + part.shape[1]
-    h = h + layers.channel_major_dot(row_blocks.rows(part, start, size, axis=2),
-                                     w[first:last])
+    h = h + layers.channel_major_dot(row_blocks.rows(part, start, size, axis=2), w[first:last])
     first = last
   structural = row_blocks.rows(graph.grid_nodes, start, size).astype(dtype)
   h = h + layers.first_layer_part(p, structural, first, None)[:, None]
   h = layers.finish_first_layer(p, h, dtype)
-  return layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"],
-                           layers.mlp_tail(p, h))
+  return layers.layer_norm(params["encoder_nodes_grid_nodes_layer_norm"], layers.mlp_tail(p, h))
 
 
-def encode(params: dict, graph: gnn.GraphArrays,
-           grid_inputs: Sequence[jax.Array], block_size: int | None,
-           grid_block_size: int | None = None
-           ) -> tuple[jax.Array, jax.Array]:
+def encode(
+    params: dict,
+    graph: gnn.GraphArrays,
+    grid_inputs: Sequence[jax.Array],
+    block_size: int | None,
+    grid_block_size: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
   """grid2mesh_gnn: channel-major input parts [B, C_i, n_grid] (concatenated
   along channels they are the published node inputs) -> mesh latents
   [n_mesh, B, L] and grid latents [n_grid, B, L].
@@ -124,34 +143,34 @@ def encode(params: dict, graph: gnn.GraphArrays,
   num_channels = sum(part.shape[1] for part in grid_inputs)
   grid = row_blocks.map_row_blocks(
       lambda start, size: _embed_grid(params, graph, grid_inputs, start, size),
-      num_grid, grid_block_size)
+      num_grid,
+      grid_block_size,
+  )
 
   # Embed mesh nodes: the published model feeds zeros in place of inputs, so
   # only the structural rows of the first layer contribute. Batch-independent.
   p = params["encoder_nodes_mesh_nodes_mlp"]
-  h = layers.first_layer_part(p, graph.mesh_nodes.astype(dtype),
-                              num_channels, None)
+  h = layers.first_layer_part(p, graph.mesh_nodes.astype(dtype), num_channels, None)
   h = layers.finish_first_layer(p, h, dtype)
-  mesh = layers.layer_norm(params["encoder_nodes_mesh_nodes_layer_norm"],
-                           layers.mlp_tail(p, h))
+  mesh = layers.layer_norm(params["encoder_nodes_mesh_nodes_layer_norm"], layers.mlp_tail(p, h))
   mesh = jnp.broadcast_to(mesh[:, None], (mesh.shape[0], batch, mesh.shape[-1]))
 
   # One interaction step; edge latents are only needed summed into mesh nodes.
-  aggregated = _messages_into(params, "grid2mesh", graph.grid2mesh, grid, mesh,
-                              dtype, f32=True, block_size=block_size)
-  mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh,
-                                aggregated)
+  aggregated = _messages_into(
+      params, "grid2mesh", graph.grid2mesh, grid, mesh, dtype, f32=True, block_size=block_size
+  )
+  mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh, aggregated)
 
   def update_grid(start, size):
     rows = row_blocks.rows(grid, start, size)
-    return rows + gnn.node_update(params, "processor_nodes_0_grid_nodes", rows,
-                                  None)
+    return rows + gnn.node_update(params, "processor_nodes_0_grid_nodes", rows, None)
 
   return mesh, row_blocks.map_row_blocks(update_grid, num_grid, grid_block_size)
 
 
-def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
-            num_steps: int, remat_every_k: int) -> jax.Array:
+def process(
+    params: dict, graph: gnn.GraphArrays, mesh: jax.Array, num_steps: int, remat_every_k: int
+) -> jax.Array:
   """mesh_gnn: `num_steps` unshared interaction steps on the multi-mesh.
 
   With remat_every_k = k > 0, groups of k steps run in a `lax.scan` over
@@ -162,21 +181,20 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
   """
   edges = graph.mesh
   num_nodes = mesh.shape[0]
-  latents = _embed_edges(params, "encoder_edges_mesh", edges.features,
-                         mesh.dtype)
+  latents = _embed_edges(params, "encoder_edges_mesh", edges.features, mesh.dtype)
 
   def step_params(i):
-    return {"e_mlp": params[f"processor_edges_{i}_mesh_mlp"],
-            "e_layer_norm": params[f"processor_edges_{i}_mesh_layer_norm"],
-            "n_mlp": params[f"processor_nodes_{i}_mesh_nodes_mlp"],
-            "n_layer_norm": params[f"processor_nodes_{i}_mesh_nodes_layer_norm"]}
+    return {
+        "e_mlp": params[f"processor_edges_{i}_mesh_mlp"],
+        "e_layer_norm": params[f"processor_edges_{i}_mesh_layer_norm"],
+        "n_mlp": params[f"processor_nodes_{i}_mesh_nodes_mlp"],
+        "n_layer_norm": params[f"processor_nodes_{i}_mesh_nodes_layer_norm"],
+    }
 
   def step(p, latents, mesh):
-    update = gnn.edge_update_fn(p, "e", latents.shape[-1],
-                                gnn.sender_table(edges, mesh), mesh)
+    update = gnn.edge_update_fn(p, "e", latents.shape[-1], gnn.sender_table(edges, mesh), mesh)
     new_edges = update(latents, edges.senders, edges.receivers)
-    aggregated = gnn.segment_sum(new_edges, edges.receivers, num_nodes,
-                                 f32=False)
+    aggregated = gnn.segment_sum(new_edges, edges.receivers, num_nodes, f32=False)
     mesh = mesh + gnn.node_update(p, "n", mesh, aggregated)
     if latents.ndim == 2:
       latents = latents[:, None]
@@ -192,7 +210,8 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
   # The scan carry needs a fixed shape: latents with their batch axis.
   latents = jnp.broadcast_to(
       latents[:, None] if latents.ndim == 2 else latents,
-      (latents.shape[0], mesh.shape[1], latents.shape[-1]))
+      (latents.shape[0], mesh.shape[1], latents.shape[-1]),
+  )
 
   @jax.checkpoint
   def group(carry, group_params):
@@ -203,40 +222,49 @@ def process(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
 
   if num_groups:
     stacked = [
-        jax.tree.map(lambda *xs: jnp.stack(xs),
-                     *[step_params(g * k + j) for g in range(num_groups)])
-        for j in range(k)]
+        jax.tree.map(
+            lambda *xs: jnp.stack(xs), *[step_params(g * k + j) for g in range(num_groups)]
+        )
+        for j in range(k)
+    ]
     (latents, mesh), _ = jax.lax.scan(
-        group, jax.tree.map(row_blocks.as_varying, (latents, mesh)), stacked)
+        group, jax.tree.map(row_blocks.as_varying, (latents, mesh)), stacked
+    )
   rest = [step_params(i) for i in range(num_groups * k, num_steps)]
   if rest:
     (latents, mesh), _ = group((latents, mesh), rest)
   return mesh
 
 
-def decode(params: dict, graph: gnn.GraphArrays, mesh: jax.Array,
-           grid: jax.Array, block_size: int | None,
-           grid_block_size: int | None = None) -> jax.Array:
+def decode(
+    params: dict,
+    graph: gnn.GraphArrays,
+    mesh: jax.Array,
+    grid: jax.Array,
+    block_size: int | None,
+    grid_block_size: int | None = None,
+) -> jax.Array:
   """mesh2grid_gnn: mesh and grid latents -> [B, outputs, n_grid].
 
   The grid-node update and the output MLP act per grid node, so with
   `grid_block_size` they run together block by block (`row_blocks`).
   """
-  aggregated = _messages_into(params, "mesh2grid", graph.mesh2grid, mesh, grid,
-                              grid.dtype, f32=False, block_size=block_size)
+  aggregated = _messages_into(
+      params, "mesh2grid", graph.mesh2grid, mesh, grid, grid.dtype, f32=False, block_size=block_size
+  )
   p = params["decoder_nodes_grid_nodes_mlp"]
 
   def outputs(start, size):
     nodes = row_blocks.rows(grid, start, size)
-    h = nodes + gnn.node_update(params, "processor_nodes_0_grid_nodes", nodes,
-                                row_blocks.rows(aggregated, start, size))
+    h = nodes + gnn.node_update(
+        params, "processor_nodes_0_grid_nodes", nodes, row_blocks.rows(aggregated, start, size)
+    )
     # Output MLP; its last layer writes channel-major [B, outputs, size].
     for i in range(len(p) - 1):
       h = layers.swish(layers.linear(p[f"linear_{i}"], h))
     return layers.linear_to_channel_major(p[f"linear_{len(p) - 1}"], h)
 
-  return row_blocks.map_row_blocks(outputs, grid.shape[0], grid_block_size,
-                                   out_axis=2)
+  return row_blocks.map_row_blocks(outputs, grid.shape[0], grid_block_size, out_axis=2)
 
 
 class GraphCastNet(nn.Module):
@@ -255,19 +283,21 @@ class GraphCastNet(nn.Module):
   def setup(self):
     blocks = gnn_blocks(self.model, self.num_input_channels, self.num_outputs)
     make = lambda name: layers.BlockParams(
-        blocks[name], self.model.latent_size, self.model.hidden_layers)
+        blocks[name], self.model.latent_size, self.model.hidden_layers
+    )
     self.grid2mesh_gnn = make("grid2mesh_gnn")
     self.mesh_gnn = make("mesh_gnn")
     self.mesh2grid_gnn = make("mesh2grid_gnn")
 
   def param_dicts(self) -> dict:
     """Declares (at init) and returns all parameters, without any compute."""
-    return {"grid2mesh_gnn": self.grid2mesh_gnn(),
-            "mesh_gnn": self.mesh_gnn(),
-            "mesh2grid_gnn": self.mesh2grid_gnn()}
+    return {
+        "grid2mesh_gnn": self.grid2mesh_gnn(),
+        "mesh_gnn": self.mesh_gnn(),
+        "mesh2grid_gnn": self.mesh2grid_gnn(),
+    }
 
-  def __call__(self, graph: gnn.GraphArrays,
-               grid_inputs: Sequence[jax.Array]) -> jax.Array:
+  def __call__(self, graph: gnn.GraphArrays, grid_inputs: Sequence[jax.Array]) -> jax.Array:
     """Channel-major inputs [B, C_i, n_grid] (compute dtype; their channels
     concatenated are the published node inputs) -> [B, outputs, n_grid]."""
     model = self.model
@@ -281,6 +311,7 @@ class GraphCastNet(nn.Module):
       decoder = jax.checkpoint(decoder)
 
     mesh, grid = encoder(params["grid2mesh_gnn"], grid_inputs)
-    mesh = process(params["mesh_gnn"], graph, mesh, model.gnn_msg_steps,
-                   model.remat.processor_every_k)
+    mesh = process(
+        params["mesh_gnn"], graph, mesh, model.gnn_msg_steps, model.remat.processor_every_k
+    )
     return decoder(params["mesh2grid_gnn"], mesh, grid)

@@ -33,8 +33,7 @@ def _mlp_init(in_features: int, sizes: Sequence[int]):
       rng, key = jax.random.split(rng)
       stddev = 1.0 / np.sqrt(fan_in)
       # hk.initializers.TruncatedNormal: cut at +-2 stddev, not rescaled.
-      w = stddev * jax.random.truncated_normal(key, -2.0, 2.0, (fan_in, size),
-                                               jnp.float32)
+      w = stddev * jax.random.truncated_normal(key, -2.0, 2.0, (fan_in, size), jnp.float32)
       params[f"linear_{i}"] = {"b": jnp.zeros((size,), jnp.float32), "w": w}
       fan_in = size
     return params
@@ -44,8 +43,8 @@ def _mlp_init(in_features: int, sizes: Sequence[int]):
 
 def _layer_norm_init(size: int):
   def init(unused_rng):
-    return {"offset": jnp.zeros((size,), jnp.float32),
-            "scale": jnp.ones((size,), jnp.float32)}
+    return {"offset": jnp.zeros((size,), jnp.float32), "scale": jnp.ones((size,), jnp.float32)}
+
   return init
 
 
@@ -69,11 +68,9 @@ class BlockParams(nn.Module):
     params = {}
     for name, in_features, out_size, layer_norm in self.blocks:
       sizes = [self.hidden_size] * self.hidden_layers + [out_size]
-      params[f"{name}_mlp"] = self.param(
-          f"{name}_mlp", _mlp_init(in_features, sizes))
+      params[f"{name}_mlp"] = self.param(f"{name}_mlp", _mlp_init(in_features, sizes))
       if layer_norm:
-        params[f"{name}_layer_norm"] = self.param(
-            f"{name}_layer_norm", _layer_norm_init(out_size))
+        params[f"{name}_layer_norm"] = self.param(f"{name}_layer_norm", _layer_norm_init(out_size))
     return params
 
 
@@ -172,8 +169,7 @@ def layer_norm(p: dict, x: jax.Array) -> jax.Array:
 
 
 @rowwise
-def first_layer_part(p: dict, x: jax.Array, start: int,
-                     stop: int | None) -> jax.Array:
+def first_layer_part(p: dict, x: jax.Array, start: int, stop: int | None) -> jax.Array:
   """x @ w[start:stop] of the first layer, accumulated in float32.
 
   The first layer of an MLP on concat[a, b, c] equals the sum of each part
@@ -184,8 +180,7 @@ def first_layer_part(p: dict, x: jax.Array, start: int,
 
 
 @rowwise
-def finish_first_layer(p: dict, parts_sum: jax.Array,
-                       dtype) -> jax.Array:
+def finish_first_layer(p: dict, parts_sum: jax.Array, dtype) -> jax.Array:
   """Adds the first layer's bias to the float32 sum of parts; casts to dtype."""
   b = p["linear_0"]["b"].astype(dtype).astype(jnp.float32)
   return (parts_sum + b).astype(dtype)

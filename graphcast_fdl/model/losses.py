@@ -47,8 +47,7 @@ def latitude_weights(lat: Sequence[float]) -> np.ndarray:
     weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
     weights[[0, -1]] = np.sin(np.deg2rad(delta / 4)) ** 2
   else:
-    if not (np.isclose(lat.max(), 90 - delta / 2) and
-            np.isclose(lat.min(), -90 + delta / 2)):
+    if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
       raise ValueError(f"latitudes do not end half a spacing from the poles: {lat}")
     weights = np.cos(np.deg2rad(lat))
   return weights / weights.mean()
@@ -67,9 +66,14 @@ class WeightedMSE:
     names: target variables, sorted (the channel order).
   """
 
-  def __init__(self, layout: ChannelLayout, lat: Sequence[float], num_lon: int,
-               levels: Sequence[int],
-               per_variable_weights: Mapping[str, float] | None = None):
+  def __init__(
+      self,
+      layout: ChannelLayout,
+      lat: Sequence[float],
+      num_lon: int,
+      levels: Sequence[int],
+      per_variable_weights: Mapping[str, float] | None = None,
+  ):
     if per_variable_weights is None:
       per_variable_weights = PER_VARIABLE_WEIGHTS
     self.names = sorted({v for v, _, _ in layout.outputs})
@@ -83,14 +87,15 @@ class WeightedMSE:
     # level-weighted per-channel means.
     reduce = np.zeros((len(layout.outputs), len(self.names)), np.float32)
     for c, (v, _, l) in enumerate(layout.outputs):
-      reduce[c, self.names.index(v)] = (
-          1.0 if l is None else level_w[l]) / counts[v]
+      reduce[c, self.names.index(v)] = (1.0 if l is None else level_w[l]) / counts[v]
     self._reduce = reduce
     self._variable_weights = np.array(
-        [per_variable_weights.get(v, 1.0) for v in self.names], np.float32)
+        [per_variable_weights.get(v, 1.0) for v in self.names], np.float32
+    )
 
-  def __call__(self, predictions: jax.Array, targets: jax.Array
-               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def __call__(
+      self, predictions: jax.Array, targets: jax.Array
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Loss per batch element.
 
     Args:
@@ -107,9 +112,13 @@ class WeightedMSE:
     """[n_grid] float latitude weights of the grid nodes (mean 1)."""
     return self._node_weights
 
-  def channel_means(self, predictions: jax.Array, targets: jax.Array,
-                    node_weights=None, num_nodes: int | None = None
-                    ) -> jax.Array:
+  def channel_means(
+      self,
+      predictions: jax.Array,
+      targets: jax.Array,
+      node_weights=None,
+      num_nodes: int | None = None,
+  ) -> jax.Array:
     """Latitude-weighted mean squared error per channel, float32 [B, C].
 
     A device holding some of the nodes passes their `node_weights` (zero for
@@ -125,8 +134,7 @@ class WeightedMSE:
     ones = np.full((error.shape[-1],), 1.0 / num_nodes, np.float32)
     return jnp.dot(error.astype(jnp.float32), ones)
 
-  def from_channel_means(self, per_channel: jax.Array
-                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def from_channel_means(self, per_channel: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(weighted total [B], {name: per-variable loss [B]}) from [B, C]."""
     per_variable = per_channel @ self._reduce  # [B, V]
     total = per_variable @ self._variable_weights

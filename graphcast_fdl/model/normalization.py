@@ -20,8 +20,7 @@ from graphcast_fdl.model.channels import ChannelLayout
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 
-def stats_table(dataset, names: Iterable[str],
-                levels: Iterable[int]) -> dict[str, np.ndarray]:
+def stats_table(dataset, names: Iterable[str], levels: Iterable[int]) -> dict[str, np.ndarray]:
   """{name: scalar or [level]} float32 for the names the dataset has."""
   table = {}
   levels = [int(l) for l in levels]
@@ -32,8 +31,7 @@ def stats_table(dataset, names: Iterable[str],
     if "level" in var.dims:
       missing = sorted(set(levels) - set(int(v) for v in var.level.values))
       if missing:
-        raise ValueError(f"normalisation stats for {name!r} lack levels "
-                         f"{missing}")
+        raise ValueError(f"normalisation stats for {name!r} lack levels " f"{missing}")
       var = var.sel(level=levels)
     table[name] = np.asarray(var.values, np.float32)
   return table
@@ -42,8 +40,7 @@ def stats_table(dataset, names: Iterable[str],
 class ChannelNormalization:
   """Per-channel normalisation constants for one task and channel layout."""
 
-  def __init__(self, stats: NormalizationStats, layout: ChannelLayout,
-               levels: Iterable[int]):
+  def __init__(self, stats: NormalizationStats, layout: ChannelLayout, levels: Iterable[int]):
     names = {c[0] for c in layout.inputs + layout.forcings + layout.outputs}
     levels = list(levels)
     mean = stats_table(stats.mean, names, levels)
@@ -55,16 +52,24 @@ class ChannelNormalization:
     self.forcing_std = layout.vector(stddev, layout.forcings, 1.0)
     self.last_input = layout.last_input
     residual = self.last_input >= 0
-    self.output_scale = np.where(residual,
-                                 layout.vector(diffs, layout.outputs, 1.0),
-                                 layout.vector(stddev, layout.outputs, 1.0))
-    self.output_mean = np.where(residual, 0.0,
-                                layout.vector(mean, layout.outputs, 0.0)
-                                ).astype(np.float32)
+    self.output_scale = np.where(
+        residual,
+        layout.vector(diffs, layout.outputs, 1.0),
+        layout.vector(stddev, layout.outputs, 1.0),
+    )
+    self.output_mean = np.where(residual, 0.0, layout.vector(mean, layout.outputs, 0.0)).astype(
+        np.float32
+    )
     self._residual = residual
     # Channel-major arrays [..., C, n_grid]: per-channel constants as [C, 1].
-    for name in ("input_mean", "input_std", "forcing_mean", "forcing_std",
-                 "output_scale", "output_mean"):
+    for name in (
+        "input_mean",
+        "input_std",
+        "forcing_mean",
+        "forcing_std",
+        "output_scale",
+        "output_mean",
+    ):
       setattr(self, name, getattr(self, name).astype(np.float32)[:, None])
 
   def inputs(self, x: jax.Array) -> jax.Array:
@@ -80,8 +85,7 @@ class ChannelNormalization:
 
   def prediction(self, norm_outputs: jax.Array, inputs: jax.Array) -> jax.Array:
     """Normalised outputs (any dtype) -> float32 predictions."""
-    return (norm_outputs.astype(jnp.float32) * self.output_scale
-            + self._base(inputs))
+    return norm_outputs.astype(jnp.float32) * self.output_scale + self._base(inputs)
 
   def target(self, targets: jax.Array, inputs: jax.Array) -> jax.Array:
     """Targets -> normalised residuals (or normalised values), float32."""

@@ -47,5 +47,4 @@ class NormalizationStats:
 
   def select_levels(self, levels) -> "NormalizationStats":
     """The same stats restricted to `levels` (hPa), e.g. 13 of 37."""
-    return NormalizationStats(
-        **{f: getattr(self, f).sel(level=list(levels)) for f in FILES})
+    return NormalizationStats(**{f: getattr(self, f).sel(level=list(levels)) for f in FILES})

@@ -31,8 +31,12 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def layout(task: TaskConfig) -> channels.ChannelLayout:
   return channels.ChannelLayout(
-      task.input_variables, task.target_variables, task.forcing_variables,
-      task.num_levels, task_lib.input_frames(task))
+      task.input_variables,
+      task.target_variables,
+      task.forcing_variables,
+      task.num_levels,
+      task_lib.input_frames(task),
+  )
 
 
 def network(model: ModelConfig, task: TaskConfig) -> GraphCastNet:
@@ -40,22 +44,22 @@ def network(model: ModelConfig, task: TaskConfig) -> GraphCastNet:
   return GraphCastNet(
       model=model,
       num_input_channels=len(chans.inputs) + len(chans.forcings),
-      num_outputs=len(chans.outputs))
+      num_outputs=len(chans.outputs),
+  )
 
 
 def param_shapes(model: ModelConfig, task: TaskConfig):
   """Abstract float32 params (ShapeDtypeStructs), allocating nothing."""
   net = network(model, task)
   return jax.eval_shape(
-      lambda: net.init(jax.random.PRNGKey(0),
-                       method=GraphCastNet.param_dicts)["params"])
+      lambda: net.init(jax.random.PRNGKey(0), method=GraphCastNet.param_dicts)["params"]
+  )
 
 
 class Predictor:
   """One GraphCast model with its task, statistics and graphs."""
 
-  def __init__(self, model: ModelConfig, task: TaskConfig,
-               stats: NormalizationStats, graphs=None):
+  def __init__(self, model: ModelConfig, task: TaskConfig, stats: NormalizationStats, graphs=None):
     if graphs is None:
       graphs = graphs_for_model(model)
     self.model = model
@@ -67,8 +71,9 @@ class Predictor:
     self._grid_shape = (len(graphs.grid_lat), len(graphs.grid_lon))
     self._layout = layout(task)
     self._norm = ChannelNormalization(stats, self._layout, task.pressure_levels)
-    self._loss = losses.WeightedMSE(self._layout, graphs.grid_lat,
-                                    len(graphs.grid_lon), task.pressure_levels)
+    self._loss = losses.WeightedMSE(
+        self._layout, graphs.grid_lat, len(graphs.grid_lon), task.pressure_levels
+    )
     self._net = network(model, task)
 
   @property
@@ -82,39 +87,50 @@ class Predictor:
     del batch
     return self._net.init(rng, method=GraphCastNet.param_dicts)["params"]
 
-  def _check(self, inputs: Mapping[str, jax.Array],
-             forcings: Mapping[str, jax.Array], num_steps: int):
+  def _check(
+      self, inputs: Mapping[str, jax.Array], forcings: Mapping[str, jax.Array], num_steps: int
+  ):
     for name in self.task.input_variables:
       if name not in inputs:
         raise KeyError(f"input variable {name!r} is missing from the inputs")
       frames = self._layout.num_frames
       if name not in self._layout.static and inputs[name].shape[1] != frames:
-        raise ValueError(f"input variable {name!r} has {inputs[name].shape[1]}"
-                         f" frames, the task's input_duration implies {frames}")
+        raise ValueError(
+            f"input variable {name!r} has {inputs[name].shape[1]}"
+            f" frames, the task's input_duration implies {frames}"
+        )
     for name in self.task.forcing_variables:
       if name not in forcings:
         raise KeyError(f"forcing variable {name!r} is missing from the forcings")
       if forcings[name].shape[1] < num_steps:
-        raise ValueError(f"forcing variable {name!r} has "
-                         f"{forcings[name].shape[1]} steps, need {num_steps}")
+        raise ValueError(
+            f"forcing variable {name!r} has " f"{forcings[name].shape[1]} steps, need {num_steps}"
+        )
 
   def _stack(self, inputs, forcings, num_steps):
     """Batch-layout dicts -> [B, C_in, n_grid], [T, B, C_f, n_grid]."""
     self._check(inputs, forcings, num_steps)
     stacked_inputs = channels.stack_inputs(
-        {n: jnp.asarray(inputs[n], jnp.float32)
-         for n in self.task.input_variables},
-        self._layout.static, self._grid_shape)
+        {n: jnp.asarray(inputs[n], jnp.float32) for n in self.task.input_variables},
+        self._layout.static,
+        self._grid_shape,
+    )
     stacked_forcings = channels.stack_steps(
-        {n: jnp.asarray(forcings[n], jnp.float32)[:, :num_steps]
-         for n in self.task.forcing_variables}, self._grid_shape)
+        {
+            n: jnp.asarray(forcings[n], jnp.float32)[:, :num_steps]
+            for n in self.task.forcing_variables
+        },
+        self._grid_shape,
+    )
     return stacked_inputs, stacked_forcings
 
   def _one_step(self, params, inputs: jax.Array, forcings: jax.Array):
     """Normalised outputs [B, C_out, n_grid] (compute dtype) from raw stacked
     inputs [B, C_in, n_grid] and forcings [B, C_f, n_grid] (float32)."""
-    parts = (self._norm.inputs(inputs).astype(self._dtype),
-             self._norm.forcings(forcings).astype(self._dtype))
+    parts = (
+        self._norm.inputs(inputs).astype(self._dtype),
+        self._norm.forcings(forcings).astype(self._dtype),
+    )
     return self._net.apply({"params": params}, self._graph, parts)
 
   def _scan(self, body, carry, xs, num_steps):
@@ -133,24 +149,22 @@ class Predictor:
     # then the remaining num_steps % k steps as a plain scan.
     num_segments, rest = divmod(num_steps, k)
     head = jax.tree.map(
-        lambda x: x[:num_segments * k].reshape((num_segments, k) + x.shape[1:]),
-        xs)
+        lambda x: x[: num_segments * k].reshape((num_segments, k) + x.shape[1:]), xs
+    )
 
     @jax.checkpoint
     def segment(carry, segment_xs):
       return jax.lax.scan(body, carry, segment_xs, length=k)
 
     carry, ys = jax.lax.scan(segment, carry, head, length=num_segments)
-    ys = jax.tree.map(lambda y: y.reshape((num_segments * k,) + y.shape[2:]),
-                      ys)
+    ys = jax.tree.map(lambda y: y.reshape((num_segments * k,) + y.shape[2:]), ys)
     if rest:
-      tail = jax.tree.map(lambda x: x[num_segments * k:num_steps], xs)
+      tail = jax.tree.map(lambda x: x[num_segments * k : num_steps], xs)
       carry, tail_ys = jax.lax.scan(body, carry, tail, length=rest)
       ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ys, tail_ys)
     return carry, ys
 
-  def loss(self, params, batch: Batch
-           ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss(self, params, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Weighted MSE on normalised residuals, mean over rollout and batch.
 
     The rollout length is the targets' time dim. Returns (scalar, {target
@@ -168,8 +182,12 @@ class Predictor:
       # Each step stacks only its own targets: stacking every step up front
       # held a second copy of all targets (0.9 GB per step at 0.25 deg).
       target = channels.stack_steps(
-          {n: jnp.asarray(jax.lax.dynamic_index_in_dim(x, t, 1), jnp.float32)
-           for n, x in targets.items()}, self._grid_shape)[0]
+          {
+              n: jnp.asarray(jax.lax.dynamic_index_in_dim(x, t, 1), jnp.float32)
+              for n, x in targets.items()
+          },
+          self._grid_shape,
+      )[0]
       outputs = self._one_step(params, inputs, forcing)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
       loss = self._loss(outputs, norm_target)
@@ -177,13 +195,13 @@ class Predictor:
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
     _, (total, per_variable) = self._scan(
-        body, inputs, (jnp.arange(num_steps), forcings), num_steps)
+        body, inputs, (jnp.arange(num_steps), forcings), num_steps
+    )
     # [T, B]: mean over rollout steps, then over the batch.
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     return mean(total), {k: mean(v) for k, v in per_variable.items()}
 
-  def persistence_loss(self, batch: Batch
-                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def persistence_loss(self, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """`loss` of persistence, the bar a trained model must clear.
 
     Persistence forecasts every target time with the last input frame (a
@@ -195,8 +213,9 @@ class Predictor:
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
     inputs, _ = self._stack(batch.inputs, batch.forcings, num_steps)
     targets = channels.stack_steps(
-        {n: jnp.asarray(batch.targets[n], jnp.float32)
-         for n in self.task.target_variables}, self._grid_shape)
+        {n: jnp.asarray(batch.targets[n], jnp.float32) for n in self.task.target_variables},
+        self._grid_shape,
+    )
 
     def one_step(target):
       norm_target = self._norm.target(target, inputs)
@@ -206,9 +225,13 @@ class Predictor:
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     return mean(total), {k: mean(v) for k, v in per_variable.items()}
 
-  def rollout(self, params, inputs: Mapping[str, jax.Array],
-              forcings: Mapping[str, jax.Array],
-              num_steps: int) -> dict[str, jax.Array]:
+  def rollout(
+      self,
+      params,
+      inputs: Mapping[str, jax.Array],
+      forcings: Mapping[str, jax.Array],
+      num_steps: int,
+  ) -> dict[str, jax.Array]:
     """Predictions {name: [B, num_steps, (level,) lat, lon]} in float32."""
     inputs, forcings = self._stack(inputs, forcings, num_steps)
 
@@ -218,5 +241,6 @@ class Predictor:
       return self._layout.next_inputs(inputs, predictions, forcing), predictions
 
     _, predictions = self._scan(body, inputs, forcings, num_steps)
-    return channels.unstack_steps(predictions, self.task.target_variables,
-                                  self.task.num_levels, self._grid_shape)
+    return channels.unstack_steps(
+        predictions, self.task.target_variables, self.task.num_levels, self._grid_shape
+    )

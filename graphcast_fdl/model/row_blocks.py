@@ -39,13 +39,13 @@ def as_varying(x: jax.Array) -> jax.Array:
   `shard_map`, or when `x` already varies, this is `x`.
   """
   varying = jax.typeof(x).manual_axis_type.varying
-  axes = tuple(a for a in jax.sharding.get_abstract_mesh().manual_axes
-               if a not in varying)
+  axes = tuple(a for a in jax.sharding.get_abstract_mesh().manual_axes if a not in varying)
   return jax.lax.pcast(x, axes, to="varying") if axes else x
 
 
-def map_row_blocks(fn: Callable[..., jax.Array], num_rows: int,
-                   block_size: int | None, out_axis: int = 0) -> jax.Array:
+def map_row_blocks(
+    fn: Callable[..., jax.Array], num_rows: int, block_size: int | None, out_axis: int = 0
+) -> jax.Array:
   """All rows of fn, computed `block_size` rows at a time.
 
   Args:
@@ -64,13 +64,11 @@ def map_row_blocks(fn: Callable[..., jax.Array], num_rows: int,
   if block_size < 1:
     raise ValueError(f"block_size={block_size}: must be >= 1")
   num_blocks = -(-num_rows // block_size)
-  starts = jnp.minimum(jnp.arange(num_blocks) * block_size,
-                       num_rows - block_size)
+  starts = jnp.minimum(jnp.arange(num_blocks) * block_size, num_rows - block_size)
   block = jax.checkpoint(lambda start: fn(start, block_size))
 
   def body(result, start):
-    return jax.lax.dynamic_update_slice_in_dim(
-        result, block(start), start, axis=out_axis), None
+    return jax.lax.dynamic_update_slice_in_dim(result, block(start), start, axis=out_axis), None
 
   # The first block outside the loop: the result is made like it, so that
   # inside `shard_map` it varies over the same mesh axes as the blocks.
@@ -78,6 +76,7 @@ def map_row_blocks(fn: Callable[..., jax.Array], num_rows: int,
   out_shape = list(first.shape)
   out_shape[out_axis] = num_rows
   result = jax.lax.dynamic_update_slice_in_dim(
-      jnp.zeros_like(first, shape=out_shape), first, starts[0], axis=out_axis)
+      jnp.zeros_like(first, shape=out_shape), first, starts[0], axis=out_axis
+  )
   result, _ = jax.lax.scan(body, result, starts[1:])
   return result

@@ -44,34 +44,33 @@ def _take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
   return out
 
 
-def _edge_parts(edges: partition_lib.EdgePartition,
-                axis_name: str) -> gnn.EdgeArrays:
+def _edge_parts(edges: partition_lib.EdgePartition, axis_name: str) -> gnn.EdgeArrays:
   """Per-part edge arrays stacked on a leading [K] axis."""
   num_parts, _, halo_size = edges.send_rows.shape
   halo = None
   if halo_size:
     halo = halo_lib.Halo(
-        send_rows=edges.send_rows.reshape(num_parts, num_parts * halo_size),
-        axis_name=axis_name)
-  return gnn.EdgeArrays(senders=edges.senders, receivers=edges.receivers,
-                        features=edges.features, halo=halo)
+        send_rows=edges.send_rows.reshape(num_parts, num_parts * halo_size), axis_name=axis_name
+    )
+  return gnn.EdgeArrays(
+      senders=edges.senders, receivers=edges.receivers, features=edges.features, halo=halo
+  )
 
 
-def graph_parts(graphs, parts: partition_lib.GraphPartition,
-                axis_name: str = SPACE_AXIS) -> gnn.GraphArrays:
+def graph_parts(
+    graphs, parts: partition_lib.GraphPartition, axis_name: str = SPACE_AXIS
+) -> gnn.GraphArrays:
   """`GraphArrays` (numpy) of every part, stacked on a leading [K] axis."""
   return gnn.GraphArrays(
-      grid_nodes=_take_rows(
-          np.asarray(graphs.grid_node_features, np.float32), parts.grid.nodes),
-      mesh_nodes=_take_rows(
-          np.asarray(graphs.mesh_node_features, np.float32), parts.mesh.nodes),
+      grid_nodes=_take_rows(np.asarray(graphs.grid_node_features, np.float32), parts.grid.nodes),
+      mesh_nodes=_take_rows(np.asarray(graphs.mesh_node_features, np.float32), parts.mesh.nodes),
       grid2mesh=_edge_parts(parts.grid2mesh, axis_name),
       mesh=_edge_parts(parts.mesh_edges, axis_name),
-      mesh2grid=_edge_parts(parts.mesh2grid, axis_name))
+      mesh2grid=_edge_parts(parts.mesh2grid, axis_name),
+  )
 
 
-def exchanged_rows(parts: partition_lib.GraphPartition,
-                   gnn_msg_steps: int) -> int:
+def exchanged_rows(parts: partition_lib.GraphPartition, gnn_msg_steps: int) -> int:
   """Node rows one device sends per forward pass of the network.
 
   Grid rows once (encoder), mesh rows once per processor step and once for
@@ -80,9 +79,11 @@ def exchanged_rows(parts: partition_lib.GraphPartition,
   pass sends as many again.
   """
   k = parts.num_parts
-  return (k - 1) * (parts.grid2mesh.halo_size
-                    + gnn_msg_steps * parts.mesh_edges.halo_size
-                    + parts.mesh2grid.halo_size)
+  return (k - 1) * (
+      parts.grid2mesh.halo_size
+      + gnn_msg_steps * parts.mesh_edges.halo_size
+      + parts.mesh2grid.halo_size
+  )
 
 
 class SpatialPredictor(Predictor):
@@ -96,41 +97,45 @@ class SpatialPredictor(Predictor):
   # `train.sharding.data_parallel` leaves this loss as it is.
   splits_batch = True
 
-  def __init__(self, model: ModelConfig, task: TaskConfig,
-               stats: NormalizationStats, graphs=None, *, mesh: Mesh,
-               space_axis: str = SPACE_AXIS, data_axis: str | None = None):
+  def __init__(
+      self,
+      model: ModelConfig,
+      task: TaskConfig,
+      stats: NormalizationStats,
+      graphs=None,
+      *,
+      mesh: Mesh,
+      space_axis: str = SPACE_AXIS,
+      data_axis: str | None = None,
+  ):
     if graphs is None:
       graphs = graph_lib.graphs_for_model(model)
     super().__init__(model, task, stats, graphs)
     if space_axis not in mesh.axis_names:
-      raise ValueError(f"space_axis={space_axis!r} is not an axis of the mesh "
-                       f"{mesh.axis_names}")
+      raise ValueError(
+          f"space_axis={space_axis!r} is not an axis of the mesh " f"{mesh.axis_names}"
+      )
     if data_axis is not None and data_axis not in mesh.axis_names:
-      raise ValueError(f"data_axis={data_axis!r} is not an axis of the mesh "
-                       f"{mesh.axis_names}")
+      raise ValueError(f"data_axis={data_axis!r} is not an axis of the mesh " f"{mesh.axis_names}")
     self.mesh = mesh
     self.space_axis = space_axis
     self.data_axis = data_axis
-    self.partition = partition_lib.partition_graphs(
-        graphs, mesh.shape[space_axis])
+    self.partition = partition_lib.partition_graphs(graphs, mesh.shape[space_axis])
     self._num_grid = graphs.grid_node_features.shape[0]
     # The padding appended to the grid order is all that maps it to parts.
     grid_nodes = self.partition.grid.nodes.reshape(-1)
-    assert np.array_equal(grid_nodes[:self._num_grid],
-                          np.arange(self._num_grid))
+    assert np.array_equal(grid_nodes[: self._num_grid], np.arange(self._num_grid))
     parts = NamedSharding(mesh, P(space_axis))
-    self._parts = jax.device_put(
-        graph_parts(graphs, self.partition, space_axis), parts)
+    self._parts = jax.device_put(graph_parts(graphs, self.partition, space_axis), parts)
     self._part_weights = jax.device_put(
-        _take_rows(self._loss.node_weights.astype(np.float32),
-                   self.partition.grid.nodes), parts)
+        _take_rows(self._loss.node_weights.astype(np.float32), self.partition.grid.nodes), parts
+    )
 
   def exchanged_bytes_per_step(self, batch_size: int, num_steps: int) -> int:
     """Bytes one device sends in one loss+grad of a `num_steps` rollout
     (forward and backward, without recomputation by remat)."""
     rows = exchanged_rows(self.partition, self.model.gnn_msg_steps)
-    row_bytes = (batch_size * self.model.latent_size
-                 * jnp.dtype(self._dtype).itemsize)
+    row_bytes = batch_size * self.model.latent_size * jnp.dtype(self._dtype).itemsize
     return 2 * num_steps * rows * row_bytes
 
   def _to_parts(self, x: jax.Array) -> jax.Array:
@@ -138,8 +143,7 @@ class SpatialPredictor(Predictor):
     pad = self.partition.grid.nodes.size - self._num_grid
     return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
 
-  def loss(self, params, batch: Batch
-           ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss(self, params, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """`Predictor.loss`, computed split over the mesh (same value)."""
     for name in self.task.target_variables:
       if name not in batch.targets:
@@ -147,39 +151,53 @@ class SpatialPredictor(Predictor):
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
     inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps)
     targets = channels.stack_steps(
-        {n: jnp.asarray(batch.targets[n], jnp.float32)
-         for n in self.task.target_variables}, self._grid_shape)
+        {n: jnp.asarray(batch.targets[n], jnp.float32) for n in self.task.target_variables},
+        self._grid_shape,
+    )
     space, data = self.space_axis, self.data_axis
     local = jax.shard_map(
-        lambda *args: self._local_loss(num_steps, *args), mesh=self.mesh,
-        in_specs=(P(), P(space), P(space), P(data, None, space),
-                  P(None, data, None, space), P(None, data, None, space)),
-        out_specs=P())
-    return local(params, self._parts, self._part_weights,
-                 self._to_parts(inputs), self._to_parts(targets),
-                 self._to_parts(forcings))
+        lambda *args: self._local_loss(num_steps, *args),
+        mesh=self.mesh,
+        in_specs=(
+            P(),
+            P(space),
+            P(space),
+            P(data, None, space),
+            P(None, data, None, space),
+            P(None, data, None, space),
+        ),
+        out_specs=P(),
+    )
+    return local(
+        params,
+        self._parts,
+        self._part_weights,
+        self._to_parts(inputs),
+        self._to_parts(targets),
+        self._to_parts(forcings),
+    )
 
-  def _local_loss(self, num_steps, params, graph, weights, inputs, targets,
-                  forcings):
+  def _local_loss(self, num_steps, params, graph, weights, inputs, targets, forcings):
     """One device's part: the body of `Predictor.loss` on its nodes."""
     graph = jax.tree.map(lambda x: x[0], graph)
     weights = weights[0]
 
     def body(inputs, step):
       target, forcing = step
-      parts = (self._norm.inputs(inputs).astype(self._dtype),
-               self._norm.forcings(forcing).astype(self._dtype))
+      parts = (
+          self._norm.inputs(inputs).astype(self._dtype),
+          self._norm.forcings(forcing).astype(self._dtype),
+      )
       outputs = self._net.apply({"params": params}, graph, parts)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
       per_channel = jax.lax.psum(
-          self._loss.channel_means(outputs, norm_target, weights,
-                                   self._num_grid), self.space_axis)
+          self._loss.channel_means(outputs, norm_target, weights, self._num_grid), self.space_axis
+      )
       loss = self._loss.from_channel_means(per_channel)
       predictions = self._norm.prediction(outputs, inputs)
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
-    _, (total, per_variable) = self._scan(body, inputs, (targets, forcings),
-                                          num_steps)
+    _, (total, per_variable) = self._scan(body, inputs, (targets, forcings), num_steps)
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     out = mean(total), {k: mean(v) for k, v in per_variable.items()}
     if self.data_axis is not None:

@@ -21,7 +21,6 @@ checkpoints already written stay as they were.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 
 from absl import logging
@@ -30,8 +29,8 @@ import orbax.checkpoint as ocp
 
 from graphcast_fdl.checkpoints import integrity
 from graphcast_fdl.checkpoints import orbax_params
-from graphcast_fdl.checkpoints.integrity import CheckpointDamaged
-from graphcast_fdl.checkpoints.integrity import CheckpointMismatch
+from graphcast_fdl.checkpoints.integrity import CheckpointDamaged  # noqa: F401  (re-exported)
+from graphcast_fdl.checkpoints.integrity import CheckpointMismatch  # noqa: F401  (re-exported)
 from graphcast_fdl.train.config import CheckpointConfig
 from graphcast_fdl.train.train_step import TrainState
 
@@ -70,18 +69,25 @@ def _split(state: TrainState) -> dict:
   return {
       orbax_params.PARAMS_ITEM: state.params,
       "opt_state": state.opt_state,
-      "loop": {"step": state.step, "rng": state.rng,
-               "nonfinite_in_a_row": state.nonfinite_in_a_row,
-               "nonfinite_total": state.nonfinite_total},
+      "loop": {
+          "step": state.step,
+          "rng": state.rng,
+          "nonfinite_in_a_row": state.nonfinite_in_a_row,
+          "nonfinite_total": state.nonfinite_total,
+      },
   }
 
 
 def _join(items: dict) -> TrainState:
   loop = items["loop"]
   return TrainState(
-      step=loop["step"], params=items[orbax_params.PARAMS_ITEM], opt_state=items["opt_state"],
-      rng=loop["rng"], nonfinite_in_a_row=loop["nonfinite_in_a_row"],
-      nonfinite_total=loop["nonfinite_total"])
+      step=loop["step"],
+      params=items[orbax_params.PARAMS_ITEM],
+      opt_state=items["opt_state"],
+      rng=loop["rng"],
+      nonfinite_in_a_row=loop["nonfinite_in_a_row"],
+      nonfinite_total=loop["nonfinite_total"],
+  )
 
 
 def _os_cause(error: BaseException) -> str | None:
@@ -100,22 +106,23 @@ class Checkpointer:
 
   def __init__(self, workdir: str, config: CheckpointConfig):
     self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
-    self.damaged_directory = os.path.join(os.path.abspath(workdir),
-                                          DAMAGED_SUBDIR)
+    self.damaged_directory = os.path.join(os.path.abspath(workdir), DAMAGED_SUBDIR)
     self._every_steps = config.every_steps
     if os.path.exists(self.directory) and not os.path.isdir(self.directory):
       raise CheckpointSaveError(
-          f"cannot save checkpoints: {self.directory} is a file, not a folder")
+          f"cannot save checkpoints: {self.directory} is a file, not a folder"
+      )
     try:
       self._manager = ocp.CheckpointManager(
           self.directory,
           options=ocp.CheckpointManagerOptions(
-              max_to_keep=config.max_to_keep, create=True,
-              enable_async_checkpointing=True))
+              max_to_keep=config.max_to_keep, create=True, enable_async_checkpointing=True
+          ),
+      )
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointSaveError(
-          f"cannot use checkpoint directory {self.directory}: "
-          f"{integrity.first_line(e)}") from e
+          f"cannot use checkpoint directory {self.directory}: " f"{integrity.first_line(e)}"
+      ) from e
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -131,18 +138,19 @@ class Checkpointer:
     if step in self._manager.all_steps():
       return False
     items = _split(state)
-    meta = dict(meta, shapes=integrity.shapes(items),
-                checksums=integrity.checksums(items))
+    meta = dict(meta, shapes=integrity.shapes(items), checksums=integrity.checksums(items))
     args = {k: ocp.args.StandardSave(v) for k, v in items.items()}
     args["meta"] = ocp.args.JsonSave(meta)
     try:
-      saved = self._manager.save(step, args=ocp.args.Composite(**args),
-                                 force=True)
+      saved = self._manager.save(step, args=ocp.args.Composite(**args), force=True)
     except Exception as e:  # pylint: disable=broad-except
       raise self._save_error(step, e) from e
     if saved:
-      logging.info("Saving checkpoint at step %d (%s)", step, {
-          k: v for k, v in meta.items() if k not in ("shapes", "checksums")})
+      logging.info(
+          "Saving checkpoint at step %d (%s)",
+          step,
+          {k: v for k, v in meta.items() if k not in ("shapes", "checksums")},
+      )
     return saved
 
   def _save_error(self, step, error) -> CheckpointSaveError:
@@ -153,11 +161,11 @@ class Checkpointer:
     return CheckpointSaveError(
         f"checkpoint saving failed at step {step} in {self.directory} "
         f"({_os_cause(error) or integrity.first_line(error)}); the checkpoints already "
-        f"there are kept (steps: {kept})")
+        f"there are kept (steps: {kept})"
+    )
 
   def read_meta(self, step: int) -> dict:
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))
+    restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     meta = restored["meta"]
     if not isinstance(meta, dict):
       raise CheckpointDamaged("its meta item is not a JSON object")
@@ -181,8 +189,7 @@ class Checkpointer:
     integrity.check_sums(meta, restored, step)
     return _join(restored)
 
-  def restore_latest_intact(self, target: TrainState
-                            ) -> tuple[int | None, TrainState | None]:
+  def restore_latest_intact(self, target: TrainState) -> tuple[int | None, TrainState | None]:
     """(step, state) of the newest checkpoint that verifies, or (None, None).
 
     Damaged ones are reported in one line each and moved aside.
@@ -192,8 +199,12 @@ class Checkpointer:
         return step, self.restore(target, step)
       except CheckpointDamaged as e:
         moved = self._set_aside(step)
-        logging.warning("Checkpoint step %d is damaged (%s): moved to %s; "
-                        "trying the next older one", step, e, moved)
+        logging.warning(
+            "Checkpoint step %d is damaged (%s): moved to %s; " "trying the next older one",
+            step,
+            e,
+            moved,
+        )
     return None, None
 
   def _set_aside(self, step: int) -> str:
@@ -209,6 +220,7 @@ class Checkpointer:
       shutil.move(source, destination)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
     self._manager.reload()
     return destination

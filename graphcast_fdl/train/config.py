@@ -34,9 +34,12 @@ class OptimizerConfig:
   grad_clip_norm: float = 32.0
 
   def __post_init__(self):
-    check_range("optimizer", self, {"b1": 0, "b2": 0, "eps": 0,
-                                    "weight_decay": 0, "grad_clip_norm": 0},
-                above=("eps", "grad_clip_norm"))
+    check_range(
+        "optimizer",
+        self,
+        {"b1": 0, "b2": 0, "eps": 0, "weight_decay": 0, "grad_clip_norm": 0},
+        above=("eps", "grad_clip_norm"),
+    )
     for name in ("b1", "b2"):
       if getattr(self, name) >= 1:
         raise ValueError(f"optimizer.{name}={getattr(self, name)}: must be < 1")
@@ -66,10 +69,8 @@ class MeshConfig:
   space_axis: str = "space"
 
   def __post_init__(self):
-    if (isinstance(self.spatial, bool) or not isinstance(self.spatial, int)
-        or self.spatial < 1):
-      raise ValueError(f"mesh.spatial={self.spatial!r}: must be a whole "
-                       "number >= 1")
+    if isinstance(self.spatial, bool) or not isinstance(self.spatial, int) or self.spatial < 1:
+      raise ValueError(f"mesh.spatial={self.spatial!r}: must be a whole " "number >= 1")
     check_range("mesh", self, {"num_devices": 1})
 
 
@@ -104,8 +105,7 @@ class EvalConfig:
   rollout_steps: int = 1
 
   def __post_init__(self):
-    check_range("eval", self, {"every_steps": 0, "num_batches": 1,
-                               "rollout_steps": 1})
+    check_range("eval", self, {"every_steps": 0, "num_batches": 1, "rollout_steps": 1})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,5 +131,6 @@ class TrainConfig:
   compilation_cache_dir: str | None = None
 
   def __post_init__(self):
-    check_range("train", self, {"max_nonfinite_in_a_row": 1,
-                                "profile_steps": 0, "profile_first_step": 0})
+    check_range(
+        "train", self, {"max_nonfinite_in_a_row": 1, "profile_steps": 0, "profile_first_step": 0}
+    )

@@ -43,16 +43,15 @@ class Experiment:
   task: task_lib.TaskConfig
   data: DataConfig
   schedule: Schedule
-  mesh: train_config.MeshConfig = dataclasses.field(
-      default_factory=train_config.MeshConfig)
+  mesh: train_config.MeshConfig = dataclasses.field(default_factory=train_config.MeshConfig)
   optimizer: train_config.OptimizerConfig = dataclasses.field(
-      default_factory=train_config.OptimizerConfig)
+      default_factory=train_config.OptimizerConfig
+  )
   checkpoint: train_config.CheckpointConfig = dataclasses.field(
-      default_factory=train_config.CheckpointConfig)
-  eval: train_config.EvalConfig = dataclasses.field(
-      default_factory=train_config.EvalConfig)
-  train: train_config.TrainConfig = dataclasses.field(
-      default_factory=train_config.TrainConfig)
+      default_factory=train_config.CheckpointConfig
+  )
+  eval: train_config.EvalConfig = dataclasses.field(default_factory=train_config.EvalConfig)
+  train: train_config.TrainConfig = dataclasses.field(default_factory=train_config.TrainConfig)
   init_checkpoint: str | None = None
   stats_dir: str | None = None
   log_every_steps: int = 50
@@ -82,11 +81,13 @@ def phase_settings(experiment: Experiment, phase: Phase) -> PhaseSettings:
   model = experiment.model
   if phase.precision is not None or phase.remat is not None:
     model = dataclasses.replace(
-        model, precision=phase.precision or model.precision,
-        remat=phase.remat or model.remat)
+        model, precision=phase.precision or model.precision, remat=phase.remat or model.remat
+    )
   return PhaseSettings(
-      model=model, data=phase.data or experiment.data,
-      eval_every_steps=phase.eval_every_steps or experiment.eval.every_steps)
+      model=model,
+      data=phase.data or experiment.data,
+      eval_every_steps=phase.eval_every_steps or experiment.eval.every_steps,
+  )
 
 
 def validate(experiment: Experiment, num_visible_devices: int | None = None) -> None:
@@ -95,33 +96,36 @@ def validate(experiment: Experiment, num_visible_devices: int | None = None) -> 
   if data.resolution != model.resolution:
     raise ExperimentError(
         f"data.resolution={data.resolution} differs from model.resolution="
-        f"{model.resolution}: use the resolution(degrees=...) fiddler to change both")
+        f"{model.resolution}: use the resolution(degrees=...) fiddler to change both"
+    )
   if data.include_poles != model.include_poles:
     raise ExperimentError(
         f"data.include_poles={data.include_poles} differs from "
-        f"model.include_poles={model.include_poles}")
+        f"model.include_poles={model.include_poles}"
+    )
   if experiment.log_every_steps < 1:
-    raise ExperimentError(
-        f"log_every_steps={experiment.log_every_steps}: must be >= 1")
+    raise ExperimentError(f"log_every_steps={experiment.log_every_steps}: must be >= 1")
   if data.global_batch_size < 1:
-    raise ExperimentError(
-        f"data.global_batch_size={data.global_batch_size}: must be >= 1")
+    raise ExperimentError(f"data.global_batch_size={data.global_batch_size}: must be >= 1")
   num_devices = mesh.num_devices or num_visible_devices
   if mesh.num_devices is not None and mesh.num_devices < 1:
     raise ExperimentError(f"mesh.num_devices={mesh.num_devices}: must be >= 1")
   if num_devices and num_devices % mesh.spatial:
     raise ExperimentError(
         f"mesh.spatial={mesh.spatial} does not divide mesh.num_devices="
-        f"{num_devices}: use devices(n=..., spatial=...)")
+        f"{num_devices}: use devices(n=..., spatial=...)"
+    )
   if num_devices and data.global_batch_size % (num_devices // mesh.spatial):
     raise ExperimentError(
         f"data.global_batch_size={data.global_batch_size} is not divisible by "
         f"mesh.num_devices={num_devices}"
         + (f" / mesh.spatial={mesh.spatial}" if mesh.spatial > 1 else "")
-        + ": use devices(n=..., per_device_batch=...)")
+        + ": use devices(n=..., per_device_batch=...)"
+    )
   for span in experiment.schedule.spans():
     phase_data = span.phase.data
     if phase_data is not None and phase_data.resolution != model.resolution:
       raise ExperimentError(
           f"schedule.phases[{span.index}].data.resolution={phase_data.resolution}"
-          f" differs from model.resolution={model.resolution}")
+          f" differs from model.resolution={model.resolution}"
+      )

@@ -18,10 +18,12 @@ import numpy as np
 
 def to_host(tree):
   """Host numpy copies of (replicated) arrays; works with several processes."""
+
   def leaf(x):
     if isinstance(x, jax.Array):
       return np.asarray(x.addressable_shards[0].data)
     return np.asarray(x)
+
   return jax.tree.map(leaf, tree)
 
 
@@ -37,8 +39,7 @@ def flatten(metrics: dict, prefix: str) -> dict[str, float]:
         flat[f"{prefix}/loss/{var}"] = float(v)
     elif name != "finite":
       flat[f"{prefix}/{name}"] = float(value)
-  return {k: v for k, v in flat.items()
-          if np.isfinite(v) or k.endswith("skipped_steps")}
+  return {k: v for k, v in flat.items() if np.isfinite(v) or k.endswith("skipped_steps")}
 
 
 def _finite_mean(name: str):
@@ -51,7 +52,8 @@ def _finite_mean(name: str):
     def from_model_output(cls, finite=True, **outputs):
       return super().from_model_output(
           jnp.reshape(jnp.asarray(outputs[name], jnp.float32), (1,)),
-          mask=jnp.reshape(jnp.asarray(finite, bool), (1,)))
+          mask=jnp.reshape(jnp.asarray(finite, bool), (1,)),
+      )
 
   return FiniteMean
 
@@ -70,16 +72,17 @@ class PerVariableMean(clu_metrics.Metric):
   @classmethod
   def from_model_output(cls, per_variable, finite=True, **_):
     finite = jnp.asarray(finite, bool)
-    totals = {k: jnp.where(finite, jnp.asarray(v, jnp.float32), 0.0)
-              for k, v in per_variable.items()}
+    totals = {
+        k: jnp.where(finite, jnp.asarray(v, jnp.float32), 0.0) for k, v in per_variable.items()
+    }
     return cls(totals=totals, count=finite.astype(jnp.int32))
 
   def merge(self, other: "PerVariableMean") -> "PerVariableMean":
     if not self.totals:
-      return other if other.totals else type(self)(
-          totals={}, count=self.count + other.count)
-    return type(self)(totals=jax.tree.map(jnp.add, self.totals, other.totals),
-                      count=self.count + other.count)
+      return other if other.totals else type(self)(totals={}, count=self.count + other.count)
+    return type(self)(
+        totals=jax.tree.map(jnp.add, self.totals, other.totals), count=self.count + other.count
+    )
 
   def compute(self) -> dict[str, jnp.ndarray]:
     return {k: v / self.count for k, v in self.totals.items()}

@@ -28,7 +28,8 @@ def phase_learning_rate(lr: LearningRate, num_steps: int) -> optax.Schedule:
   decay_steps = max(num_steps - lr.warmup_steps, 1)
   if lr.decay == "cosine":
     decay = optax.cosine_decay_schedule(
-        lr.peak, decay_steps, alpha=lr.end_value / lr.peak if lr.peak else 0.0)
+        lr.peak, decay_steps, alpha=lr.end_value / lr.peak if lr.peak else 0.0
+    )
   elif lr.decay == "linear":
     decay = optax.linear_schedule(lr.peak, lr.end_value, decay_steps)
   else:
@@ -42,8 +43,7 @@ def phase_learning_rate(lr: LearningRate, num_steps: int) -> optax.Schedule:
 def schedule_learning_rate(schedule: Schedule) -> optax.Schedule:
   """Global step -> rate; each phase's schedule starts at its first step."""
   spans = schedule.spans()
-  parts = [phase_learning_rate(s.phase.learning_rate, s.phase.num_steps)
-           for s in spans]
+  parts = [phase_learning_rate(s.phase.learning_rate, s.phase.num_steps) for s in spans]
   return optax.join_schedules(parts, [s.start for s in spans[1:]])
 
 
@@ -57,18 +57,26 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
 
   Set the rate before each update with `set_learning_rate`; it starts at 0.
   """
+
   def clipped_adamw(learning_rate):
     return optax.chain(
         optax.clip_by_global_norm(config.grad_clip_norm),
-        optax.adamw(learning_rate, b1=config.b1, b2=config.b2, eps=config.eps,
-                    weight_decay=config.weight_decay, mask=weight_decay_mask))
+        optax.adamw(
+            learning_rate,
+            b1=config.b1,
+            b2=config.b2,
+            eps=config.eps,
+            weight_decay=config.weight_decay,
+            mask=weight_decay_mask,
+        ),
+    )
+
   return optax.inject_hyperparams(clipped_adamw)(learning_rate=0.0)
 
 
 def set_learning_rate(opt_state, learning_rate) -> object:
   """`opt_state` with its injected rate replaced (a scalar, traced or not)."""
-  return optax.tree_utils.tree_set(
-      opt_state, learning_rate=jnp.asarray(learning_rate, jnp.float32))
+  return optax.tree_utils.tree_set(opt_state, learning_rate=jnp.asarray(learning_rate, jnp.float32))
 
 
 def get_learning_rate(opt_state) -> jax.Array:

@@ -34,8 +34,7 @@ class StopSignal:
 
   def _handle(self, signum, frame):
     del frame
-    logging.warning("Received signal %d: saving a checkpoint after this step",
-                    signum)
+    logging.warning("Received signal %d: saving a checkpoint after this step", signum)
     self.signum = signum
 
   def __exit__(self, *exc):
@@ -47,5 +46,6 @@ class StopSignal:
     local = self.signum or 0
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       local = int(np.max(multihost_utils.process_allgather(np.int32(local))))
     return local or None

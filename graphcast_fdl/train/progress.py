@@ -24,14 +24,17 @@ class StepPricer:
   rollout length.
   """
 
-  def __init__(self, schedule: Schedule,
-               step_seconds: Sequence[float] | None = None):
+  def __init__(self, schedule: Schedule, step_seconds: Sequence[float] | None = None):
     self._spans = schedule.spans()
-    costs = (list(step_seconds) if step_seconds is not None else
-             [float(p.rollout_steps) for p in schedule.phases])
+    costs = (
+        list(step_seconds)
+        if step_seconds is not None
+        else [float(p.rollout_steps) for p in schedule.phases]
+    )
     if len(costs) != len(self._spans) or min(costs) <= 0:
-      raise ValueError(f"step_seconds: need one positive figure per phase "
-                       f"({len(self._spans)}), got {costs}")
+      raise ValueError(
+          f"step_seconds: need one positive figure per phase " f"({len(self._spans)}), got {costs}"
+      )
     self._costs = costs
     self.scale = None  # Measured seconds per estimated second.
 
@@ -66,11 +69,20 @@ class ScheduleProgress(periodic_actions.ReportProgress):
   checkpoints (the first report says so).
   """
 
-  def __init__(self, schedule: Schedule, writer=None, every_steps: int = 50,
-               step_seconds: Sequence[float] | None = None):
-    super().__init__(num_train_steps=schedule.total_steps, writer=writer,
-                     every_steps=every_steps, every_secs=None,
-                     on_steps=[s.end for s in schedule.spans()])
+  def __init__(
+      self,
+      schedule: Schedule,
+      writer=None,
+      every_steps: int = 50,
+      step_seconds: Sequence[float] | None = None,
+  ):
+    super().__init__(
+        num_train_steps=schedule.total_steps,
+        writer=writer,
+        every_steps=every_steps,
+        every_secs=None,
+        on_steps=[s.end for s in schedule.spans()],
+    )
     self._schedule = schedule
     self._pricer = StepPricer(schedule, step_seconds)
     self._timed_before = 0.0
@@ -93,7 +105,8 @@ class ScheduleProgress(periodic_actions.ReportProgress):
         f"{span.phase.rollout_steps}) {step - span.start}/{span.phase.num_steps}"
         f" | {steps_per_sec:.2f} steps/s | phase ETA "
         f"{format_seconds(self._pricer.seconds_left(step, span.end))} | "
-        f"total ETA {format_seconds(self._pricer.seconds_left(step, total))}")
+        f"total ETA {format_seconds(self._pricer.seconds_left(step, total))}"
+    )
     if first:
       message += f" (steps only, excludes {EXCLUDED})"
     self.last_message = message

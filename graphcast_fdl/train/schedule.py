@@ -31,8 +31,7 @@ class LearningRate:
 
   def __post_init__(self):
     if self.decay not in LR_DECAYS:
-      raise ValueError(
-          f"learning_rate.decay={self.decay!r}: must be one of {LR_DECAYS}")
+      raise ValueError(f"learning_rate.decay={self.decay!r}: must be one of {LR_DECAYS}")
     if self.warmup_steps < 0:
       raise ValueError(f"learning_rate.warmup_steps={self.warmup_steps}: must be >= 0")
     for name in ("peak", "init_value", "end_value"):
@@ -69,11 +68,11 @@ class Phase:
     if self.num_steps < 1:
       raise ValueError(f"phase {self.name!r}: num_steps={self.num_steps} must be >= 1")
     if self.rollout_steps < 1:
-      raise ValueError(
-          f"phase {self.name!r}: rollout_steps={self.rollout_steps} must be >= 1")
+      raise ValueError(f"phase {self.name!r}: rollout_steps={self.rollout_steps} must be >= 1")
     if self.eval_every_steps is not None and self.eval_every_steps < 0:
-      raise ValueError(f"phase {self.name!r}: eval_every_steps="
-                       f"{self.eval_every_steps} must be >= 0 or None")
+      raise ValueError(
+          f"phase {self.name!r}: eval_every_steps=" f"{self.eval_every_steps} must be >= 0 or None"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,37 +125,65 @@ class Schedule:
     return None
 
 
-def single_step(num_steps: int = 300_000, warmup_steps: int = 1_000,
-                peak_lr: float = 1e-3, name: str = "single_step") -> list[Phase]:
+def single_step(
+    num_steps: int = 300_000,
+    warmup_steps: int = 1_000,
+    peak_lr: float = 1e-3,
+    name: str = "single_step",
+) -> list[Phase]:
   """The published pre-training: warm-up to `peak_lr`, half-cosine to 0."""
-  return [Phase(
-      name=name, num_steps=num_steps, rollout_steps=1,
-      learning_rate=LearningRate(peak=peak_lr, warmup_steps=warmup_steps,
-                                 decay="cosine", end_value=0.0))]
+  return [
+      Phase(
+          name=name,
+          num_steps=num_steps,
+          rollout_steps=1,
+          learning_rate=LearningRate(
+              peak=peak_lr, warmup_steps=warmup_steps, decay="cosine", end_value=0.0
+          ),
+      )
+  ]
 
 
-def finetune(num_steps: int = 30_000, rollout_steps: int = 1,
-             lr: float = 3e-7, data: DataConfig | None = None,
-             name: str = "finetune") -> list[Phase]:
+def finetune(
+    num_steps: int = 30_000,
+    rollout_steps: int = 1,
+    lr: float = 3e-7,
+    data: DataConfig | None = None,
+    name: str = "finetune",
+) -> list[Phase]:
   """A constant-LR phase, optionally on another source (e.g. HRES-fc0)."""
-  return [Phase(name=name, num_steps=num_steps, rollout_steps=rollout_steps,
-                learning_rate=LearningRate(peak=lr, decay="constant"),
-                data=data)]
+  return [
+      Phase(
+          name=name,
+          num_steps=num_steps,
+          rollout_steps=rollout_steps,
+          learning_rate=LearningRate(peak=lr, decay="constant"),
+          data=data,
+      )
+  ]
 
 
-def annealing(rollouts: Iterable[int] = range(2, 13), steps_each: int = 1_000,
-              lr: float = 3e-7, name: str = "rollout") -> list[Phase]:
+def annealing(
+    rollouts: Iterable[int] = range(2, 13),
+    steps_each: int = 1_000,
+    lr: float = 3e-7,
+    name: str = "rollout",
+) -> list[Phase]:
   """The published autoregressive fine-tune: one phase per rollout length."""
-  return [Phase(name=f"{name}_{k}", num_steps=steps_each, rollout_steps=k,
-                learning_rate=LearningRate(peak=lr, decay="constant"))
-          for k in rollouts]
+  return [
+      Phase(
+          name=f"{name}_{k}",
+          num_steps=steps_each,
+          rollout_steps=k,
+          learning_rate=LearningRate(peak=lr, decay="constant"),
+      )
+      for k in rollouts
+  ]
 
 
-def published(operational: bool = False,
-              finetune_data: DataConfig | None = None) -> Schedule:
+def published(operational: bool = False, finetune_data: DataConfig | None = None) -> Schedule:
   """GraphCast's schedule; `operational` adds the 30k-step 1-step fine-tune."""
   phases = single_step()
   if operational:
-    phases += finetune(num_steps=30_000, lr=3e-7, data=finetune_data,
-                       name="finetune_hres")
+    phases += finetune(num_steps=30_000, lr=3e-7, data=finetune_data, name="finetune_hres")
   return Schedule(phases=phases + annealing())

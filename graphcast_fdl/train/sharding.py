@@ -33,22 +33,22 @@ def make_mesh(config: MeshConfig, devices=None) -> Mesh:
   devices = list(jax.devices() if devices is None else devices)
   n = config.num_devices or len(devices)
   if n > len(devices):
-    raise MeshError(
-        f"mesh.num_devices={n} but only {len(devices)} device(s) are visible")
+    raise MeshError(f"mesh.num_devices={n} but only {len(devices)} device(s) are visible")
   if jax.process_count() > 1 and n != len(devices):
     raise MeshError(
         f"mesh.num_devices={n} must equal all {len(devices)} devices across "
-        f"{jax.process_count()} processes")
+        f"{jax.process_count()} processes"
+    )
   if config.spatial == 1:
     return Mesh(np.asarray(devices[:n]), (config.data_axis,))
   if n % config.spatial:
-    raise MeshError(f"mesh.spatial={config.spatial} does not divide "
-                    f"mesh.num_devices={n}")
+    raise MeshError(f"mesh.spatial={config.spatial} does not divide " f"mesh.num_devices={n}")
   # A data x space mesh; each example's devices are neighbours in device
   # order (the same host where possible), as its halo traffic is the densest.
-  return Mesh(np.asarray(devices[:n]).reshape(n // config.spatial,
-                                              config.spatial),
-              (config.data_axis, config.space_axis))
+  return Mesh(
+      np.asarray(devices[:n]).reshape(n // config.spatial, config.spatial),
+      (config.data_axis, config.space_axis),
+  )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -62,8 +62,9 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def _sharded_spec(shape, axis_name: str, axis_size: int) -> P:
   """Split the largest dimension divisible by the axis size, else none."""
-  candidates = [(size, dim) for dim, size in enumerate(shape)
-                if size % axis_size == 0 and size >= axis_size]
+  candidates = [
+      (size, dim) for dim, size in enumerate(shape) if size % axis_size == 0 and size >= axis_size
+  ]
   if axis_size == 1 or not candidates:
     return P()
   _, dim = max(candidates)
@@ -76,10 +77,12 @@ def state_shardings(abstract_tree, mesh: Mesh, shard_params: bool = False):
   """A NamedSharding per leaf of a (shape-only) parameter or state tree."""
   axis = mesh.axis_names[0]
   size = mesh.shape[axis]
+
   def leaf(x):
     if not shard_params:
       return replicated(mesh)
     return NamedSharding(mesh, _sharded_spec(np.shape(x), axis, size))
+
   return jax.tree.map(leaf, abstract_tree)
 
 
@@ -107,8 +110,7 @@ def data_parallel(loss_fn, mesh: Mesh):
   def local(params, batch):
     return jax.lax.pmean(loss_fn(params, batch), axis)
 
-  return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis)),
-                       out_specs=P())
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis)), out_specs=P())
 
 
 def per_process_batch_size(global_batch_size: int) -> int:
@@ -116,8 +118,8 @@ def per_process_batch_size(global_batch_size: int) -> int:
   count = jax.process_count()
   if global_batch_size % count:
     raise MeshError(
-        f"data.global_batch_size={global_batch_size} is not divisible by the "
-        f"{count} processes")
+        f"data.global_batch_size={global_batch_size} is not divisible by the " f"{count} processes"
+    )
   return global_batch_size // count
 
 
@@ -129,5 +131,5 @@ def to_global(local_tree, mesh: Mesh):
   """
   sharding = batch_sharding(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
-      local_tree)
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_tree
+  )

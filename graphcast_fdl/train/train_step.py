@@ -46,46 +46,61 @@ class TrainState:
   nonfinite_total: jax.Array
 
 
-def create_state(params, tx: optax.GradientTransformation, rng: jax.Array,
-                 step: int = 0) -> TrainState:
+def create_state(
+    params, tx: optax.GradientTransformation, rng: jax.Array, step: int = 0
+) -> TrainState:
   return TrainState(
-      step=jnp.asarray(step, jnp.int32), params=params,
-      opt_state=tx.init(params), rng=rng,
+      step=jnp.asarray(step, jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      rng=rng,
       nonfinite_in_a_row=jnp.zeros((), jnp.int32),
-      nonfinite_total=jnp.zeros((), jnp.int32))
+      nonfinite_total=jnp.zeros((), jnp.int32),
+  )
 
 
 def state_shardings(abstract_state: TrainState, mesh, shard_params: bool):
   """Shardings for every leaf: counters and rng replicated."""
   rep = sharding_lib.replicated(mesh)
   return abstract_state.replace(
-      step=rep, rng=rep, nonfinite_in_a_row=rep, nonfinite_total=rep,
-      params=sharding_lib.state_shardings(
-          abstract_state.params, mesh, shard_params),
-      opt_state=sharding_lib.state_shardings(
-          abstract_state.opt_state, mesh, shard_params))
+      step=rep,
+      rng=rep,
+      nonfinite_in_a_row=rep,
+      nonfinite_total=rep,
+      params=sharding_lib.state_shardings(abstract_state.params, mesh, shard_params),
+      opt_state=sharding_lib.state_shardings(abstract_state.opt_state, mesh, shard_params),
+  )
 
 
 def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  leaves = [
+      jnp.all(jnp.isfinite(x))
+      for x in jax.tree.leaves(tree)
+      if jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
-                    learning_rate_fn: optax.Schedule):
+def make_train_step(
+    loss_fn: LossFn, tx: optax.GradientTransformation, learning_rate_fn: optax.Schedule
+):
   """(state, batch) -> (state, metrics); metrics are scalars and a per-variable dict."""
+
   def train_step(state: TrainState, batch):
-    (loss, per_variable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, batch)
+    (loss, per_variable), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
     learning_rate = learning_rate_fn(state.step)
     opt_state = optimizer_lib.set_learning_rate(state.opt_state, learning_rate)
     updates, new_opt_state = tx.update(grads, opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
-    finite = (jnp.isfinite(loss) & _all_finite(grads)
-              & _all_finite(new_params) & _all_finite(new_opt_state))
+    finite = (
+        jnp.isfinite(loss)
+        & _all_finite(grads)
+        & _all_finite(new_params)
+        & _all_finite(new_opt_state)
+    )
     keep = lambda new, old: jax.tree.map(  # pylint: disable=g-long-lambda
-        lambda a, b: jnp.where(finite, a, b), new, old)
+        lambda a, b: jnp.where(finite, a, b), new, old
+    )
     skipped = (~finite).astype(jnp.int32)
     rng, _ = jax.random.split(state.rng)
     new_state = state.replace(
@@ -94,7 +109,8 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
         opt_state=keep(new_opt_state, state.opt_state),
         rng=rng,
         nonfinite_in_a_row=(state.nonfinite_in_a_row + 1) * skipped,
-        nonfinite_total=state.nonfinite_total + skipped)
+        nonfinite_total=state.nonfinite_total + skipped,
+    )
     metrics = {
         "loss": loss,
         "per_variable": per_variable,
@@ -103,6 +119,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
         "finite": finite,
     }
     return new_state, metrics
+
   return train_step
 
 
@@ -113,13 +130,13 @@ def jit_train_step(train_step, shardings: TrainState, mesh):
       train_step,
       in_shardings=(shardings, sharding_lib.batch_sharding(mesh)),
       out_shardings=(shardings, rep),
-      donate_argnums=(0,))
+      donate_argnums=(0,),
+  )
 
 
 def jit_eval_step(loss_fn: LossFn, params_shardings, mesh):
   """(params, batch) -> (loss, per_variable), jitted like the train step."""
   rep = sharding_lib.replicated(mesh)
-  return jax.jit(loss_fn,
-                 in_shardings=(params_shardings,
-                               sharding_lib.batch_sharding(mesh)),
-                 out_shardings=rep)
+  return jax.jit(
+      loss_fn, in_shardings=(params_shardings, sharding_lib.batch_sharding(mesh)), out_shardings=rep
+  )

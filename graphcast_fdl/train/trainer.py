@@ -70,18 +70,19 @@ class RunState:
   num_params: int
 
 
-def _default_predictor_factory(model, task, stats, graphs=None, mesh=None,
-                               **spatial_axes):
+def _default_predictor_factory(model, task, stats, graphs=None, mesh=None, **spatial_axes):
   from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
+
   if mesh is not None:  # Each example split over the mesh's space axis.
     from graphcast_fdl.model.spatial import SpatialPredictor  # pylint: disable=g-import-not-at-top
-    return SpatialPredictor(model, task, stats, graphs, mesh=mesh,
-                            **spatial_axes)
+
+    return SpatialPredictor(model, task, stats, graphs, mesh=mesh, **spatial_axes)
   return Predictor(model, task, stats, graphs=graphs)
 
 
 def _default_data_module():
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
+
   return data
 
 
@@ -106,9 +107,16 @@ class Trainer:
   it; after `run()`, `state` holds the final TrainState.
   """
 
-  def __init__(self, experiment: Experiment, workdir: str, *,
-               predictor_factory: Callable[..., Any] | None = None,
-               data_module: Any = None, devices=None, step_seconds=None):
+  def __init__(
+      self,
+      experiment: Experiment,
+      workdir: str,
+      *,
+      predictor_factory: Callable[..., Any] | None = None,
+      data_module: Any = None,
+      devices=None,
+      step_seconds=None,
+  ):
     self.experiment = experiment
     self.workdir = workdir
     self._predictor_factory = predictor_factory or _default_predictor_factory
@@ -134,17 +142,24 @@ class Trainer:
       spatial = {}
       mesh_config = self.experiment.mesh
       if mesh_config.spatial > 1:
-        spatial = dict(mesh=self._mesh, space_axis=mesh_config.space_axis,
-                       data_axis=mesh_config.data_axis)
+        spatial = dict(
+            mesh=self._mesh, space_axis=mesh_config.space_axis, data_axis=mesh_config.data_axis
+        )
       self._predictors[key] = self._predictor_factory(
-          model, self.experiment.task, self._stats, graphs=graphs, **spatial)
+          model, self.experiment.task, self._stats, graphs=graphs, **spatial
+      )
     return self._predictors[key]
 
   def _train_iterator(self, span: PhaseSpan, step: int):
     data = experiment_lib.phase_settings(self.experiment, span.phase).data
     return self._data.train_batches(
-        data, self.experiment.task, span.phase.rollout_steps, step,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        data,
+        self.experiment.task,
+        span.phase.rollout_steps,
+        step,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
 
   def _global(self, local_batch):
     return sharding_lib.to_global(local_batch, self._mesh)
@@ -154,8 +169,8 @@ class Trainer:
     if self._eval_cache is None:
       cfg = self.experiment.eval
       batches = self._data.eval_batches(
-          self.experiment.data, self.experiment.task, cfg.rollout_steps,
-          cfg.num_batches)
+          self.experiment.data, self.experiment.task, cfg.rollout_steps, cfg.num_batches
+      )
       self._eval_cache = [self._global(self._local_slice(b)) for b in batches]
     return self._eval_cache
 
@@ -164,9 +179,11 @@ class Trainer:
     count, index = jax.process_count(), jax.process_index()
     if count == 1:
       return batch
+
     def leaf(x):
       n = x.shape[0] // count
-      return x[index * n:(index + 1) * n]
+      return x[index * n : (index + 1) * n]
+
     return jax.tree.map(leaf, batch)
 
   def evaluate(self, params) -> dict[str, float]:
@@ -174,45 +191,52 @@ class Trainer:
     predictor = self._predictor(None)
     if self._eval_step is None:
       self._eval_step = train_step_lib.jit_eval_step(
-          sharding_lib.data_parallel(predictor.loss, self._mesh),
-          self._param_shardings, self._mesh)
+          sharding_lib.data_parallel(predictor.loss, self._mesh), self._param_shardings, self._mesh
+      )
       self._persistence_step = jax.jit(
           predictor.persistence_loss,
           in_shardings=(sharding_lib.batch_sharding(self._mesh),),
-          out_shardings=sharding_lib.replicated(self._mesh))
+          out_shardings=sharding_lib.replicated(self._mesh),
+      )
     model_metrics = metrics_lib.EvalMetrics.empty()
     persistence_metrics = metrics_lib.EvalMetrics.empty()
     for batch in self._eval_batches():
       loss, per_variable = metrics_lib.to_host(self._eval_step(params, batch))
-      model_metrics = model_metrics.merge(metrics_lib.EvalMetrics.from_step(
-          {"loss": loss, "per_variable": per_variable}))
+      model_metrics = model_metrics.merge(
+          metrics_lib.EvalMetrics.from_step({"loss": loss, "per_variable": per_variable})
+      )
       loss, per_variable = metrics_lib.to_host(self._persistence_step(batch))
       persistence_metrics = persistence_metrics.merge(
-          metrics_lib.EvalMetrics.from_step(
-              {"loss": loss, "per_variable": per_variable}))
+          metrics_lib.EvalMetrics.from_step({"loss": loss, "per_variable": per_variable})
+      )
     result = metrics_lib.flatten(model_metrics.compute(), "eval")
-    result.update(metrics_lib.flatten(persistence_metrics.compute(),
-                                      "persistence"))
+    result.update(metrics_lib.flatten(persistence_metrics.compute(), "persistence"))
     return result
 
   def _initial_params(self, predictor, rng, batch, abstract_params):
     """Random init, or the weights named by `experiment.init_checkpoint`."""
     path = self.experiment.init_checkpoint
     if path is None:
-      init = jax.jit(predictor.init_params,
-                     out_shardings=self._param_shardings)
+      init = jax.jit(predictor.init_params, out_shardings=self._param_shardings)
       return init(rng, batch)
     logging.info("Fine-tuning from parameters of %s", path)
     return checkpoints.load_params(
-        path, self.experiment.model, self.experiment.task,
-        target=abstract_params, field="init_checkpoint").params
+        path,
+        self.experiment.model,
+        self.experiment.task,
+        target=abstract_params,
+        field="init_checkpoint",
+    ).params
 
   def _meta(self, step: int) -> dict:
     """For people reading a checkpoint: where in the schedule it resumes."""
     span = self.experiment.schedule.span_at(step)
-    return {"experiment": self.experiment.name, "global_step": step,
-            "next_phase": span.phase.name if span else None,
-            "next_rollout_steps": span.phase.rollout_steps if span else None}
+    return {
+        "experiment": self.experiment.name,
+        "global_step": step,
+        "next_phase": span.phase.name if span else None,
+        "next_rollout_steps": span.phase.rollout_steps if span else None,
+    }
 
   # -- Setup --------------------------------------------------------------
 
@@ -227,8 +251,9 @@ class Trainer:
     checkpointing.quiet_orbax()
     cache_dir = experiment.train.compilation_cache_dir
     if cache_dir:
-      jax.config.update("jax_compilation_cache_dir",
-                        os.path.join(os.path.abspath(workdir), cache_dir))
+      jax.config.update(
+          "jax_compilation_cache_dir", os.path.join(os.path.abspath(workdir), cache_dir)
+      )
       jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     self._eval_cache = None
     self._eval_step = None
@@ -237,12 +262,12 @@ class Trainer:
     # Lay out the device mesh; the global batch splits over its data axis.
     self._mesh = sharding_lib.make_mesh(experiment.mesh, self._devices)
     sharding_lib.per_process_batch_size(experiment.data.global_batch_size)
-    logging.info("Mesh %s over %d process(es)", dict(self._mesh.shape),
-                 jax.process_count())
+    logging.info("Mesh %s over %d process(es)", dict(self._mesh.shape), jax.process_count())
 
     # Normalisation statistics and the model.
     self._stats = self._data.normalization_stats(
-        experiment.data, experiment.task, experiment.stats_dir)
+        experiment.data, experiment.task, experiment.stats_dir
+    )
     predictor = self._predictor(None)
 
     # The optimiser, with the learning rate following the global step.
@@ -257,32 +282,33 @@ class Trainer:
     expected_step = checkpointer.latest_step() or 0
     iterator, first_batch = self._first_batch(expected_step)
     abstract_state = jax.eval_shape(
-        lambda b: train_step_lib.create_state(
-            predictor.init_params(init_rng, b), tx, state_rng), first_batch)
+        lambda b: train_step_lib.create_state(predictor.init_params(init_rng, b), tx, state_rng),
+        first_batch,
+    )
     state_shardings = train_step_lib.state_shardings(
-        abstract_state, self._mesh, experiment.mesh.shard_params)
+        abstract_state, self._mesh, experiment.mesh.shard_params
+    )
     self._param_shardings = state_shardings.params
     target = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-        abstract_state, state_shardings)
+        abstract_state,
+        state_shardings,
+    )
 
     # Restore the newest intact checkpoint, or initialise (randomly or
     # fine-tuning); damaged checkpoints are moved aside on the way.
     step, state = checkpointer.restore_latest_intact(target)
     if step is not None:
-      logging.info("Resumed from checkpoint at global step %d (%s)", step,
-                   self._meta(step))
+      logging.info("Resumed from checkpoint at global step %d (%s)", step, self._meta(step))
     else:
       step = 0
       try:
-        params = self._initial_params(predictor, init_rng, first_batch,
-                                      target.params)
+        params = self._initial_params(predictor, init_rng, first_batch, target.params)
       except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"init_checkpoint={experiment.init_checkpoint}: {e}") from e
+        raise FileNotFoundError(f"init_checkpoint={experiment.init_checkpoint}: {e}") from e
       state = jax.jit(
-          lambda p: train_step_lib.create_state(p, tx, state_rng),
-          out_shardings=state_shardings)(params)
+          lambda p: train_step_lib.create_state(p, tx, state_rng), out_shardings=state_shardings
+      )(params)
       parameter_overview.log_parameter_overview(state.params)
     if step != expected_step:  # An older checkpoint: its batches come first.
       iterator, first_batch = self._first_batch(step)
@@ -290,19 +316,25 @@ class Trainer:
       iterator, first_batch = None, None  # Nothing left to train.
 
     self.run_state = RunState(
-        mesh=self._mesh, state_shardings=state_shardings, stats=self._stats,
-        tx=tx, learning_rate_fn=learning_rate_fn, checkpointer=checkpointer,
-        state=state, step=step, iterator=iterator, first_batch=first_batch,
-        num_params=int(sum(np.prod(x.shape) for x in
-                           jax.tree.leaves(abstract_state.params))))
+        mesh=self._mesh,
+        state_shardings=state_shardings,
+        stats=self._stats,
+        tx=tx,
+        learning_rate_fn=learning_rate_fn,
+        checkpointer=checkpointer,
+        state=state,
+        step=step,
+        iterator=iterator,
+        first_batch=first_batch,
+        num_params=int(sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))),
+    )
     return self.run_state
 
   def _first_batch(self, step: int):
     """(iterator, its first batch) at `step` (past the end: the last phase's)."""
     schedule = self.experiment.schedule
     span = schedule.span_at(step) or schedule.spans()[-1]
-    iterator = self._train_iterator(
-        span, step if schedule.span_at(step) else span.start)
+    iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
     return iterator, self._global(next(iterator))
 
   def train_step_for(self, phase: Phase):
@@ -315,8 +347,12 @@ class Trainer:
       self._train_steps[key] = train_step_lib.jit_train_step(
           train_step_lib.make_train_step(
               sharding_lib.data_parallel(phase_predictor.loss, run.mesh),
-              run.tx, run.learning_rate_fn),
-          run.state_shardings, run.mesh)
+              run.tx,
+              run.learning_rate_fn,
+          ),
+          run.state_shardings,
+          run.mesh,
+      )
     return self._train_steps[key]
 
   def _next_batch(self, span: PhaseSpan, step: int):
@@ -328,22 +364,26 @@ class Trainer:
       run.iterator = self._train_iterator(span, step)
     return self._global(next(run.iterator))
 
-  def _nonfinite_error(self, phase: Phase, step: int, in_a_row: int,
-                       learning_rate: float) -> NonFiniteError:
+  def _nonfinite_error(
+      self, phase: Phase, step: int, in_a_row: int, learning_rate: float
+  ) -> NonFiniteError:
     """Names the phase, steps and rate at fault, and a finite checkpoint."""
     checkpointer = self.run_state.checkpointer
     limit = self.experiment.train.max_nonfinite_in_a_row
     good = checkpointer.latest_step()
-    where = (f"the last good checkpoint is step {good} in "
-             f"{checkpointer.directory} (every saved state is finite)"
-             if good is not None else
-             "no checkpoint was written before it (nothing to resume from)")
+    where = (
+        f"the last good checkpoint is step {good} in "
+        f"{checkpointer.directory} (every saved state is finite)"
+        if good is not None
+        else "no checkpoint was written before it (nothing to resume from)"
+    )
     return NonFiniteError(
         f"training diverged: {in_a_row} non-finite steps in a row (train."
         f"max_nonfinite_in_a_row={limit}), global steps {step - in_a_row + 1}"
         f"-{step} in phase {phase.name!r} at learning rate "
         f"{learning_rate:.3g}; {where}; lower that phase's learning rate "
-        f"(fiddler:set_phase('{phase.name}',lr=...)) and rerun")
+        f"(fiddler:set_phase('{phase.name}',lr=...)) and rerun"
+    )
 
   # -- The run ------------------------------------------------------------
 
@@ -364,34 +404,48 @@ class Trainer:
 
     # Create the metric writer: TensorBoard event files and the console.
     writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+        workdir, just_logging=jax.process_index() > 0, asynchronous=True
+    )
     writer.write_hparams({"num_params": run.num_params})
 
     # Hooks: progress with ETAs, and a profiler trace on request.
     report_progress = progress_lib.ScheduleProgress(
-        schedule, writer=writer, every_steps=experiment.log_every_steps,
-        step_seconds=self._step_seconds)
+        schedule,
+        writer=writer,
+        every_steps=experiment.log_every_steps,
+        step_seconds=self._step_seconds,
+    )
     hooks = [report_progress]
     if experiment.train.profile_steps and jax.process_index() == 0:
-      hooks.append(periodic_actions.Profile(
-          logdir=workdir, num_profile_steps=experiment.train.profile_steps,
-          first_profile=experiment.train.profile_first_step, every_secs=None,
-          profile_duration_ms=None))
+      hooks.append(
+          periodic_actions.Profile(
+              logdir=workdir,
+              num_profile_steps=experiment.train.profile_steps,
+              first_profile=experiment.train.profile_first_step,
+              every_secs=None,
+              profile_duration_ms=None,
+          )
+      )
 
     train_metrics = metrics_lib.TrainMetrics.empty()
     max_nonfinite = experiment.train.max_nonfinite_in_a_row
     first_span = schedule.span_at(step)
     with preemption.StopSignal() as stop:
       # The outer loop runs phases; the inner one their steps.
-      for span in schedule.spans()[first_span.index if first_span else
-                                   len(schedule.phases):]:
+      for span in schedule.spans()[first_span.index if first_span else len(schedule.phases) :]:
         phase = span.phase
-        logging.info("Phase %s (%d/%d): steps [%d, %d), rollout %d, start %d",
-                     phase.name, span.index + 1, len(schedule.phases),
-                     span.start, span.end, phase.rollout_steps, step)
+        logging.info(
+            "Phase %s (%d/%d): steps [%d, %d), rollout %d, start %d",
+            phase.name,
+            span.index + 1,
+            len(schedule.phases),
+            span.start,
+            span.end,
+            phase.rollout_steps,
+            step,
+        )
         train_step = self.train_step_for(phase)
-        eval_every = experiment_lib.phase_settings(
-            experiment, phase).eval_every_steps
+        eval_every = experiment_lib.phase_settings(experiment, phase).eval_every_steps
         while step < span.end:
           # Take one step; a non-finite one changes only its counters.
           batch = self._next_batch(span, step)
@@ -401,22 +455,25 @@ class Trainer:
           # Reading back the counters waits for the step: with several
           # devices (and gloo across processes) this also avoids hangs.
           step_metrics, in_a_row, total_nonfinite = metrics_lib.to_host(
-              (step_metrics, run.state.nonfinite_in_a_row,
-               run.state.nonfinite_total))
-          train_metrics = train_metrics.merge(
-              metrics_lib.TrainMetrics.from_step(step_metrics))
+              (step_metrics, run.state.nonfinite_in_a_row, run.state.nonfinite_total)
+          )
+          train_metrics = train_metrics.merge(metrics_lib.TrainMetrics.from_step(step_metrics))
 
           # Stop a divergence, naming a checkpoint that is finite.
           if in_a_row:
-            logging.warning("Skipped step %d: non-finite loss, gradient or "
-                            "update (%d in a row, %d in total)", step,
-                            in_a_row, total_nonfinite)
+            logging.warning(
+                "Skipped step %d: non-finite loss, gradient or "
+                "update (%d in a row, %d in total)",
+                step,
+                in_a_row,
+                total_nonfinite,
+            )
           if in_a_row >= max_nonfinite:
             checkpointer.close()
             writer.flush()
             raise self._nonfinite_error(
-                phase, step, int(in_a_row),
-                float(step_metrics["learning_rate"]))
+                phase, step, int(in_a_row), float(step_metrics["learning_rate"])
+            )
           for hook in hooks:
             hook(step)
 
@@ -435,21 +492,24 @@ class Trainer:
 
           # Checkpoint on the cadence and at phase ends, never mid-streak.
           if not in_a_row:
-            checkpointer.save(run.state, self._meta(step),
-                              force=step == span.end)
+            checkpointer.save(run.state, self._meta(step), force=step == span.end)
 
           # On SIGTERM/SIGINT (any process), checkpoint and exit.
           signum = stop.any_process()
           if signum:
             if in_a_row:
-              logging.warning("Stopping during a non-finite streak: keeping "
-                              "the last good checkpoint")
+              logging.warning(
+                  "Stopping during a non-finite streak: keeping " "the last good checkpoint"
+              )
             else:
               checkpointer.save(run.state, self._meta(step), force=True)
             checkpointer.close()
             writer.flush()
-            logging.warning("Stopped by signal %d at global step %d; rerun "
-                            "with the same workdir to resume", signum, step)
+            logging.warning(
+                "Stopped by signal %d at global step %d; rerun " "with the same workdir to resume",
+                signum,
+                step,
+            )
             raise Preempted(128 + signum)
         run.iterator = None
         logging.info("Finished phase %s at global step %d", phase.name, step)
@@ -461,10 +521,11 @@ class Trainer:
     final = self.evaluate(run.state.params)
     writer.write_scalars(step, final)
     writer.flush()
-    result = {"global_step": step,
-              "nonfinite_total": int(metrics_lib.to_host(
-                  run.state.nonfinite_total)),
-              "wall_time_s": time.time() - start_time}
+    result = {
+        "global_step": step,
+        "nonfinite_total": int(metrics_lib.to_host(run.state.nonfinite_total)),
+        "wall_time_s": time.time() - start_time,
+    }
     result.update(final)
     logging.vlog(1, "Final evaluation at step %d: %s", step, result)
     return result

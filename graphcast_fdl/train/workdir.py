@@ -69,11 +69,14 @@ def acquire(workdir: str):
     f.close()
     raise WorkdirBusy(
         f"--workdir={workdir} is in use by {holder}: one trainer per "
-        "workdir; wait for it to end or use another --workdir") from None
+        "workdir; wait for it to end or use another --workdir"
+    ) from None
   f.seek(0)
   f.truncate()
-  f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-          f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+  f.write(
+      f"pid {os.getpid()} on {socket.gethostname()} since "
+      f"{datetime.datetime.now().isoformat(timespec='seconds')}\n"
+  )
   f.flush()
   return f
 
@@ -90,7 +93,8 @@ def has_checkpoints(workdir: str) -> bool:
   """Whether any training state was saved (a config change then matters)."""
   directory = os.path.join(workdir, "checkpoints")
   return os.path.isdir(directory) and any(
-      name.split(".")[0].isdigit() for name in os.listdir(directory))
+      name.split(".")[0].isdigit() for name in os.listdir(directory)
+  )
 
 
 def recorded_config(workdir: str) -> str | None:
@@ -114,11 +118,11 @@ def _fields(flattened: str) -> dict[str, str]:
 def config_diff(old: str, new: str, limit: int = 6) -> str:
   """`field: old -> new; ...` for the fields that differ (the first few)."""
   before, after = _fields(old), _fields(new)
-  changed = [f"{name}: {before.get(name, '(absent)')} -> "
-             f"{after.get(name, '(absent)')}"
-             for name in sorted(set(before) | set(after),
-                                key=lambda n: (n not in before, n))
-             if before.get(name) != after.get(name)]
+  changed = [
+      f"{name}: {before.get(name, '(absent)')} -> " f"{after.get(name, '(absent)')}"
+      for name in sorted(set(before) | set(after), key=lambda n: (n not in before, n))
+      if before.get(name) != after.get(name)
+  ]
   more = len(changed) - limit
   return "; ".join(changed[:limit]) + (f"; and {more} more" if more > 0 else "")
 
