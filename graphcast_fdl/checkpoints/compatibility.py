@@ -17,17 +17,9 @@ from graphcast_fdl.checkpoints import npz_format
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.task import TaskConfig
 
-# ModelConfig fields that change the function the weights compute.
-MODEL_FUNCTION_FIELDS = (
-    "resolution",
-    "include_poles",
-    "mesh_size",
-    "latent_size",
-    "gnn_msg_steps",
-    "hidden_layers",
-    "radius_query_fraction_edge_length",
-    "mesh2grid_edge_normalization_factor",
-)
+# ModelConfig fields that change the function the weights compute: those the
+# published format records, and whether the grid has rows at the poles.
+MODEL_FUNCTION_FIELDS = npz_format.MODEL_FIELDS + ("include_poles",)
 
 
 def _same(a, b) -> bool:
