@@ -147,7 +147,7 @@ def headline_metrics(
 
   Meant for evaluation batches inside training: the per-forecast RMSE is a
   mean over forecasts, so averaging it over equal-sized batches (as
-  `train.metrics.MeanMetrics` does) gives the value over all of them.
+  `train.metrics.EvalMetrics` does) gives the value over all of them.
 
   Args:
     predictions, targets: {variable: [B, T, (level,) lat, lon]}, T lead times
