@@ -20,6 +20,11 @@ fails on one that climbs, reading the ladder from the lines below:
      graphcast_fdl.datasets from the repo's experiments/ and datasets/)
   8. cli main: the absl commands
 
+(shared/DESIGN.md puts `cli` at 7 and leaves experiments/datasets unnumbered;
+they sit at 7 here, below the commands that import them, and the grid moved
+from data/ to the ground floor, beside the task, because graph, data and the
+estimator all need it.)
+
 Packages sharing a layer are peers that do not import each other (analysis
 prices a run, evaluation scores one; neither needs the other), except these
 edges, the only ones allowed within a layer:
