@@ -1,6 +1,10 @@
-"""Shared test fixtures: locating the golden files, parsing `--config` flags."""
+"""Shared test fixtures: locating the golden files, parsing `--config` flags,
+running device workers."""
 
+import json
 import os
+import subprocess
+import sys
 
 from absl import flags
 import pytest
@@ -34,3 +38,20 @@ def parse_flags():
 
   yield parse
   flags.FLAGS.unparse_flags()
+
+
+def run_device_worker(script: str, timeout_s: int) -> dict:
+  """Runs tests/`script` in a fresh process and returns its last stdout line
+  as JSON. The worker sets its own device count (XLA_FLAGS is dropped so a
+  caller's setting cannot leak in); `timeout -s KILL` ends a hung run."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+  result = subprocess.run(
+      ["timeout", "-s", "KILL", str(timeout_s), sys.executable, path],
+      capture_output=True,
+      text=True,
+      env=env,
+      check=False,
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])

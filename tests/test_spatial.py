@@ -8,21 +8,13 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import run_device_worker
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, "spatial_worker.py")
 
 
 def test_two_and_four_way_splits_equal_one_device():
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  result = subprocess.run(
-      ["timeout", "-s", "KILL", "600", sys.executable, WORKER],
-      capture_output=True,
-      text=True,
-      env=env,
-      check=False,
-  )
-  assert result.returncode == 0, result.stderr[-2000:]
-  out = json.loads(result.stdout.strip().splitlines()[-1])
+  out = run_device_worker("spatial_worker.py", 600)
   for name, k in (("plain", 2), ("plain", 4), ("remat", 4)):
     assert out[f"{name}_loss_1"] > 0
     assert out[f"{name}_same_tree_{k}"]  # Same parameters: same checkpoints.
@@ -34,20 +26,8 @@ def test_two_and_four_way_splits_equal_one_device():
     assert out[f"{name}_leaf_rel_grads_{k}"] < 1e-5
 
 
-TRAIN_WORKER = os.path.join(HERE, "spatial_train_worker.py")
-
-
 def test_train_steps_on_data2_space2_equal_data4():
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  result = subprocess.run(
-      ["timeout", "-s", "KILL", "600", sys.executable, TRAIN_WORKER],
-      capture_output=True,
-      text=True,
-      env=env,
-      check=False,
-  )
-  assert result.returncode == 0, result.stderr[-2000:]
-  out = json.loads(result.stdout.strip().splitlines()[-1])
+  out = run_device_worker("spatial_train_worker.py", 600)
   assert out["data4_mesh"] == {"data": 4}
   assert out["data2_space2_mesh"] == {"data": 2, "space": 2}
   assert len(out["data4_losses"]) == 2
