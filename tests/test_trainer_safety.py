@@ -259,7 +259,7 @@ def test_loading_parameters_verifies_their_checksums(reference, tmp_path):
   shutil.copytree(ref_dir, tmp_path / "run")
   _wrong_checksum(str(tmp_path / "run" / "checkpoints" / "8"))
   with pytest.raises(
-      checkpointing.CheckpointDamaged,
+      integrity.CheckpointDamaged,
       match=r"checkpoint step 8 in .* is damaged: checksum of " r"params\[",
   ):
     orbax_params.load(str(tmp_path / "run"), _target())

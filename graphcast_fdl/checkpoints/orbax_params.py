@@ -61,32 +61,41 @@ def load(path: str, target_params, step: int | None = None, field: str = "init_c
     try:
       # Without a meta item (parameters written by another tool) there is
       # nothing to verify against; an unreadable one is damage.
-      meta = (
-          {}
-          if not os.path.isdir(os.path.join(directory, str(step), "meta"))
-          else manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-          or {}
-      )
-    except Exception as e:  # pylint: disable=broad-except
-      raise integrity.CheckpointDamaged(
-          f"{where.format(step=step)} is damaged: unreadable meta " f"({integrity.first_line(e)})"
-      ) from e
-    integrity.check_shapes(meta, {PARAMS_ITEM: target_params}, step)
-    try:
-      restored = manager.restore(
-          step,
-          args=ocp.args.Composite(
-              **{PARAMS_ITEM: ocp.args.StandardRestore(abstract(target_params))}
-          ),
-      )
-    except Exception as e:  # pylint: disable=broad-except
-      raise integrity.CheckpointDamaged(
-          f"{where.format(step=step)} is damaged: " f"{integrity.first_line(e)}"
-      ) from e
-  params = {PARAMS_ITEM: restored[PARAMS_ITEM]}
-  saved = (meta.get("checksums") or {}).get(PARAMS_ITEM)
+      restored = restore_verified(manager, step, {PARAMS_ITEM: target_params}, meta_required=False)
+    except integrity.CheckpointDamaged as e:
+      raise integrity.CheckpointDamaged(f"{where.format(step=step)} is damaged: {e}") from e
+  return restored[PARAMS_ITEM]
+
+
+def restore_verified(manager, step: int, targets: dict, meta_required: bool = True) -> dict:
+  """Items `targets` names ({item: tree}) of checkpoint `step`, laid out like
+  them, checked against the shapes and checksums saved in its meta item.
+
+  The trainer (its whole state) and `load` (parameters alone) both restore
+  through here, so both verify alike.
+
+  Raises:
+    integrity.CheckpointDamaged: the meta is unreadable (or absent while
+      `meta_required`), or an array does not read back as it was written.
+    integrity.CheckpointMismatch: saved shapes differ from the targets'.
+  """
   try:
-    integrity.check_sums({"checksums": {PARAMS_ITEM: saved}} if saved else {}, params, step)
-  except integrity.CheckpointDamaged as e:
-    raise integrity.CheckpointDamaged(f"{where.format(step=step)} is damaged: {e}") from e
-  return params[PARAMS_ITEM]
+    if not meta_required and not os.path.isdir(os.path.join(manager.directory, str(step), "meta")):
+      meta = {}
+    else:
+      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      if meta is None and not meta_required:
+        meta = {}
+      if not isinstance(meta, dict):
+        raise integrity.CheckpointDamaged("its meta item is not a JSON object")
+  except Exception as e:  # pylint: disable=broad-except
+    raise integrity.CheckpointDamaged(f"unreadable meta ({integrity.first_line(e)})") from e
+  integrity.check_shapes(meta, targets, step)
+  args = {k: ocp.args.StandardRestore(abstract(v)) for k, v in targets.items()}
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(**args))
+    restored = {k: restored[k] for k in targets}
+  except Exception as e:  # pylint: disable=broad-except
+    raise integrity.CheckpointDamaged(integrity.first_line(e)) from e
+  integrity.check_sums(meta, restored, step)
+  return restored

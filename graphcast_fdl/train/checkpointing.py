@@ -29,8 +29,7 @@ import orbax.checkpoint as ocp
 
 from graphcast_fdl.checkpoints import integrity
 from graphcast_fdl.checkpoints import orbax_params
-from graphcast_fdl.checkpoints.integrity import CheckpointDamaged  # noqa: F401  (re-exported)
-from graphcast_fdl.checkpoints.integrity import CheckpointMismatch  # noqa: F401  (re-exported)
+from graphcast_fdl.checkpoints.integrity import CheckpointDamaged
 from graphcast_fdl.train.config import CheckpointConfig
 from graphcast_fdl.train.train_step import TrainState
 
@@ -164,30 +163,11 @@ class Checkpointer:
         f"there are kept (steps: {kept})"
     )
 
-  def read_meta(self, step: int) -> dict:
-    restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    meta = restored["meta"]
-    if not isinstance(meta, dict):
-      raise CheckpointDamaged("its meta item is not a JSON object")
-    return meta
-
   def restore(self, target: TrainState, step: int | None = None) -> TrainState:
     """The state at `step` (default latest), laid out like `target`, verified."""
     step = self.latest_step() if step is None else step
-    items = _split(target)
-    try:
-      meta = self.read_meta(step)
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(f"unreadable meta ({integrity.first_line(e)})") from e
-    integrity.check_shapes(meta, items, step)
-    args = {k: ocp.args.StandardRestore(orbax_params.abstract(v)) for k, v in items.items()}
-    try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(**args))
-      restored = {k: restored[k] for k in _ITEMS}
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointDamaged(integrity.first_line(e)) from e
-    integrity.check_sums(meta, restored, step)
-    return _join(restored)
+    items = orbax_params.restore_verified(self._manager, step, _split(target))
+    return _join({k: items[k] for k in _ITEMS})
 
   def restore_latest_intact(self, target: TrainState) -> tuple[int | None, TrainState | None]:
     """(step, state) of the newest checkpoint that verifies, or (None, None).
