@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import train_fakes
+from train_fakes import compilation_cache  # noqa: F401  (fixture)
 from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train import checkpointing
 from graphcast_fdl.train import config
@@ -15,36 +16,8 @@ from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.train import trainer as trainer_lib
 
 
-def _run(experiment, workdir, data=None):
-  trainer = trainer_lib.Trainer(
-      experiment,
-      str(workdir),
-      predictor_factory=train_fakes.TinyPredictor,
-      data_module=data or train_fakes.TinyData(),
-  )
-  return trainer.run()
-
-
 def _final_params(workdir):
-  target = train_fakes.TinyPredictor(None, None, None).init_params(
-      jax.random.PRNGKey(0),
-      train_fakes.TinyData()._batch(  # pylint: disable=protected-access
-          train_fakes.tiny_experiment().data, 1, 0, range(1)
-      ),
-  )
-  return orbax_params.load(str(workdir), target)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """Runs recompile the same steps; a persistent cache makes repeats cheap."""
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-  before = [getattr(jax.config, n) for n in names]
-  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update(names[1], 0.0)
-  yield
-  for name, value in zip(names, before):
-    jax.config.update(name, value)
+  return orbax_params.load(str(workdir), train_fakes.params_target())
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +25,7 @@ def reference(tmp_path_factory):
   """One uninterrupted run of the tiny schedule, shared by the tests."""
   workdir = tmp_path_factory.mktemp("reference")
   data = train_fakes.TinyData()
-  result = _run(train_fakes.tiny_experiment(), workdir, data)
+  result = train_fakes.run_trainer(train_fakes.tiny_experiment(), workdir, data)
   return workdir, data, result
 
 
@@ -71,7 +44,7 @@ def test_runs_every_phase_and_beats_persistence(reference):
 def test_finished_run_restarts_as_a_no_op(reference, tmp_path):
   workdir, _, result = reference
   data = train_fakes.TinyData()
-  again = _run(train_fakes.tiny_experiment(), workdir, data)
+  again = train_fakes.run_trainer(train_fakes.tiny_experiment(), workdir, data)
   assert again["global_step"] == 22
   assert again["eval/loss"] == pytest.approx(result["eval/loss"])
 
@@ -80,18 +53,20 @@ def test_sigterm_saves_then_resume_matches_uninterrupted(reference, tmp_path):
   ref_dir, _, ref_result = reference
   # The signal arrives while step 13 (the fine-tune phase) is fetched.
   with pytest.raises(trainer_lib.Preempted) as exit_info:
-    _run(train_fakes.tiny_experiment(), tmp_path, train_fakes.TinyData(signal_at=13))
+    train_fakes.run_trainer(
+        train_fakes.tiny_experiment(), tmp_path, train_fakes.TinyData(signal_at=13)
+    )
   assert exit_info.value.code == 128 + 15
   assert checkpointing.Checkpointer(str(tmp_path), config.CheckpointConfig()).latest_step() == 14
   data = train_fakes.TinyData()
-  result = _run(train_fakes.tiny_experiment(), tmp_path, data)
+  result = train_fakes.run_trainer(train_fakes.tiny_experiment(), tmp_path, data)
   assert data.yielded == list(range(14, 22))
   jax.tree.map(np.testing.assert_array_equal, _final_params(tmp_path), _final_params(ref_dir))
   assert result["eval/loss"] == ref_result["eval/loss"]
 
 
 def test_isolated_nonfinite_steps_are_skipped(tmp_path):
-  result = _run(
+  result = train_fakes.run_trainer(
       train_fakes.tiny_experiment(steps=(6, 1, 1)), tmp_path, train_fakes.TinyData(nan_steps={2, 3})
   )
   assert result["nonfinite_total"] == 2
@@ -103,7 +78,7 @@ def test_nonfinite_streak_stops_and_keeps_last_good_checkpoint(tmp_path):
       steps=(12, 1, 1), every_steps=2, train=config.TrainConfig(max_nonfinite_in_a_row=3)
   )
   with pytest.raises(trainer_lib.NonFiniteError, match=r"3 non-finite steps in a row .*step 4 in"):
-    _run(experiment, tmp_path, train_fakes.TinyData(nan_steps=range(4, 12)))
+    train_fakes.run_trainer(experiment, tmp_path, train_fakes.TinyData(nan_steps=range(4, 12)))
   assert sorted(os.listdir(os.path.join(tmp_path, "checkpoints"))) == ["2", "4"]
 
 
@@ -114,7 +89,7 @@ def test_finetune_from_our_checkpoint_is_one_field(reference, tmp_path):
       [schedule_lib.Phase("frozen", 2, learning_rate=schedule_lib.LearningRate(peak=0.0))]
   )
   experiment = train_fakes.tiny_experiment(schedule=frozen, init_checkpoint=str(ref_dir))
-  _run(experiment, tmp_path)
+  train_fakes.run_trainer(experiment, tmp_path)
   jax.tree.map(np.testing.assert_array_equal, _final_params(tmp_path), _final_params(ref_dir))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import train_fakes
+from train_fakes import compilation_cache  # noqa: F401  (fixture)
 from graphcast_fdl.checkpoints import integrity
 from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.train import checkpointing
@@ -26,45 +27,15 @@ from graphcast_fdl.train import trainer as trainer_lib
 from graphcast_fdl.train import workdir as workdir_lib
 
 
-def _run(experiment, workdir, data=None):
-  trainer = trainer_lib.Trainer(
-      experiment,
-      str(workdir),
-      predictor_factory=train_fakes.TinyPredictor,
-      data_module=data or train_fakes.TinyData(),
-  )
-  return trainer.run()
-
-
-def _target():
-  return train_fakes.TinyPredictor(None, None, None).init_params(
-      jax.random.PRNGKey(0),
-      train_fakes.TinyData()._batch(  # pylint: disable=protected-access
-          train_fakes.tiny_experiment().data, 1, 0, range(1)
-      ),
-  )
-
-
 def _experiment(**kwargs):
   """6 single steps then 2 of a fine-tune; checkpoints every 2, 2 kept."""
   return train_fakes.tiny_experiment(steps=(6, 2), every_steps=2, **kwargs)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-  before = [getattr(jax.config, n) for n in names]
-  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update(names[1], 0.0)
-  yield
-  for name, value in zip(names, before):
-    jax.config.update(name, value)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("reference")
-  result = _run(_experiment(), workdir)
+  result = train_fakes.run_trainer(_experiment(), workdir)
   return workdir, result
 
 
@@ -79,7 +50,7 @@ def test_blow_up_never_checkpoints_nonfinite_state(tmp_path):
   )
   experiment = _experiment(schedule=schedule, train=config.TrainConfig(max_nonfinite_in_a_row=3))
   with pytest.raises(trainer_lib.NonFiniteError) as info:
-    _run(experiment, tmp_path)
+    train_fakes.run_trainer(experiment, tmp_path)
   message = str(info.value)
   assert "global steps 7-9 in phase 'finetune' at learning rate inf" in message
   assert "last good checkpoint is step 6 in" in message
@@ -87,7 +58,7 @@ def test_blow_up_never_checkpoints_nonfinite_state(tmp_path):
   checkpointer = checkpointing.Checkpointer(str(tmp_path), experiment.checkpoint)
   assert checkpointer.all_steps() == [4, 6]
   for step in checkpointer.all_steps():
-    params = orbax_params.load(str(tmp_path), _target(), step)
+    params = orbax_params.load(str(tmp_path), train_fakes.params_target(), step)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
 
 
@@ -100,7 +71,7 @@ def test_blow_up_from_scratch_says_nothing_was_saved(tmp_path):
       trainer_lib.NonFiniteError,
       match=r"steps 1-2 in phase 'hot' .*no checkpoint was " r"written before it",
   ):
-    _run(experiment, tmp_path)
+    train_fakes.run_trainer(experiment, tmp_path)
 
 
 def _data_file_with(step_dir, item, raw: bytes) -> list[str]:
@@ -112,7 +83,9 @@ def _data_file_with(step_dir, item, raw: bytes) -> list[str]:
 
 
 def _flip_a_parameter_byte(step_dir):
-  params = orbax_params.load(os.path.dirname(step_dir), _target(), int(os.path.basename(step_dir)))
+  params = orbax_params.load(
+      os.path.dirname(step_dir), train_fakes.params_target(), int(os.path.basename(step_dir))
+  )
   raw = np.asarray(params["Dense_0"]["kernel"]).tobytes()
   files = _data_file_with(step_dir, "params", raw)
   assert files
@@ -180,14 +153,14 @@ def test_damaged_latest_is_set_aside_and_older_one_resumed(reference, tmp_path, 
   shutil.copytree(ref_dir, workdir)
   DAMAGE[kind](str(workdir / "checkpoints" / "8"))
   data = train_fakes.TinyData()
-  result = _run(_experiment(), workdir, data)
+  result = train_fakes.run_trainer(_experiment(), workdir, data)
   assert data.yielded[-2:] == [6, 7]  # Resumed from step 6.
   assert os.path.isdir(workdir / "damaged_checkpoints" / "8")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["6", "8"]
   jax.tree.map(
       np.testing.assert_array_equal,
-      orbax_params.load(str(workdir), _target()),
-      orbax_params.load(str(ref_dir), _target()),
+      orbax_params.load(str(workdir), train_fakes.params_target()),
+      orbax_params.load(str(ref_dir), train_fakes.params_target()),
   )
   assert result["eval/loss"] == ref_result["eval/loss"]
   warnings = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
@@ -199,7 +172,9 @@ def test_damaged_latest_is_set_aside_and_older_one_resumed(reference, tmp_path, 
 
 def test_changed_model_is_a_mismatch_not_damage(reference, tmp_path):
   ref_dir, _ = reference
-  wide = jax.tree.map(lambda x: np.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype), _target())
+  wide = jax.tree.map(
+      lambda x: np.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype), train_fakes.params_target()
+  )
   with pytest.raises(
       integrity.CheckpointMismatch, match=r"checkpoint step 8 holds params\['Dense_0'\]"
   ):
@@ -209,7 +184,7 @@ def test_changed_model_is_a_mismatch_not_damage(reference, tmp_path):
 def test_evaluate_step_not_kept_lists_the_steps(reference):
   ref_dir, _ = reference
   with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 100 in .*; steps kept: 6, 8"):
-    orbax_params.load(str(ref_dir), _target(), step=100)
+    orbax_params.load(str(ref_dir), train_fakes.params_target(), step=100)
 
 
 _HOLD_LOCK = """
@@ -236,7 +211,7 @@ def test_second_writer_stops_at_once_and_a_killed_one_frees_the_lock(tmp_path):
         workdir_lib.WorkdirBusy,
         match=rf"is in use by pid {holder.pid} on .*: one " "trainer per workdir",
     ):
-      _run(_experiment(), tmp_path)
+      train_fakes.run_trainer(_experiment(), tmp_path)
     assert time.time() - start < 5
   finally:
     holder.kill()  # SIGKILL: no chance to clean up.
@@ -251,7 +226,7 @@ def test_a_file_where_checkpoints_go_stops_before_training(tmp_path):
   with pytest.raises(
       checkpointing.CheckpointSaveError, match="checkpoints is a file, not a folder"
   ):
-    _run(_experiment(), tmp_path)
+    train_fakes.run_trainer(_experiment(), tmp_path)
 
 
 def test_loading_parameters_verifies_their_checksums(reference, tmp_path):
@@ -262,4 +237,4 @@ def test_loading_parameters_verifies_their_checksums(reference, tmp_path):
       integrity.CheckpointDamaged,
       match=r"checkpoint step 8 in .* is damaged: checksum of " r"params\[",
   ):
-    orbax_params.load(str(tmp_path / "run"), _target())
+    orbax_params.load(str(tmp_path / "run"), train_fakes.params_target())

@@ -13,8 +13,10 @@ import signal
 import time
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
@@ -22,6 +24,7 @@ from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.train import config as train_config
 from graphcast_fdl.train import schedule as schedule_lib
+from graphcast_fdl.train import trainer as trainer_lib
 from graphcast_fdl.train.experiment import Experiment
 
 LAT, LON = 4, 8
@@ -162,3 +165,37 @@ def tiny_experiment(
   )
   defaults.update(kwargs)
   return Experiment(**defaults)
+
+
+def run_trainer(experiment, workdir, data=None):
+  """Trains `experiment` in `workdir` with the tiny predictor and data."""
+  trainer = trainer_lib.Trainer(
+      experiment,
+      str(workdir),
+      predictor_factory=TinyPredictor,
+      data_module=data or TinyData(),
+  )
+  return trainer.run()
+
+
+def params_target():
+  """Parameters of the tiny predictor: the target a checkpoint loads onto."""
+  return TinyPredictor(None, None, None).init_params(
+      jax.random.PRNGKey(0),
+      TinyData()._batch(tiny_experiment().data, 1, 0, range(1)),  # pylint: disable=protected-access
+  )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """Runs recompile the same steps; a persistent cache makes repeats cheap.
+
+  Autouse in each test module that imports it (modules that train often).
+  """
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  before = [getattr(jax.config, n) for n in names]
+  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update(names[1], 0.0)
+  yield
+  for name, value in zip(names, before):
+    jax.config.update(name, value)
