@@ -147,6 +147,49 @@ def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
   assert "DOES NOT FIT: RESOURCE_EXHAUSTED" in table and "(cached)" in table
 
 
+def test_fit_memory_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatch):
+  """`phase_policies` (behind `fiddler:fit_memory`) judges a policy by the
+  cached XLA:TPU figures of its program, the analytic model otherwise."""
+  from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  phase = experiment.schedule.phases[0]
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
+  )
+  (analytic,) = fit.phase_policies(experiment, "tpu_v4")
+  assert analytic.fits and analytic.decided_by == "analytic"
+
+  def store(remat, peak, fits):
+    key = xla_cost.program_key(
+        experiment,
+        rollout_steps=phase.rollout_steps,
+        remat=remat,
+        precision=experiment.model.precision,
+        batch_per_device=2,
+        target="tpu_v4:v4:2x2x1",
+    )
+    cost = xla_cost.XlaCost(
+        True, backend="tpu", peak_bytes=peak, temp_bytes=peak, compile_seconds=1.0, fits=fits
+    )
+    xla_cost._cache_save(key, cost)  # pylint: disable=protected-access
+
+  # The compiler says the analytic choice needs 40 GiB: the next one wins.
+  store(analytic.remat, 40 * GiB, False)
+  (second,) = fit.phase_policies(experiment, "tpu_v4")
+  assert second.remat != analytic.remat and second.decided_by == "analytic"
+  assert second.step_seconds >= analytic.step_seconds
+  store(second.remat, 3 * GiB, True)
+  (third,) = fit.phase_policies(experiment, "tpu_v4")
+  assert third.remat == second.remat and third.decided_by == "xla:tpu"
+  assert third.peak_bytes == 3 * GiB and third.fits
+  # A budget below the compiler's peak moves on again.
+  (fourth,) = fit.phase_policies(experiment, "tpu_v4", memory_bytes=2 * GiB)
+  assert fourth.remat not in (analytic.remat, second.remat)
+
+
 def test_cli_xla_on_tpu_without_libtpu_is_one_line():
   if xla_cost.libtpu_version() is not None:
     pytest.skip("libtpu is installed here")

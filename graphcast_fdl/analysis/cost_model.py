@@ -39,6 +39,38 @@ ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
 
 
 @dataclasses.dataclass(frozen=True)
+class Retention:
+  """What a compiler keeps per item of an MLP for its backward pass, in
+  elements per input, hidden and output element (a backend property, named
+  by `hardware.Hardware.retention`).
+
+  Attributes:
+    per_input: copies of the MLP's input.
+    per_hidden: per hidden element: pre-activation, sigmoid, swish output.
+    per_output: per output element: LayerNorm input and normalised value.
+    gathered: whether edge MLPs keep the node shares gathered onto edges.
+  """
+
+  per_input: int = 1
+  per_hidden: int = 3
+  per_output: int = 2
+  gathered: bool = True
+
+
+RETENTION = {
+    # Every intermediate kept: XLA:CPU and XLA:GPU keep about this (their
+    # compiled peaks are 0.93-1.17x of it: benchmarks/RESULTS.md).
+    "unfused": Retention(),
+    # XLA:TPU fuses the elementwise ops into the matmuls and recomputes them
+    # in the backward's fusions: it keeps each MLP's input, its hidden
+    # pre-activations and its LayerNorm input, and re-gathers node shares.
+    # Read off the buffers live at the peak of the compiled 1 deg program
+    # (3 edge-sized and 4 mesh-node-sized bf16 buffers per processor step).
+    "fused": Retention(per_input=1, per_hidden=1, per_output=1, gathered=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class MlpApplication:
   """One MLP run on every item of a node or edge set.
 
@@ -195,17 +227,23 @@ def forward_elements_moved(app: MlpApplication, model: ModelConfig) -> float:
   return moved
 
 
-def saved_elements(app: MlpApplication, model: ModelConfig, block: int | None = None) -> float:
+def saved_elements(
+    app: MlpApplication,
+    model: ModelConfig,
+    block: int | None = None,
+    retention: Retention = RETENTION["unfused"],
+) -> float:
   """Elements kept for the backward pass of one application.
 
-  The input, per hidden element the pre-activation, sigmoid and activation
-  (swish = x * sigmoid(x)), per output element the LayerNorm input and its
-  normalised value, and for edges the gathered node shares. `block` caps the
-  items resident at once.
+  Unfused: the input, per hidden element the pre-activation, sigmoid and
+  activation (swish = x * sigmoid(x)), per output element the LayerNorm input
+  and its normalised value, and for edges the gathered node shares; a fusing
+  compiler keeps less (`Retention`). `block` caps the items resident at once.
   """
+  r = retention
   n = app.items if block is None else min(app.items, block)
-  per_item = app.d_in + 3 * _hidden(model) + 2 * app.d_out
-  return n * (per_item + app.gathered * model.latent_size)
+  per_item = r.per_input * app.d_in + r.per_hidden * _hidden(model) + r.per_output * app.d_out
+  return n * (per_item + r.gathered * app.gathered * model.latent_size)
 
 
 def temporary_elements(app: MlpApplication, model: ModelConfig, block: int | None) -> float:
@@ -250,7 +288,11 @@ def inner_remat_levels(app: MlpApplication, model: ModelConfig, remat: RematConf
 
 
 def step_activation_elements(
-    apps: list[MlpApplication], model: ModelConfig, remat: RematConfig, batch: int = 1
+    apps: list[MlpApplication],
+    model: ModelConfig,
+    remat: RematConfig,
+    batch: int = 1,
+    retention: Retention = RETENTION["unfused"],
 ) -> tuple[float, float]:
   """(saved, recompute_peak) elements of one rollout step's backward.
 
@@ -268,13 +310,13 @@ def step_activation_elements(
     """Kept by one application when its stage is not recomputed."""
     if _block(app, model, remat) is not None:
       return blocked_saved_elements(app, model) * per_batch(app)
-    return saved_elements(app, model) * per_batch(app)
+    return saved_elements(app, model, retention=retention) * per_batch(app)
 
   segments = [0.0]
   for a in apps:  # one block of each block loop, recomputed alone
     block = _block(a, model, remat)
     if block is not None:
-      segments.append(saved_elements(a, model, block) * per_batch(a))
+      segments.append(saved_elements(a, model, block, retention) * per_batch(a))
   total = 0.0
   for stage in ("encoder", "decoder"):
     stage_resident = sum(resident(a) for a in by_stage[stage])
@@ -338,8 +380,13 @@ def step_cost(
     remat: RematConfig | None = None,
     precision: str | None = None,
     published_layout: bool = False,
+    retention: str = "unfused",
 ) -> StepCost:
-  """Analytic cost of one training step (loss + grad + AdamW) per device."""
+  """Analytic cost of one training step (loss + grad + AdamW) per device.
+
+  `retention`: a `RETENTION` key, what the backend's compiler keeps for the
+  backward pass (`hardware.Hardware.retention`).
+  """
   remat = model.remat if remat is None else remat
   precision = precision or model.precision
   act = DTYPE_BYTES[precision]
@@ -367,7 +414,8 @@ def step_cost(
   data_elems = g.grid_nodes * (c.grid_input + r * (c.output + c.forcing))
   data_bytes = 4 * b * data_elems
 
-  saved, recompute_peak = step_activation_elements(apps, model, remat, b)
+  kept = RETENTION[retention]
+  saved, recompute_peak = step_activation_elements(apps, model, remat, b, kept)
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
   carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame

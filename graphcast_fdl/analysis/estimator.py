@@ -154,6 +154,7 @@ def model_step_seconds(
       rollout_steps=rollout_steps,
       batch_per_device=batch_per_device,
       precision=priced_precision(model.precision, hw),
+      retention=hw.retention,
   )
   return step_seconds(cost, model.precision, hw, 1, eff)[0]
 
@@ -211,6 +212,7 @@ def estimate(
         shard_params=experiment.mesh.shard_params,
         remat=remat,
         precision=priced_precision(precision, hw),
+        retention=hw.retention,
     )
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
     peak = cost.peak_bytes
@@ -258,6 +260,11 @@ def estimate(
         entry.fits = result.fits and result.peak_bytes <= hw.memory_bytes
         entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
         entry.source = "xla:tpu decides fits"
+      elif result.available and result.peak_bytes is not None:
+        # The local backend's compiled peak, against this hardware's memory.
+        entry.fits = result.peak_bytes <= hw.memory_bytes
+        entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
+        entry.source = f"xla:{result.backend} decides fits"
     phases.append(entry)
   total = sum(p.duration_seconds for p in phases)
   # Headroom is the compiler's where it decided, else the analytic one.

@@ -17,6 +17,7 @@ import itertools
 from graphcast_fdl.analysis import estimator
 from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.analysis import sizes
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.train.experiment import Experiment
 
@@ -38,6 +39,9 @@ REMAT_POLICIES = tuple(
 EDGE_BLOCKS = (None, 65_536, 262_144, 1_048_576)
 PRECISIONS = ("bfloat16", "float32")
 PER_DEVICE_BATCHES = (1, 2, 4, 8)
+# With `xla`, policies whose analytic peak is within this fraction over the
+# budget are compiled too (the analytic peak is within ~20% of XLA:TPU's).
+XLA_CANDIDATE_SLACK = 0.25
 
 
 @dataclasses.dataclass
@@ -176,17 +180,27 @@ def search(
 
 @dataclasses.dataclass
 class PhasePolicy:
-  """The cheapest remat policy found for one phase, and whether it fits."""
+  """The cheapest remat policy found for one phase, and whether it fits.
+
+  `decided_by` says whose peak judged it: "analytic", or the compiler's
+  ("xla:tpu", "xla:cpu", ...) when its figures for that program were cached
+  or compiled (`peak_bytes` is then the compiler's).
+  """
 
   phase: str
   remat: RematConfig
   step_seconds: float
   peak_bytes: float
   fits: bool
+  decided_by: str = "analytic"
 
 
 def phase_policies(
-    experiment: Experiment, hardware: str, memory_bytes: float | None = None
+    experiment: Experiment,
+    hardware: str,
+    memory_bytes: float | None = None,
+    xla: bool = False,
+    progress=None,
 ) -> list[PhasePolicy]:
   """Per phase, the fastest `REMAT_POLICIES` entry that fits `memory_bytes`.
 
@@ -194,14 +208,22 @@ def phase_policies(
   spends it only where memory demands it. A phase that fits under no policy
   gets the one with the smallest peak, with `fits` False. Edge blocks and
   precision stay as configured (they are model-wide).
+
+  Policies are tried fastest first (analytic time). Each one's peak is the
+  compiler's where its program's figures are in the on-disk cache
+  (`xla_cost.cached`; XLA:TPU for TPU hardware), else the analytic model's;
+  with `xla`, a policy the analytic model says fits (or nearly: within
+  `XLA_CANDIDATE_SLACK`) is compiled when not cached, until the compiler
+  confirms one.
   """
   hw = hardware_lib.get(hardware)
   budget = hw.memory_bytes if memory_bytes is None else memory_bytes
+  target = hardware if hardware in xla_cost.TPU_TARGETS else None
   g = sizes.graph_sizes(experiment.model)
   policies = [r for r in REMAT_POLICIES if (r.grid_block_size or 0) < g.grid_nodes]
   results = []
   for phase in experiment.schedule.phases:
-    best = smallest = None
+    priced = []
     for remat in policies:
       candidate = dataclasses.replace(
           experiment,
@@ -209,17 +231,31 @@ def phase_policies(
               experiment.schedule, phases=(dataclasses.replace(phase, remat=remat, num_steps=1),)
           ),
       )
-      priced = estimator.estimate(candidate, hardware).phases[0]
-      entry = PhasePolicy(
-          phase.name,
-          remat,
-          priced.step_seconds,
-          priced.peak_bytes_per_device,
-          priced.peak_bytes_per_device <= budget,
+      p = estimator.estimate(candidate, hardware).phases[0]
+      priced.append(PhasePolicy(phase.name, remat, p.step_seconds, p.peak_bytes_per_device, False))
+    priced.sort(key=lambda e: (e.step_seconds, e.peak_bytes))
+    best = None
+    for entry in priced:
+      kwargs = dict(
+          rollout_steps=phase.rollout_steps,
+          remat=entry.remat,
+          precision=phase.precision or experiment.model.precision,
+          batch_per_device=max(
+              1, experiment.data.global_batch_size // estimator.num_devices_of(experiment)
+          ),
+          hardware=target,
       )
-      if entry.fits and (best is None or entry.step_seconds < best.step_seconds):
+      compiled = xla_cost.cached(experiment, **kwargs)
+      if compiled is None and xla and entry.peak_bytes <= budget * (1 + XLA_CANDIDATE_SLACK):
+        compiled = xla_cost.analyze(experiment, progress=progress, **kwargs)
+      if compiled is not None and compiled.available and compiled.peak_bytes is not None:
+        entry.peak_bytes = compiled.peak_bytes
+        entry.decided_by = f"xla:{compiled.backend}"
+        entry.fits = compiled.peak_bytes <= budget and compiled.fits is not False
+      else:
+        entry.fits = entry.peak_bytes <= budget
+      if entry.fits:
         best = entry
-      if smallest is None or entry.peak_bytes < smallest.peak_bytes:
-        smallest = entry
-    results.append(best or smallest)
+        break
+    results.append(best or min(priced, key=lambda e: e.peak_bytes))
   return results

@@ -32,6 +32,10 @@ class Hardware:
       (`model.layers.dot_f32` on CPU), so a bfloat16 step takes the time and
       memory of a float32 one (measured on this CPU:
       benchmarks/estimator_vs_measured.py, and XLA's memory figures).
+    retention: what this backend's compiler keeps for the backward pass, a
+      `cost_model.RETENTION` key: "fused" for XLA:TPU (read off its
+      compiled programs' buffers, benchmarks/xla_tpu_memory.py), "unfused"
+      for XLA:CPU and XLA:GPU (their compiled peaks: benchmarks/RESULTS.md).
   """
 
   name: str
@@ -43,6 +47,7 @@ class Hardware:
   source: str
   devices_per_host: int = 1
   upcasts_bfloat16: bool = False
+  retention: str = "unfused"
 
   def peak(self, precision: str) -> float:
     return self.peak_flops[precision]
@@ -64,6 +69,7 @@ def _tpu(name, bf16, hbm_gbs, mem_gib, ici_gbs, source):
       ici_gbs * 1e9,
       source + f"; {TPU_CHIPS_PER_HOST} chips per host",
       devices_per_host=TPU_CHIPS_PER_HOST,
+      retention="fused",
   )
 
 

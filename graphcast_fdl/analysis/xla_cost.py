@@ -365,30 +365,8 @@ def analyze(
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
   if hardware is not None and libtpu_version() is None:
     raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
-  wanted = experiment.mesh.num_devices or 1
-  if hardware is None:
-    target = f"local:{jax.default_backend()}"
-    visible = len(jax.devices())
-    n = wanted if wanted <= visible else 1
-    devices = None
-    described = (
-        f"{n} device(s), the config's mesh"
-        if n == wanted
-        else f"1 device's program of {wanted} ({visible} visible here)"
-    )
-  else:
-    try:
-      topology = topology_name(hardware, wanted)
-      n = wanted
-      described = f"{n} x {hardware} ({topology}), the config's mesh"
-    except ValueError:
-      n = _MIN_CHIPS
-      topology = topology_name(hardware, n)
-      described = (
-          f"{n} x {hardware} ({topology}) with {batch_per_device} "
-          f"example(s) each: each device's program of {wanted}"
-      )
-    target = f"{hardware}:{topology}"
+  n, target, described = _target(experiment, hardware, batch_per_device)
+  devices = None
   key = program_key(
       experiment,
       rollout_steps=rollout_steps,
@@ -462,6 +440,61 @@ def analyze(
   if use_cache:
     _cache_save(key, result)
   return result
+
+
+def _target(experiment: Experiment, hardware: str | None, batch_per_device: int):
+  """(devices compiled for, cache target name, their description)."""
+  wanted = experiment.mesh.num_devices or 1
+  if hardware is None:
+    visible = len(jax.devices())
+    n = wanted if wanted <= visible else 1
+    described = (
+        f"{n} device(s), the config's mesh"
+        if n == wanted
+        else f"1 device's program of {wanted} ({visible} visible here)"
+    )
+    return n, f"local:{jax.default_backend()}", described
+  try:
+    topology = topology_name(hardware, wanted)
+    n = wanted
+    described = f"{n} x {hardware} ({topology}), the config's mesh"
+  except ValueError:
+    n = _MIN_CHIPS
+    topology = topology_name(hardware, n)
+    described = (
+        f"{n} x {hardware} ({topology}) with {batch_per_device} "
+        f"example(s) each: each device's program of {wanted}"
+    )
+  return n, f"{hardware}:{topology}", described
+
+
+def cached(
+    experiment: Experiment,
+    *,
+    rollout_steps: int,
+    remat: RematConfig,
+    precision: str,
+    batch_per_device: int = 1,
+    hardware: str | None = None,
+) -> XlaCost | None:
+  """The on-disk figures of a program compiled before, or None: no compile
+  (what `fiddler:fit_memory` consults for every candidate policy)."""
+  if hardware is not None and libtpu_version() is None:
+    return None  # the cache is keyed by libtpu's version
+  _, target, _ = _target(experiment, hardware, batch_per_device)
+  hit = _cache_load(
+      program_key(
+          experiment,
+          rollout_steps=rollout_steps,
+          remat=remat,
+          precision=precision,
+          batch_per_device=batch_per_device,
+          target=target,
+      )
+  )
+  if hit is not None and hardware and hit.fits is not False:
+    _judge(hit, hardware)
+  return hit
 
 
 def _judge(result: XlaCost, hardware: str) -> None:
