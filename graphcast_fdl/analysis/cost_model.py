@@ -49,12 +49,22 @@ class Retention:
     per_hidden: per hidden element: pre-activation, sigmoid, swish output.
     per_output: per output element: LayerNorm input and normalised value.
     gathered: whether edge MLPs keep the node shares gathered onto edges.
+    loop_checkpoints_in_rollout: whether checkpoints that are loops of their
+      own (processor groups, grid-node blocks: a `lax.scan` of checkpointed
+      bodies) still lower the peak inside a rematerialised rollout step.
+    target_copy: whether a rollout (2+ steps) holds a second, relaid-out copy
+      of its float32 targets among the temporaries (the scan slices them).
+    heap_overhead: the compiler's temporaries over the bytes live at their
+      peak (its heap's fragmentation), on activations and temporaries.
   """
 
   per_input: int = 1
   per_hidden: int = 3
   per_output: int = 2
   gathered: bool = True
+  loop_checkpoints_in_rollout: bool = True
+  target_copy: bool = False
+  heap_overhead: float = 1.0
 
 
 RETENTION = {
@@ -66,7 +76,24 @@ RETENTION = {
     # pre-activations and its LayerNorm input, and re-gathers node shares.
     # Read off the buffers live at the peak of the compiled 1 deg program
     # (3 edge-sized and 4 mesh-node-sized bf16 buffers per processor step).
-    "fused": Retention(per_input=1, per_hidden=1, per_output=1, gathered=False),
+    # XLA:TPU inside a rematerialised rollout step keeps the processor groups'
+    # and grid blocks' activations as if unchecked (0.25 deg, rollout 2 and
+    # 12: 38.4 and 78.2 GiB with processor groups of 3, 72.0 with groups of
+    # 1 and grid blocks: only segments and encoder/decoder remat lower it),
+    # copies the targets into the scan's layout (f32[1,r,13,181,360]: twice
+    # at 1 deg, rollout 4), and its temporaries exceed the bytes live at the
+    # peak (1.2x at 1 deg, rollout 1 and 4: 8.62 / 7.19 and 9.57 / 7.88 GiB;
+    # 1.1 is what also holds the 0.25 deg rollouts, whose buffers we did not
+    # dump: a 0.25 deg rollout compile takes 30 min here).
+    "fused": Retention(
+        per_input=1,
+        per_hidden=1,
+        per_output=1,
+        gathered=False,
+        loop_checkpoints_in_rollout=False,
+        target_copy=True,
+        heap_overhead=1.1,
+    ),
 }
 
 
@@ -415,7 +442,10 @@ def step_cost(
   data_bytes = 4 * b * data_elems
 
   kept = RETENTION[retention]
-  saved, recompute_peak = step_activation_elements(apps, model, remat, b, kept)
+  saving = remat  # the checkpoints that lower the peak under this compiler
+  if r > 1 and remat.rollout_step and not kept.loop_checkpoints_in_rollout:
+    saving = dataclasses.replace(remat, processor_every_k=0, grid_block_size=None)
+  saved, recompute_peak = step_activation_elements(apps, model, saving, b, kept)
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
   carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame
@@ -432,8 +462,12 @@ def step_cost(
   else:
     activations = r * (carry + act * saved) + act * recompute_peak
   temporary = act * max(
-      temporary_elements(a, model, _block(a, model, remat)) * per_batch(a) for a in apps
+      temporary_elements(a, model, _block(a, model, saving)) * per_batch(a) for a in apps
   )
+  if kept.target_copy and r > 1:
+    activations += 4 * b * r * g.grid_nodes * c.output
+  activations *= kept.heap_overhead
+  temporary *= kept.heap_overhead
   return StepCost(
       flops=r * fwd_flops * passes + 10 * n_params / shard,
       bytes_accessed=r * fwd_bytes * passes + weight_reads + update_bytes,

@@ -32,7 +32,9 @@ class PhaseEstimate:
   """One phase: how long it takes and what one device must hold.
 
   Sources: every field comes from the analytic model except `xla`, which
-  holds XLA's compiled-program figures when available (`source` says which).
+  holds XLA's compiled-program figures when available (`source` says which),
+  and `xla_step_seconds`, the step priced from XLA's FLOPs and bytes (scan
+  bodies times their trip counts) by `xla_priced_seconds`.
   `host_input_bytes_per_second` is what each host's loader must deliver
   (float32 frames of its devices' examples per step time): a requirement.
   """
@@ -60,6 +62,7 @@ class PhaseEstimate:
   host_input_bytes_per_second: float = 0.0
   source: str = "analytic"
   xla: dict | None = None
+  xla_step_seconds: float | None = None
 
 
 @dataclasses.dataclass
@@ -266,6 +269,8 @@ def estimate(
         entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
         entry.source = f"xla:{result.backend} decides fits"
     phases.append(entry)
+  if use_xla:
+    _price_from_xla(phases, hw, n)
   total = sum(p.duration_seconds for p in phases)
   # Headroom is the compiler's where it decided, else the analytic one.
   worst = min(phases, key=lambda p: p.headroom_bytes)
@@ -311,6 +316,53 @@ def estimate(
           "rollout)",
       },
   )
+
+
+def xla_priced_seconds(
+    flops: float,
+    bytes_accessed: float,
+    gradient_bytes: float,
+    precision: str,
+    hw: hardware_lib.Hardware,
+    num_devices: int,
+    efficiency: float | None = None,
+) -> float:
+  """A step priced from the compiler's FLOPs and bytes: the same roofline
+  and all-reduce as `step_seconds`, with the family's XLA-priced factor
+  (`calibration.XLA_EFFICIENCY`, fitted to the same one published figure)."""
+  eff = calibration.xla_efficiency(hw.family) if efficiency is None else efficiency
+  roofline = max(flops / hw.peak(precision), bytes_accessed / hw.memory_bandwidth)
+  return roofline / eff + _allreduce_seconds(gradient_bytes, num_devices, hw)
+
+
+def _price_from_xla(phases: list, hw: hardware_lib.Hardware, n: int) -> None:
+  """Sets `xla_step_seconds` of each phase from its compiled figures; a
+  phase whose compile ran out of memory (no cost analysis) takes a compiled
+  phase's per-rollout-step figures of the same policy and precision times
+  its own rollout length (a rollout of 2+ steps is one scanned step)."""
+  compiled = [p for p in phases if p.xla and p.xla.get("flops")]
+  for p in phases:
+    donor = p if p in compiled else None
+    if donor is None:
+      same = [
+          q
+          for q in compiled
+          if q.remat == p.remat
+          and q.precision == p.precision
+          and (q.rollout_steps > 1) == (p.rollout_steps > 1)
+      ]
+      donor = max(same, key=lambda q: q.rollout_steps, default=None)
+    if donor is None:
+      continue
+    scale = p.rollout_steps / donor.rollout_steps
+    p.xla_step_seconds = xla_priced_seconds(
+        donor.xla["flops"] * scale,
+        donor.xla["bytes_accessed"] * scale,
+        p.gradient_bytes,
+        p.precision,
+        hw,
+        n,
+    )
 
 
 def format_table(est: Estimate) -> str:
