@@ -8,8 +8,15 @@ figures beside the analytic model's, one row per (config, rollout, remat):
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
 
-Figures are cached on disk per program (seconds on a rerun); a first compile
-of the 0.25 deg model takes minutes on a 2-core CPU.
+  python benchmarks/xla_tpu_memory.py --points            # calibration table
+  python benchmarks/xla_tpu_memory.py --points --cached   # no compiles
+
+`--points` prints the analytic peak against XLA:TPU's at the points the
+analytic model is calibrated on (`calibration.XLA_TPU_PEAKS`): the compiler's
+figure from the cache (compiling those missing unless `--cached`), else the
+recorded one. Figures are cached on disk per program (seconds on a rerun); a
+first compile of the 0.25 deg model takes 3-30 minutes and ~9 GiB on a 2-core
+CPU (run it under the machine's compile lock if it has one).
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ import sys
 import fiddle as fdl
 
 from graphcast_fdl import experiments
+from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
+from graphcast_fdl.analysis import estimator
+from graphcast_fdl.analysis import hardware as hardware_lib
 from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 
@@ -46,7 +56,14 @@ def main() -> None:
   parser.add_argument(
       "--remat", default=None, help="RematConfig fields, e.g. rollout_step=True,..."
   )
+  parser.add_argument(
+      "--points", action="store_true", help="the calibration points, analytic vs XLA:TPU"
+  )
+  parser.add_argument("--cached", action="store_true", help="with --points: compile nothing")
   args = parser.parse_args()
+  if args.points:
+    points(args.hardware, args.cached)
+    return
   experiment = fdl.build(getattr(experiments, args.config)())
   model = experiment.model
   remat = _remat(args.remat, model.remat)
@@ -76,6 +93,7 @@ def main() -> None:
         shard_params=experiment.mesh.shard_params,
         remat=remat,
         precision=model.precision,
+        retention=hardware_lib.get(args.hardware).retention,
     )
     num = lambda v: "n/a" if v is None else f"{v:9.3g}"
     verdict = "fits" if x.fits else "DOES NOT FIT: " + x.reason
@@ -85,6 +103,50 @@ def main() -> None:
         f" {x.peak_bytes / GiB:6.2f} {ana.peak_bytes / GiB:8.2f}"
         f" {num(x.flops)} {num(x.bytes_accessed)}"
         f" {x.compile_seconds:6.0f}s  {verdict}",
+        flush=True,
+    )
+
+
+def points(hardware: str, cached_only: bool) -> None:
+  """Analytic peak / XLA:TPU peak at `calibration.XLA_TPU_PEAKS`."""
+  from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+
+  print(
+      f"{'config':16s} {'roll':>4s} {'remat':44s} {'XLA:TPU':>8s} {'analytic':>8s}"
+      f" {'ratio':>5s}  XLA:TPU figure from"
+  )
+  for point in calibration.XLA_TPU_PEAKS:
+    experiment = fdl.build(getattr(experiments, point.config)())
+    remat = point.remat or experiment.model.remat
+    experiment = dataclasses.replace(
+        experiment,
+        model=dataclasses.replace(experiment.model, remat=remat),
+        schedule=schedule_lib.Schedule(
+            phases=(schedule_lib.Phase("p", num_steps=1, rollout_steps=point.rollout_steps),)
+        ),
+    )
+    (phase,) = estimator.estimate(experiment, hardware).phases
+    kwargs = dict(
+        rollout_steps=point.rollout_steps,
+        remat=remat,
+        precision=experiment.model.precision,
+        batch_per_device=1,
+        hardware=hardware,
+    )
+    x = xla_cost.cached(experiment, **kwargs)
+    if x is None and not cached_only:
+      x = xla_cost.analyze(
+          experiment, progress=lambda line: print(line, file=sys.stderr, flush=True), **kwargs
+      )
+    xla, source = (
+        (x.peak_bytes / GiB, "the cache" + ("" if x.fits is not False else " (required)"))
+        if x is not None
+        else (point.peak_gib, point.source)
+    )
+    print(
+        f"{point.config:16s} {point.rollout_steps:4d} {_label(remat):44s} {xla:8.2f}"
+        f" {phase.peak_bytes_per_device / GiB:8.2f}"
+        f" {phase.peak_bytes_per_device / GiB / xla:5.2f}  {source}",
         flush=True,
     )
 

@@ -172,6 +172,7 @@ def estimate(
     use_xla: bool = False,
     efficiency: float | None = None,
     progress=None,
+    xla_cached_only: bool = False,
 ) -> Estimate:
   """Prices every phase of `experiment` on `hardware` (a `hardware` key).
 
@@ -184,6 +185,8 @@ def estimate(
       compiler's verdict), else this machine's backend.
     efficiency: override the family's fitted factor (used when refitting).
     progress: called with a line before and after each compile.
+    xla_cached_only: with `use_xla`, take only figures already in the
+      on-disk cache (compile nothing; the others stay analytic).
 
   Raises:
     xla_cost.TpuCompilerMissing: `use_xla` on TPU hardware without libtpu.
@@ -245,15 +248,19 @@ def estimate(
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
-        xla_cache[key] = xla_cost.analyze(
-            experiment,
+        program = dict(
             rollout_steps=phase.rollout_steps,
             remat=remat,
             precision=precision,
             batch_per_device=batch,
             hardware=hardware if hardware in xla_cost.TPU_TARGETS else None,
-            progress=progress,
         )
+        if xla_cached_only:
+          xla_cache[key] = xla_cost.cached(experiment, **program) or xla_cost.XlaCost(
+              False, "not in the cache of compiled figures"
+          )
+        else:
+          xla_cache[key] = xla_cost.analyze(experiment, progress=progress, **program)
       result = xla_cache[key]
       entry.xla = result.to_dict()
       entry.source = (
@@ -270,7 +277,7 @@ def estimate(
         entry.source = f"xla:{result.backend} decides fits"
     phases.append(entry)
   if use_xla:
-    _price_from_xla(phases, hw, n)
+    price_from_xla(phases, hw, n)
   total = sum(p.duration_seconds for p in phases)
   # Headroom is the compiler's where it decided, else the analytic one.
   worst = min(phases, key=lambda p: p.headroom_bytes)
@@ -335,7 +342,9 @@ def xla_priced_seconds(
   return roofline / eff + _allreduce_seconds(gradient_bytes, num_devices, hw)
 
 
-def _price_from_xla(phases: list, hw: hardware_lib.Hardware, n: int) -> None:
+def price_from_xla(
+    phases: list, hw: hardware_lib.Hardware, n: int, efficiency: float | None = None
+) -> None:
   """Sets `xla_step_seconds` of each phase from its compiled figures; a
   phase whose compile ran out of memory (no cost analysis) takes a compiled
   phase's per-rollout-step figures of the same policy and precision times
@@ -362,6 +371,7 @@ def _price_from_xla(phases: list, hw: hardware_lib.Hardware, n: int) -> None:
         p.precision,
         hw,
         n,
+        efficiency,
     )
 
 
