@@ -478,23 +478,41 @@ def cached(
     hardware: str | None = None,
 ) -> XlaCost | None:
   """The on-disk figures of a program compiled before, or None: no compile
-  (what `fiddler:fit_memory` consults for every candidate policy)."""
+  (what `fiddler:fit_memory` consults for every candidate policy).
+
+  On a TPU target, a data-parallel mesh of more chips than libtpu's smallest
+  slice also takes the figures of the same per-device program compiled for
+  that slice (every device runs the same program on its examples, plus the
+  gradient all-reduce): `devices` then says so.
+  """
   if hardware is not None and libtpu_version() is None:
     return None  # the cache is keyed by libtpu's version
-  _, target, _ = _target(experiment, hardware, batch_per_device)
-  hit = _cache_load(
-      program_key(
-          experiment,
-          rollout_steps=rollout_steps,
-          remat=remat,
-          precision=precision,
-          batch_per_device=batch_per_device,
-          target=target,
+  candidates = [experiment]
+  mesh = experiment.mesh
+  if hardware is not None and (mesh.num_devices or 1) > _MIN_CHIPS:
+    if mesh.spatial == 1 and not mesh.shard_params:
+      candidates.append(
+          dataclasses.replace(experiment, mesh=dataclasses.replace(mesh, num_devices=_MIN_CHIPS))
       )
-  )
-  if hit is not None and hardware and hit.fits is not False:
-    _judge(hit, hardware)
-  return hit
+  for candidate in candidates:
+    _, target, _ = _target(candidate, hardware, batch_per_device)
+    hit = _cache_load(
+        program_key(
+            candidate,
+            rollout_steps=rollout_steps,
+            remat=remat,
+            precision=precision,
+            batch_per_device=batch_per_device,
+            target=target,
+        )
+    )
+    if hit is not None:
+      if candidate is not experiment:
+        hit.devices += f": each device's program of {mesh.num_devices}"
+      if hardware and hit.fits is not False:
+        _judge(hit, hardware)
+      return hit
+  return None
 
 
 def _judge(result: XlaCost, hardware: str) -> None:
