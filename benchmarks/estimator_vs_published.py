@@ -8,7 +8,7 @@ With libtpu installed, a second prediction prices each phase from XLA:TPU's
 own FLOPs and bytes of the compiled train step (`estimate --xla`'s cached
 figures; a rollout phase whose program does not fit takes the per-step
 figures of the nearest compiled rollout of the same policy), with its own
-factor fitted to the same one figure (`--refit` prints it).
+factor fitted to one figure (`calibration.XLA_FIT`; `--refit` prints it).
 
 One efficiency factor per hardware family is fitted to one figure
 (`calibration.TPU_FIT` for TPUs; this CPU's factor comes from our own measured
@@ -162,7 +162,7 @@ def main():
   if args.refit:
     print(f'EFFICIENCY["tpu"] = {fit(calibration.TPU_FIT)!r}')
     if xla_cost.libtpu_version() is not None:
-      print(f'XLA_EFFICIENCY["tpu"] = {fit_xla(calibration.TPU_FIT)!r}')
+      print(f'XLA_EFFICIENCY["tpu"] = {fit_xla(calibration.XLA_FIT)!r}')
     return
 
   print(
@@ -172,8 +172,8 @@ def main():
   with_xla = xla_cost.libtpu_version() is not None
   if with_xla:
     print(
-        f"XLA:TPU-priced factor {calibration.xla_efficiency('tpu'):.4f}, fitted to the same"
-        " figure from the compiled programs' FLOPs and bytes"
+        f"XLA:TPU-priced factor {calibration.xla_efficiency('tpu'):.4f}, fitted to"
+        f" '{calibration.XLA_FIT.name}' from the compiled programs' FLOPs and bytes"
     )
   print(
       f"{'figure':48s} {'published':>9s} {'predicted':>9s} {'ratio':>6s}"
@@ -183,6 +183,8 @@ def main():
   for figure in calibration.PUBLISHED:
     pred = predicted_seconds(figure)
     role = "fitted" if figure is calibration.TPU_FIT else "prediction"
+    if with_xla and figure is calibration.XLA_FIT:
+      role += ", XLA:TPU-priced fitted"
     xla = ""
     if with_xla:
       x = xla_predicted_seconds(figure)

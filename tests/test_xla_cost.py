@@ -225,6 +225,7 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
         temp_bytes=GiB,
         compile_seconds=1.0,
         fits=flops is not None,
+        loops_weighted=True,
     )
     xla_cost._cache_save(key, cost)  # pylint: disable=protected-access
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)

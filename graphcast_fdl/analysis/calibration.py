@@ -204,9 +204,12 @@ XLA_TPU_PEAKS = (
 )
 
 # Roofline of XLA:TPU's own FLOPs and bytes (scan bodies times their trip
-# counts) / the step time, fitted to the same figure (`TPU_FIT`) from the
-# compiled 0.25 deg 1-step program on 32 TPU v4 (`--refit_xla`).
-XLA_EFFICIENCY = {"tpu": 0.1}
+# counts) / the step time, fitted to one figure whose every phase has
+# compiled figures (`benchmarks/estimator_vs_published.py --refit` under
+# .venv-tpu): the 1 deg whole schedule (its 1-step and 4-step programs,
+# 2026-12-02), until the 0.25 deg 1-step program (`TPU_FIT`) is compiled.
+XLA_FIT = PUBLISHED[-1]
+XLA_EFFICIENCY = {"tpu": 0.5111599928854282}
 
 
 def efficiency(family: str) -> float:

@@ -320,7 +320,8 @@ def estimate(
           "xla": "the trainer's jitted train step (loss+grad+AdamW, the "
           "config's shardings) .lower(abstract shapes).compile(): "
           "memory_analysis / cost_analysis per device (scan bodies x "
-          "rollout)",
+          "rollout); s/step xla: their FLOPs and bytes on the roofline with "
+          "the XLA-priced factor",
       },
   )
 
@@ -345,11 +346,13 @@ def xla_priced_seconds(
 def price_from_xla(
     phases: list, hw: hardware_lib.Hardware, n: int, efficiency: float | None = None
 ) -> None:
-  """Sets `xla_step_seconds` of each phase from its compiled figures; a
-  phase whose compile ran out of memory (no cost analysis) takes a compiled
-  phase's per-rollout-step figures of the same policy and precision times
-  its own rollout length (a rollout of 2+ steps is one scanned step)."""
-  compiled = [p for p in phases if p.xla and p.xla.get("flops")]
+  """Sets `xla_step_seconds` of each phase from its compiled figures (loop
+  bodies times their trips: figures cached before `hlo_loops` counted
+  processor-group and block loops once and are not used); a phase whose
+  compile ran out of memory (no cost analysis) takes a compiled phase's
+  per-rollout-step figures of the same policy and precision times its own
+  rollout length (a rollout of 2+ steps is one scanned step)."""
+  compiled = [p for p in phases if p.xla and p.xla.get("flops") and p.xla.get("loops_weighted")]
   for p in phases:
     donor = p if p in compiled else None
     if donor is None:
@@ -415,7 +418,7 @@ def format_table(est: Estimate) -> str:
         "device and step:",
         f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
         f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
-        f" {'peak xla':>9s} {'peak ana':>9s} {'compile':>8s}",
+        f" {'peak xla':>9s} {'peak ana':>9s} {'s/step xla':>10s} {'compile':>8s}",
     ]
     for p in xla_rows:
       x = p.xla
@@ -430,6 +433,7 @@ def format_table(est: Estimate) -> str:
           f" {gib(x['temp_bytes']):>12s}"
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
           f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}"
+          f" {num(p.xla_step_seconds):>10s}"
           f" {x['compile_seconds']:7.0f}s{' (cached)' if x.get('cached') else ''}"
           f"{verdict}"
       )

@@ -24,9 +24,11 @@ by everything that defines the program (`program_key`): the configs,
 rollout, batch, target, jax and libtpu versions and the source of the model,
 graph and train step.
 
-XLA counts a `lax.scan` body once: FLOPs and bytes of a rollout are scaled by
-the rollout length here (not exact for block loops and nested segments);
-memory figures are for the whole program.
+XLA counts a loop body once: FLOPs and bytes are rescaled by the ratio of the
+module's matmul FLOPs with each while body times its trip count to those
+counted once (`hlo_loops`; `loops_weighted`; entries cached before it were
+scaled by the rollout length only, which misses processor-group, edge- and
+grid-block loops); memory figures are for the whole program.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import numpy as np
 import xarray as xr
 
 from graphcast_fdl import task as task_lib
+from graphcast_fdl.analysis import hlo_loops
 from graphcast_fdl.analysis import sizes as sizes_lib
 from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.batch import Batch
@@ -106,6 +109,7 @@ class XlaCost:
   devices: str = ""
   fits: bool | None = None
   capacity_bytes: float | None = None
+  loops_weighted: bool = False
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -538,7 +542,16 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  scale = rollout_steps  # scan bodies are counted once
+  # XLA counts each loop body once: rescale by the loops' trips, as the
+  # module's matmul FLOPs weigh them (`hlo_loops`); the rollout length when
+  # the text cannot be read.
+  scale, weighted = rollout_steps, False
+  try:
+    loop_weighted, counted_once = hlo_loops.matmul_flops(compiled.as_text())
+    if counted_once > 0:
+      scale, weighted = loop_weighted / counted_once, True
+  except Exception:  # pylint: disable=broad-except
+    pass
   temp = float(memory.temp_size_in_bytes)
   args = float(memory.argument_size_in_bytes)
   out = float(memory.output_size_in_bytes)
@@ -554,4 +567,5 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       peak_bytes=temp + args + out - alias,
       compile_seconds=time.perf_counter() - start,
       devices=devices,
+      loops_weighted=weighted,
   )
