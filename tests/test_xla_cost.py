@@ -238,6 +238,21 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
   assert two.xla_step_seconds == pytest.approx(1.0 / eff + allreduce)  # 1.2e12 B at 1.2e12 B/s
   assert three.xla_step_seconds == pytest.approx(1.5 / eff + allreduce)
   assert not three.fits and three.xla["flops"] is None
+  # Figures cached before loop weighting (loop bodies counted once) price nothing.
+  for r in (1, 2):
+    key = xla_cost.program_key(
+        experiment,
+        rollout_steps=r,
+        remat=experiment.model.remat,
+        precision=experiment.model.precision,
+        batch_per_device=2,
+        target="tpu_v4:v4:2x2x1",
+    )
+    old = xla_cost._cache_load(key)  # pylint: disable=protected-access
+    old.loops_weighted = False
+    xla_cost._cache_save(key, old)  # pylint: disable=protected-access
+  est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
+  assert [p.xla_step_seconds for p in est.phases] == [None] * 3
   # Without cached figures nothing is compiled and nothing is XLA-priced.
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path / "empty"))
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
