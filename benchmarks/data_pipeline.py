@@ -38,6 +38,7 @@ from absl import flags
 import numpy as np
 
 from graphcast_fdl import data
+from graphcast_fdl import datasets  # noqa: F401  (registers synthetic_weather)
 from graphcast_fdl import task as task_lib
 
 # Seconds per train step (batch 1) measured on this CPU (RESULTS.md, model

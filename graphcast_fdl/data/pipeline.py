@@ -3,7 +3,8 @@
 A `DataConfig` names a registered source (`sources`: "zarr" here,
 "synthetic_weather" and "era5" from the builders in `datasets/`), the grid and
 the splits; the task names variables and levels. Every function here opens
-the split's frames once (cached) and cuts examples from them.
+the split's frames once (cached) and cuts examples from them; the training and
+evaluation batches are loaded through Grain (`grain_pipeline`).
 """
 
 from __future__ import annotations
