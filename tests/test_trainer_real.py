@@ -59,7 +59,7 @@ def test_real_kill_inside_a_rollout_phase_resumes_exactly(data_dir, tmp_path):
   assert "Resumed from checkpoint at global step 12" in err
   assert "'next_phase': 'rollout_2'" in err
   saved = os.listdir(tmp_path / "run" / "checkpoints" / "12" / "data_iterator")
-  assert saved == ["process_0-of-1.json"]
+  assert "process_0-of-1.json" in saved
   assert "not used" not in err  # Restored, not positioned by the step.
 
 
