@@ -5,7 +5,8 @@ Usage: python tests/train_worker.py '<json spec>' with keys
     see test_trainer_real.py's small experiment)
   workdir, devices (CPU devices in this process), spatial (devices sharing
     each example, demo only), out (.npz of final params,
-    written by process 0), delay (seconds per training batch),
+    written by process 0), delay (seconds per training batch; demo: from
+    global step delay_from on),
   num_processes, process_id, port (for jax.distributed; 1 process: omitted),
   break_checkpoints_at (tiny only): at this step's batch, a file takes the
     place of checkpoints/ so that the next save fails.
@@ -41,18 +42,18 @@ def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
 
 class _SlowData:
   """graphcast_fdl.data (its Grain pipeline) with `delay` seconds added to
-  each training batch, to leave time for a kill at a chosen step."""
+  each training batch from step `delay_from`, to leave time for a kill there."""
 
-  def __init__(self, delay):
+  def __init__(self, delay, delay_from):
     from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
 
-    self._data, self._delay = data, delay
+    self._data, self._delay, self._from = data, delay, delay_from
 
   def __getattr__(self, name):
     return getattr(self._data, name)
 
   def train_batches(self, *args, **kwargs):
-    iterator, delay = self._data.train_batches(*args, **kwargs), self._delay
+    iterator, delay, first = self._data.train_batches(*args, **kwargs), self._delay, self._from
 
     class Slow:
 
@@ -60,7 +61,8 @@ class _SlowData:
         return self
 
       def __next__(self):
-        time.sleep(delay)
+        if iterator.step >= first:
+          time.sleep(delay)
         return next(iterator)
 
       def __getattr__(self, name):  # get_state, set_state, close, ...
@@ -109,7 +111,9 @@ def main(spec):
             spec["data_dir"], total_devices, spatial=spec.get("spatial", 1)
         ),
         spec["workdir"],
-        data_module=_SlowData(spec["delay"]) if spec.get("delay") else None,
+        data_module=_SlowData(spec["delay"], spec.get("delay_from", 0))
+        if spec.get("delay")
+        else None,
     )
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top

@@ -76,10 +76,14 @@ def window_order(
   return order.batch(per_process)[process_index::process_count]
 
 
+def _options(data: DataConfig) -> grain.ReadOptions:
+  # More threads than buffered batches could not run at once.
+  threads = max(1, min(READER_THREADS, data.prefetch))
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=data.prefetch)
+
+
 def _read(dataset: grain.MapDataset, data: DataConfig) -> grain.IterDataset:
-  dataset = dataset.to_iter_dataset(
-      grain.ReadOptions(num_threads=READER_THREADS, prefetch_buffer_size=data.prefetch)
-  )
+  dataset = dataset.to_iter_dataset(_options(data))
   if data.num_workers:
     dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers))
   return dataset
@@ -192,7 +196,5 @@ def eval_batches(
   load = LoadBatch(data, task, data.eval_split, rollout_steps, sources.provider(data.source))
   windows = pipeline.eval_windows(load.maker(), num_batches * data.global_batch_size)
   batches = grain.MapDataset.source(windows.reshape(num_batches, data.global_batch_size))
-  reader = batches.map(load).to_iter_dataset(
-      grain.ReadOptions(num_threads=READER_THREADS, prefetch_buffer_size=data.prefetch)
-  )
+  reader = batches.map(load).to_iter_dataset(_options(data))
   return list(reader)
