@@ -8,6 +8,7 @@ one grid column per step, deterministic in (seed, source, global step).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -89,6 +90,7 @@ class TinyData:
     signal_at: global step at whose batch this process sends itself SIGTERM.
     delay: seconds to wait before each batch (to leave time for a kill).
     yielded: global steps handed out, in order (to test resume positions).
+    restored: steps iterators were set to from a checkpoint's state.
   """
 
   def __init__(self, nan_steps=(), signal_at=None, delay=0.0):
@@ -96,6 +98,7 @@ class TinyData:
     self.signal_at = signal_at
     self.delay = delay
     self.yielded = []
+    self.restored = []
 
   def normalization_stats(self, data, task, stats_dir=None):
     return None
@@ -118,22 +121,46 @@ class TinyData:
     count = process_count or 1
     local = data.global_batch_size // count
     rows = range((process_index or 0) * local, ((process_index or 0) + 1) * local)
-    step = start_step
-    while True:
-      batch = self._batch(data, rollout_steps, step, rows)
-      if step in self.nan_steps:
-        batch.inputs["x"][:] = np.nan
-      if step == self.signal_at:
-        os.kill(os.getpid(), signal.SIGTERM)
-      time.sleep(self.delay)
-      self.yielded.append(step)
-      yield batch
-      step += 1
+    return _TinyIterator(self, data, rollout_steps, rows, start_step)
 
   def eval_batches(self, data, task, rollout_steps, num_batches):
     del task
     rows = range(data.global_batch_size)
     return [self._batch(data, rollout_steps, -1 - i, rows) for i in range(num_batches)]
+
+
+class _TinyIterator:
+  """TinyData's batches from a step, with a state as Grain's iterators have
+  (JSON bytes), so the trainer checkpoints and restores it."""
+
+  def __init__(self, source, data, rollout_steps, rows, step):
+    self.source, self.data, self.rollout_steps, self.rows = source, data, rollout_steps, rows
+    self.step = step
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    source, step = self.source, self.step
+    batch = source._batch(self.data, self.rollout_steps, step, self.rows)
+    if step in source.nan_steps:
+      batch.inputs["x"][:] = np.nan
+    if step == source.signal_at:
+      os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(source.delay)
+    source.yielded.append(step)
+    self.step += 1
+    return batch
+
+  def get_state(self) -> bytes:
+    return json.dumps({"step": self.step}).encode()
+
+  def set_state(self, state) -> None:
+    self.step = json.loads(state)["step"]
+    self.source.restored.append(self.step)
+
+  def start_prefetch(self):
+    pass
 
 
 def tiny_experiment(

@@ -5,7 +5,8 @@ Usage: python tests/train_worker.py '<json spec>' with keys
     see test_trainer_real.py's small experiment)
   workdir, devices (CPU devices in this process), spatial (devices sharing
     each example, demo only), out (.npz of final params,
-    written by process 0), delay (seconds per batch, tiny only),
+    written by process 0), delay (seconds per training batch; demo: from
+    global step delay_from on),
   num_processes, process_id, port (for jax.distributed; 1 process: omitted),
   break_checkpoints_at (tiny only): at this step's batch, a file takes the
     place of checkpoints/ so that the next save fails.
@@ -15,6 +16,7 @@ The run goes through the commands' failure guard (one line, exit 1).
 import json
 import os
 import sys
+import time
 
 import jax
 import numpy as np
@@ -28,15 +30,45 @@ def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
 
   class Breaking(train_fakes.TinyData):
 
-    def train_batches(self, *args, **kw):
-      for batch in super().train_batches(*args, **kw):
-        directory = os.path.join(workdir, "checkpoints")
-        if self.yielded[-1] == step and os.path.isdir(directory):
-          os.rename(directory, directory + ".moved")
-          open(directory, "w").close()
-        yield batch
+    def _batch(self, data, rollout_steps, key, rows):
+      directory = os.path.join(workdir, "checkpoints")
+      if key == step and os.path.isdir(directory):
+        os.rename(directory, directory + ".moved")
+        open(directory, "w").close()
+      return super()._batch(data, rollout_steps, key, rows)
 
   return Breaking(**kwargs)
+
+
+class _SlowData:
+  """graphcast_fdl.data (its Grain pipeline) with `delay` seconds added to
+  each training batch from step `delay_from`, to leave time for a kill there."""
+
+  def __init__(self, delay, delay_from):
+    from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
+
+    self._data, self._delay, self._from = data, delay, delay_from
+
+  def __getattr__(self, name):
+    return getattr(self._data, name)
+
+  def train_batches(self, *args, **kwargs):
+    iterator, delay, first = self._data.train_batches(*args, **kwargs), self._delay, self._from
+
+    class Slow:
+
+      def __iter__(self):
+        return self
+
+      def __next__(self):
+        if iterator.step >= first:
+          time.sleep(delay)
+        return next(iterator)
+
+      def __getattr__(self, name):  # get_state, set_state, close, ...
+        return getattr(iterator, name)
+
+    return Slow()
 
 
 def main(spec):
@@ -79,6 +111,9 @@ def main(spec):
             spec["data_dir"], total_devices, spatial=spec.get("spatial", 1)
         ),
         spec["workdir"],
+        data_module=_SlowData(spec["delay"], spec.get("delay_from", 0))
+        if spec.get("delay")
+        else None,
     )
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top

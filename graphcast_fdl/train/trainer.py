@@ -53,7 +53,10 @@ class RunState:
     state: the TrainState (restored, or initialised).
     step: the global step `state` is at.
     iterator: training batches of the phase `step` is in (None: made when
-      needed); first_batch: the batch of `step`, read to learn the shapes.
+      needed); its state, if it has one, is checkpointed with the train state.
+    first_batch: the batch of `step`, already on the devices (read at setup
+      to learn the shapes, then one step ahead so that its transfer overlaps
+      the step before).
     num_params: parameter count.
   """
 
@@ -80,6 +83,11 @@ def _default_predictor_factory(model, task, stats, graphs=None, mesh=None, **spa
   return Predictor(model, task, stats, graphs=graphs)
 
 
+def _close(iterator) -> None:
+  """Stops an iterator's reader threads and worker processes, if any."""
+  getattr(iterator, "close", lambda: None)()
+
+
 def _default_data_module():
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
 
@@ -98,7 +106,8 @@ class Trainer:
       `Predictor`. Tests pass small stand-ins. With `mesh.spatial` > 1 it
       also gets `mesh`, `space_axis` and `data_axis`.
     data_module: provides `normalization_stats`, `train_batches` and
-      `eval_batches` as `graphcast_fdl.data` does (the default).
+      `eval_batches` as `graphcast_fdl.data` does (the default). Iterators
+      with `get_state`/`set_state` (Grain's) are saved in checkpoints.
     devices: devices to build the mesh from (default all visible).
     step_seconds: estimated seconds per step of each phase (the estimator's);
       the ETA prices the phases ahead with their ratios.
@@ -125,6 +134,7 @@ class Trainer:
     self._step_seconds = step_seconds
     self._predictors = {}
     self._train_steps = {}
+    self._pending_state = None
     self.state = None
     self.run_state = None
 
@@ -280,7 +290,7 @@ class Trainer:
     rng = jax.random.PRNGKey(experiment.seed)
     init_rng, state_rng = jax.random.split(rng)
     expected_step = checkpointer.latest_step() or 0
-    iterator, first_batch = self._first_batch(expected_step)
+    iterator, first_batch = self._first_batch(expected_step, checkpointer)
     abstract_state = jax.eval_shape(
         lambda b: train_step_lib.create_state(predictor.init_params(init_rng, b), tx, state_rng),
         first_batch,
@@ -311,8 +321,10 @@ class Trainer:
       )(params)
       parameter_overview.log_parameter_overview(state.params)
     if step != expected_step:  # An older checkpoint: its batches come first.
-      iterator, first_batch = self._first_batch(step)
+      _close(iterator)
+      iterator, first_batch = self._first_batch(step, checkpointer)
     if schedule.span_at(step) is None:
+      _close(iterator)
       iterator, first_batch = None, None  # Nothing left to train.
 
     self.run_state = RunState(
@@ -330,12 +342,28 @@ class Trainer:
     )
     return self.run_state
 
-  def _first_batch(self, step: int):
-    """(iterator, its first batch) at `step` (past the end: the last phase's)."""
+  def _first_batch(self, step: int, checkpointer: checkpointing.Checkpointer):
+    """(iterator, its first batch) at `step` (past the end: the last phase's),
+    continuing from the pipeline state saved at `step` when there is one."""
     schedule = self.experiment.schedule
     span = schedule.span_at(step) or schedule.spans()[-1]
     iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
-    return iterator, self._global(next(iterator))
+    if span.start < step < span.end and hasattr(iterator, "set_state"):
+      # Saved mid-phase, by this phase's pipeline (a phase-end one is not).
+      checkpointer.restore_iterator(step, iterator)
+    return iterator, self._pull(iterator)
+
+  def _pull(self, iterator):
+    """The iterator's next batch on the devices; keeps the state before it."""
+    self._pending_state = iterator.get_state() if hasattr(iterator, "get_state") else None
+    return self._global(next(iterator))
+
+  def _iterator_state(self):
+    """The pipeline state whose next batch is the next step's, or None."""
+    run = self.run_state
+    if run.first_batch is not None:  # Already read: the state before it.
+      return self._pending_state
+    return run.iterator.get_state() if hasattr(run.iterator, "get_state") else None
 
   def train_step_for(self, phase: Phase):
     """The jitted step of a phase; phases with the same precision and remat
@@ -364,6 +392,12 @@ class Trainer:
       run.iterator = self._train_iterator(span, step)
     return self._global(next(run.iterator))
 
+  def _prefetch(self, span: PhaseSpan, step: int) -> None:
+    """Reads `step`'s batch and starts its transfer while the step before runs."""
+    run = self.run_state
+    if step < span.end and run.iterator is not None and run.first_batch is None:
+      run.first_batch = self._pull(run.iterator)
+
   def _nonfinite_error(
       self, phase: Phase, step: int, in_a_row: int, learning_rate: float
   ) -> NonFiniteError:
@@ -390,7 +424,11 @@ class Trainer:
   def run(self) -> dict:
     """Runs (or resumes) the schedule to the end; returns final metrics."""
     with workdir_lib.locked(self.workdir, jax.process_index()):
-      return self._run()
+      try:
+        return self._run()
+      finally:  # Whatever ended the run, the reader threads and workers stop.
+        if self.run_state is not None:
+          _close(self.run_state.iterator)
 
   def _run(self) -> dict:
     experiment, workdir = self.experiment, self.workdir
@@ -452,6 +490,7 @@ class Trainer:
           with jax.profiler.StepTraceAnnotation("train", step_num=step):
             run.state, step_metrics = train_step(run.state, batch)
           step += 1
+          self._prefetch(span, step)
           # Reading back the counters waits for the step: with several
           # devices (and gloo across processes) this also avoids hangs.
           step_metrics, in_a_row, total_nonfinite = metrics_lib.to_host(
@@ -492,7 +531,12 @@ class Trainer:
 
           # Checkpoint on the cadence and at phase ends, never mid-streak.
           if not in_a_row:
-            checkpointer.save(run.state, self._meta(step), force=step == span.end)
+            checkpointer.save(
+                run.state,
+                self._meta(step),
+                force=step == span.end,
+                data_state=self._iterator_state(),
+            )
 
           # On SIGTERM/SIGINT (any process), checkpoint and exit.
           signum = stop.any_process()
@@ -502,7 +546,9 @@ class Trainer:
                   "Stopping during a non-finite streak: keeping " "the last good checkpoint"
               )
             else:
-              checkpointer.save(run.state, self._meta(step), force=True)
+              checkpointer.save(
+                  run.state, self._meta(step), force=True, data_state=self._iterator_state()
+              )
             checkpointer.close()
             writer.flush()
             logging.warning(
@@ -511,6 +557,7 @@ class Trainer:
                 step,
             )
             raise Preempted(128 + signum)
+        _close(run.iterator)
         run.iterator = None
         logging.info("Finished phase %s at global step %d", phase.name, step)
 
