@@ -273,7 +273,7 @@ def test_fit_returns_settings_that_fit():
   assert results
   for r in results:
     candidate = fit_lib.with_settings(
-        experiment, r.remat, r.edge_block_size, r.precision, 8, r.per_device_batch
+        experiment, r.remat, r.edge_block_size, r.precision, 8, r.per_device_batch, r.spatial
     )
     est = estimator.estimate(candidate, "tpu_v4")
     assert all(p.peak_bytes_per_device <= budget for p in est.phases)
@@ -281,7 +281,9 @@ def test_fit_returns_settings_that_fit():
     current = fit_lib.model_settings(
         experiment.model.remat, experiment.model.edge_block_size, experiment.model.precision
     )
-    assert all(current[k] != v for k, v in r.changes.items() if k != "per_device_batch")
+    settings = {k: v for k, v in r.changes.items() if k not in ("per_device_batch", "mesh.spatial")}
+    assert all(current[k] != v for k, v in settings.items())
+    assert r.changes.get("mesh.spatial", 1) == r.spatial
     assert r.changes.get("per_device_batch", 1) == r.per_device_batch
   # Ranked by wall time, not by device-seconds per example.
   durations = [r.total_duration_seconds for r in results]

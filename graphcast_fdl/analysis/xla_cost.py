@@ -366,10 +366,11 @@ def analyze(
   if hardware is not None and libtpu_version() is None:
     raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
   wanted = experiment.mesh.num_devices or 1
+  spatial = experiment.mesh.spatial
   if hardware is None:
     target = f"local:{jax.default_backend()}"
     visible = len(jax.devices())
-    n = wanted if wanted <= visible else 1
+    n = wanted if wanted <= visible else spatial
     devices = None
     described = (
         f"{n} device(s), the config's mesh"
@@ -382,7 +383,7 @@ def analyze(
       n = wanted
       described = f"{n} x {hardware} ({topology}), the config's mesh"
     except ValueError:
-      n = _MIN_CHIPS
+      n = max(_MIN_CHIPS, spatial)
       topology = topology_name(hardware, n)
       described = (
           f"{n} x {hardware} ({topology}) with {batch_per_device} "
@@ -405,14 +406,19 @@ def analyze(
   if hardware is not None:
     devices = tpu_devices(hardware, n)
   mesh = sharding_lib.make_mesh(dataclasses.replace(experiment.mesh, num_devices=n), devices)
-  predictor = predictor_lib.Predictor(model, experiment.task, dummy_stats(experiment.task))
-  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, n * batch_per_device, rollout_steps)
+  predictor = _predictor(experiment, model, mesh)
+  # With a space axis, `batch_per_device` examples per group of `spatial`.
+  examples = n // spatial * batch_per_device
+  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, examples, rollout_steps)
   tx = optimizer_lib.make_optimizer(experiment.optimizer)
   abstract_state = jax.eval_shape(
       lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
       predictor_lib.param_shapes(model, experiment.task),
   )
   shardings = train_step_lib.state_shardings(abstract_state, mesh, experiment.mesh.shard_params)
+  batch_shardings = None
+  if hasattr(predictor, "batch_shardings"):  # split by space as well
+    batch_shardings = predictor.batch_shardings(batch)
   step = train_step_lib.jit_train_step(
       train_step_lib.make_train_step(
           sharding_lib.data_parallel(predictor.loss, mesh),
@@ -421,6 +427,7 @@ def analyze(
       ),
       shardings,
       mesh,
+      batch_shardings,
   )
   if progress:
     progress(
@@ -436,7 +443,9 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(batch, n, True)
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _batch_bytes(
+        batch, batch_shardings, n
+    )
     result = XlaCost(
         True,
         reason=str(e).strip().splitlines()[0][:300],
@@ -462,6 +471,32 @@ def analyze(
   if use_cache:
     _cache_save(key, result)
   return result
+
+
+def _batch_bytes(batch, shardings, n: int) -> float:
+  """Per-device bytes of the batch: its shards' shapes where `shardings`
+  says, else split over all `n` devices (data parallelism)."""
+  if shardings is None:
+    return _nbytes(batch, n, True)
+  leaves = zip(jax.tree.leaves(batch), jax.tree.leaves(shardings))
+  return sum(float(np.prod(s.shard_shape(x.shape))) * np.dtype(x.dtype).itemsize for x, s in leaves)
+
+
+def _predictor(experiment: Experiment, model, mesh):
+  """The trainer's predictor: split over the space axis if the mesh has one."""
+  stats = dummy_stats(experiment.task)
+  if experiment.mesh.spatial == 1:
+    return predictor_lib.Predictor(model, experiment.task, stats)
+  from graphcast_fdl.model import spatial as spatial_lib  # pylint: disable=g-import-not-at-top
+
+  return spatial_lib.SpatialPredictor(
+      model,
+      experiment.task,
+      stats,
+      mesh=mesh,
+      space_axis=experiment.mesh.space_axis,
+      data_axis=experiment.mesh.data_axis,
+  )
 
 
 def _judge(result: XlaCost, hardware: str) -> None:

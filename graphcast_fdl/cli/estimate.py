@@ -135,10 +135,11 @@ def _fit(experiment) -> None:
     _explain_no_fit(experiment, budget, devices)
     return
   for rank, r in enumerate(results, 1):
+    split = "no spatial split" if r.spatial == 1 else f"each example over {r.spatial} devices"
     print(
         f"#{rank}: {format_seconds(r.total_duration_seconds)}, "
         f"peak {r.peak_bytes / 2**30:.2f} GiB, "
-        f"{r.seconds_per_example:.3g} device-s/example"
+        f"{r.seconds_per_example:.3g} device-s/example, {split}"
     )
     print(
         "  "
