@@ -419,21 +419,23 @@ def analyze(
   batch_shardings = None
   if hasattr(predictor, "batch_shardings"):  # split by space as well
     batch_shardings = predictor.batch_shardings(batch)
-  step = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(
-          sharding_lib.data_parallel(predictor.loss, mesh),
-          tx,
-          optimizer_lib.schedule_learning_rate(experiment.schedule),
-      ),
-      shardings,
-      mesh,
-      batch_shardings,
+  train_step = train_step_lib.make_train_step(
+      sharding_lib.data_parallel(predictor.loss, mesh),
+      tx,
+      optimizer_lib.schedule_learning_rate(experiment.schedule),
   )
+  args = (abstract_state, batch)
+  step = train_step_lib.jit_train_step(train_step, shardings, mesh, batch_shardings)
+  if hasattr(predictor, "graph_arrays") and devices is not None:
+    # A described TPU holds no data: the graph parts become arguments, as
+    # the trainer's device arrays are, instead of constants in the program.
+    step, graph = _graph_as_argument(train_step, predictor, shardings, batch_shardings)
+    args += (graph,)
   if progress:
     progress(
         f"compiling the train step, rollout {rollout_steps}, " f"{precision}, for {described} ..."
     )
-  lowered = step.lower(abstract_state, batch)
+  lowered = step.lower(*args)
   backend = "tpu" if hardware else jax.default_backend()
   try:
     with _quiet_stderr() if hardware else contextlib.nullcontext():
@@ -471,6 +473,32 @@ def analyze(
   if use_cache:
     _cache_save(key, result)
   return result
+
+
+def _graph_as_argument(train_step, predictor, state_shardings, batch_shardings):
+  """(jitted step(state, batch, graph), abstract graph): `train_step`, jitted
+  as `train_step.jit_train_step` does, reading the spatial predictor's graph
+  parts from a third argument split over the space axis."""
+  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+
+  space = NamedSharding(predictor.mesh, PartitionSpec(predictor.space_axis))
+  graph = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), predictor.graph_arrays()
+  )
+
+  def step(state, batch, graph):
+    with predictor.graph_arrays_as(*graph):
+      return train_step(state, batch)
+
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.batch_sharding(predictor.mesh)
+  jitted = jax.jit(
+      step,
+      in_shardings=(state_shardings, batch_shardings, space),
+      out_shardings=(state_shardings, sharding_lib.replicated(predictor.mesh)),
+      donate_argnums=(0,),
+  )
+  return jitted, graph
 
 
 def _batch_bytes(batch, shardings, n: int) -> float:

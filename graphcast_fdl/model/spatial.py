@@ -19,6 +19,7 @@ the whole example (see `batch_shardings` for how it arrives).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import jax
@@ -169,6 +170,24 @@ class SpatialPredictor(Predictor):
     self._part_weights = _place(
         _take_rows(self._loss.node_weights.astype(np.float32), self.partition.grid.nodes), parts
     )
+
+  def graph_arrays(self):
+    """(graph parts, node weights): the per-device arrays the loss reads,
+    stacked on a leading [K] axis (split over the space axis)."""
+    return self._parts, self._part_weights
+
+  @contextlib.contextmanager
+  def graph_arrays_as(self, parts, weights):
+    """The loss reads these instead while tracing: to compile it with them
+    as arguments (as device arrays are passed) where they cannot be placed
+    (`analysis.xla_cost` on a described TPU; as numpy they would be
+    inlined into the program as constants, 0.1-0.2 GB at 0.25 deg)."""
+    saved = self._parts, self._part_weights
+    self._parts, self._part_weights = parts, weights
+    try:
+      yield
+    finally:
+      self._parts, self._part_weights = saved
 
   def exchanged_bytes_per_step(self, batch_size: int, num_steps: int) -> int:
     """Bytes one device sends in one loss+grad of a `num_steps` rollout
