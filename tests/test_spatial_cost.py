@@ -14,6 +14,7 @@ from graphcast_fdl.analysis import estimator
 from graphcast_fdl.analysis import fit as fit_lib
 from graphcast_fdl.analysis import hardware
 from graphcast_fdl.analysis import spatial_cost
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.cli import fit_flags
 from graphcast_fdl.graph import partition as partition_lib
 from graphcast_fdl.model import spatial as spatial_lib
@@ -186,3 +187,15 @@ def test_space_split_batch_arrives_in_bands():
     assert out[f"state_{k}"] == out["state_1"]
     share = (out[f"args_{k}"] - out[f"state_{k}"]) / example
     assert 1 / k <= share < 1 / k + 0.01  # the progress features stay whole
+
+
+def test_local_xla_figures_need_the_split_s_devices():
+  cost = xla_cost.analyze(
+      build("graphcast_small", 32, 1, 4),
+      rollout_steps=1,
+      remat=RematConfig(),
+      precision="bfloat16",
+      max_edges=10**9,
+      use_cache=False,
+  )
+  assert not cost.available and "split over 4 devices" in cost.reason

@@ -370,6 +370,8 @@ def analyze(
   if hardware is None:
     target = f"local:{jax.default_backend()}"
     visible = len(jax.devices())
+    if spatial > visible:
+      return XlaCost(False, f"a split over {spatial} devices needs them; {visible} visible here")
     n = wanted if wanted <= visible else spatial
     devices = None
     described = (
