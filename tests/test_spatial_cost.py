@@ -199,3 +199,15 @@ def test_local_xla_figures_need_the_split_s_devices():
       use_cache=False,
   )
   assert not cost.available and "split over 4 devices" in cost.reason
+
+
+def test_wider_split_is_the_smallest_that_fits():
+  experiment = build("graphcast_small", 32)
+  budget = 3 * 2**30
+  assert fit_lib.wider_split(experiment, "tpu_v4", budget) == (4, 128)
+  wider = build("graphcast_small", 128, 1, 4)
+  assert wider.data.global_batch_size == experiment.data.global_batch_size
+  assert all(p.fits for p in fit_lib.phase_policies(wider, "tpu_v4", budget))
+  assert not all(
+      p.fits for p in fit_lib.phase_policies(build("graphcast_small", 64, 1, 2), "tpu_v4", budget)
+  )

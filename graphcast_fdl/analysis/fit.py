@@ -266,3 +266,24 @@ def phase_policies(
         smallest = entry
     results.append(best or smallest)
   return results
+
+
+def wider_split(
+    experiment: Experiment, hardware: str, memory_bytes: float | None = None, splits=(2, 4, 8)
+) -> tuple[int, int] | None:
+  """(K, devices): the smallest spatial split K, on K / spatial times the
+  devices with the global batch unchanged, under which every phase fits
+  with its own remat policy (`phase_policies`); None if none of `splits`
+  does. What to do when no policy fits: more chips per example."""
+  devices = estimator.num_devices_of(experiment)
+  current = experiment.mesh.spatial
+  for k in splits:
+    if k <= current:
+      continue
+    wider = devices * k // current
+    candidate = dataclasses.replace(
+        experiment, mesh=dataclasses.replace(experiment.mesh, num_devices=wider, spatial=k)
+    )
+    if all(p.fits for p in phase_policies(candidate, hardware, memory_bytes)):
+      return k, wider
+  return None
