@@ -7,6 +7,10 @@ figures beside the analytic model's, one row per (config, rollout, remat):
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,2,12
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
+  python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,12 --spatial=4
+
+With --spatial=K each example is split over K chips (`model.spatial`), one
+example per group of K unless --per_group_batch says otherwise.
 
   python benchmarks/xla_tpu_memory.py --points            # calibration table
   python benchmarks/xla_tpu_memory.py --points --cached   # no compiles
@@ -32,6 +36,8 @@ from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import estimator
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import spatial_cost
+from graphcast_fdl.experiments import fiddlers
 from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 
@@ -60,15 +66,42 @@ def main() -> None:
       "--points", action="store_true", help="the calibration points, analytic vs XLA:TPU"
   )
   parser.add_argument("--cached", action="store_true", help="with --points: compile nothing")
+  parser.add_argument(
+      "--spatial",
+      type=int,
+      default=1,
+      help="devices sharing one example (a data x space mesh, one example per group)",
+  )
+  parser.add_argument(
+      "--per_group_batch",
+      type=int,
+      default=1,
+      help="with --spatial: examples per group of devices (the global batch shrinks)",
+  )
+  parser.add_argument(
+      "--edge_block_size", default="config", help="model.edge_block_size: an int, none or config"
+  )
   args = parser.parse_args()
   if args.points:
     points(args.hardware, args.cached)
     return
-  experiment = fdl.build(getattr(experiments, args.config)())
+  cfg = getattr(experiments, args.config)()
+  if args.spatial > 1:
+    fiddlers.devices(cfg, cfg.mesh.num_devices, args.per_group_batch, args.spatial)
+  if args.edge_block_size != "config":
+    cfg.model.edge_block_size = (
+        None if args.edge_block_size == "none" else int(args.edge_block_size)
+    )
+  experiment = fdl.build(cfg)
   model = experiment.model
   remat = _remat(args.remat, model.remat)
   n = experiment.mesh.num_devices or 1
-  batch = max(1, experiment.data.global_batch_size // n)
+  groups = n // experiment.mesh.spatial
+  batch = max(1, experiment.data.global_batch_size // groups)
+  print(
+      f"{args.config}: {n} x {args.hardware}, spatial {experiment.mesh.spatial}, edge blocks "
+      f"{model.edge_block_size}, {batch} example(s) per group of {experiment.mesh.spatial}"
+  )
   print(
       f"{'config':16s} {'roll':>4s} {'remat':40s} {'temp':>6s} {'args':>6s}"
       f" {'peak':>6s} {'analytic':>8s} {'FLOP':>9s} {'bytes':>9s}"
@@ -84,16 +117,18 @@ def main() -> None:
         hardware=args.hardware,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    part_model, part_remat = spatial_cost.part_settings(model, remat, experiment.mesh.spatial)
     ana = cost_model.step_cost(
-        dataclasses.replace(model, remat=remat),
+        part_model,
         experiment.task,
         rollout_steps=rollout,
         batch_per_device=batch,
         num_devices=n,
         shard_params=experiment.mesh.shard_params,
-        remat=remat,
+        remat=part_remat,
         precision=model.precision,
         retention=hardware_lib.get(args.hardware).retention,
+        graph=spatial_cost.part_sizes(model, experiment.mesh.spatial),
     )
     num = lambda v: "n/a" if v is None else f"{v:9.3g}"
     verdict = "fits" if x.fits else "DOES NOT FIT: " + x.reason

@@ -276,7 +276,7 @@ def test_fit_returns_settings_that_fit():
   assert results
   for r in results:
     candidate = fit_lib.with_settings(
-        experiment, r.remat, r.edge_block_size, r.precision, 8, r.per_device_batch
+        experiment, r.remat, r.edge_block_size, r.precision, 8, r.per_device_batch, r.spatial
     )
     est = estimator.estimate(candidate, "tpu_v4")
     assert all(p.peak_bytes_per_device <= budget for p in est.phases)
@@ -284,7 +284,9 @@ def test_fit_returns_settings_that_fit():
     current = fit_lib.model_settings(
         experiment.model.remat, experiment.model.edge_block_size, experiment.model.precision
     )
-    assert all(current[k] != v for k, v in r.changes.items() if k != "per_device_batch")
+    settings = {k: v for k, v in r.changes.items() if k not in ("per_device_batch", "mesh.spatial")}
+    assert all(current[k] != v for k, v in settings.items())
+    assert r.changes.get("mesh.spatial", 1) == r.spatial
     assert r.changes.get("per_device_batch", 1) == r.per_device_batch
   # Ranked by wall time, not by device-seconds per example.
   durations = [r.total_duration_seconds for r in results]
@@ -354,7 +356,12 @@ def test_cli_fit_explains_what_cannot_fit():
       "no single setting fits every phase in 3.0 GiB per " "device on 32 device(s)."
   )
   assert "single_step" in lines[1] and "rollout_12" in lines[1]
-  assert lines[2] == "try: a device with more memory"
+  # No remat policy is enough on 32 chips: 4 chips per example on 128 are.
+  split = "'--config=fiddler:devices(n=128,per_device_batch=1,spatial=4)'"
+  assert lines[2] == (
+      f"try: each example over 4 devices, 128 in all: {split} "
+      "'--config=fiddler:fit_memory()'; or a device with more memory"
+  )
 
 
 def test_cli_bad_hardware_is_one_line():

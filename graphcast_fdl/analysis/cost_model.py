@@ -166,7 +166,10 @@ class StepCost:
 
 
 def mlp_applications(
-    model: ModelConfig, task: task_lib.TaskConfig, published_layout: bool = False
+    model: ModelConfig,
+    task: task_lib.TaskConfig,
+    published_layout: bool = False,
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> list[MlpApplication]:
   """Every MLP application of one forward step, in execution order.
 
@@ -175,9 +178,10 @@ def mlp_applications(
   concatenates [edge, sender, receiver] per edge (`published_layout=True`,
   used to compare with XLA figures of the published implementation). The
   published code also runs the (unused, dead-code-eliminated) mesh-node
-  update of mesh2grid; neither counts it here.
+  update of mesh2grid; neither counts it here. `graph`: the sizes one
+  device runs (`spatial_cost.part_sizes`), default the whole graph.
   """
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   c = sizes_lib.channels(task)
   L, e = model.latent_size, sizes_lib.EDGE_FEATURES
   n_grid, n_mesh = g.grid_nodes, g.mesh_nodes
@@ -209,19 +213,23 @@ def mlp_applications(
       grid_nodes("encoder_nodes_grid", "encoder", c.grid_input, L),
       MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
       embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
-      edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh, True),
+      edges(
+          "grid2mesh_edges", "encoder", g.grid2mesh_edges, g.sender_rows("grid2mesh"), n_mesh, True
+      ),
       MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
       grid_nodes("grid2mesh_nodes_grid", "encoder", L, L),
       embed("encoder_edges_mesh", "processor", g.mesh_edges),
   ]
   for i in range(model.gnn_msg_steps):
     apps += [
-        edges(f"processor_edges_{i}", "processor", g.mesh_edges, n_mesh, n_mesh),
+        edges(f"processor_edges_{i}", "processor", g.mesh_edges, g.sender_rows("mesh"), n_mesh),
         MlpApplication(f"processor_nodes_{i}", "processor", n_mesh, 2 * L, L),
     ]
   apps += [
       embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
-      edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid, True),
+      edges(
+          "mesh2grid_edges", "decoder", g.mesh2grid_edges, g.sender_rows("mesh2grid"), n_grid, True
+      ),
       grid_nodes("mesh2grid_nodes_grid", "decoder", 2 * L, L),
       grid_nodes("decoder_nodes_grid", "decoder", L, c.output, input_kept=False),
   ]
@@ -320,15 +328,17 @@ def step_activation_elements(
     remat: RematConfig,
     batch: int = 1,
     retention: Retention = RETENTION["unfused"],
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> tuple[float, float]:
   """(saved, recompute_peak) elements of one rollout step's backward.
 
   saved: kept from the forward pass under `remat`;
   recompute_peak: the largest remat segment re-materialised in the backward
   (a stage, a processor group, or one block of a block loop).
-  Both for `batch` examples (static edge embeddings are not per example).
+  Both for `batch` examples (static edge embeddings are not per example),
+  on `graph` (default: the whole graph).
   """
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   L = model.latent_size
   by_stage = {s: [a for a in apps if a.stage == s] for s in ("encoder", "processor", "decoder")}
   per_batch = lambda a: batch if a.batched else 1
@@ -408,19 +418,22 @@ def step_cost(
     precision: str | None = None,
     published_layout: bool = False,
     retention: str = "unfused",
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> StepCost:
   """Analytic cost of one training step (loss + grad + AdamW) per device.
 
   `retention`: a `RETENTION` key, what the backend's compiler keeps for the
   backward pass (`hardware.Hardware.retention`).
+  `graph`: the part of the graphs one device runs when devices share an
+  example (`spatial_cost.part_sizes`); its grid rows also size the batch.
   """
   remat = model.remat if remat is None else remat
   precision = precision or model.precision
   act = DTYPE_BYTES[precision]
   b, r = batch_per_device, rollout_steps
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   c = sizes_lib.channels(task)
-  apps = mlp_applications(model, task, published_layout)
+  apps = mlp_applications(model, task, published_layout, graph=g)
   n_params = sizes_lib.num_params(model, task)
 
   per_batch = lambda a: b if a.batched else 1
@@ -445,7 +458,7 @@ def step_cost(
   saving = remat  # the checkpoints that lower the peak under this compiler
   if r > 1 and remat.rollout_step and not kept.loop_checkpoints_in_rollout:
     saving = dataclasses.replace(remat, processor_every_k=0, grid_block_size=None)
-  saved, recompute_peak = step_activation_elements(apps, model, saving, b, kept)
+  saved, recompute_peak = step_activation_elements(apps, model, saving, b, kept, graph=g)
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
   carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame

@@ -17,6 +17,7 @@ import json
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import spatial_cost
 from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.task import format_seconds
@@ -63,6 +64,12 @@ class PhaseEstimate:
   source: str = "analytic"
   xla: dict | None = None
   xla_step_seconds: float | None = None
+  # Halo exchange of a space-split example (`spatial_cost`): bytes each
+  # device sends per step and seconds, per stage; included in step_seconds.
+  spatial: int = 1
+  exchange_bytes_per_step: float = 0.0
+  exchange_seconds: dict | None = None
+  cut_fraction: float = 0.0
 
 
 @dataclasses.dataclass
@@ -82,6 +89,9 @@ class Estimate:
   fits: bool
   notes: list
   sources: dict
+  # Devices sharing each example (mesh.spatial; phases may differ).
+  spatial: int = 1
+  cut_fraction: float = 0.0
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -166,6 +176,12 @@ def num_devices_of(experiment: Experiment) -> int:
   return experiment.mesh.num_devices or 1
 
 
+def phase_spatial(experiment: Experiment, phase) -> int:
+  """Devices sharing each example in `phase`: its own split where phases
+  can set one, else the mesh's."""
+  return getattr(phase, "spatial", None) or experiment.mesh.spatial
+
+
 def estimate(
     experiment: Experiment,
     hardware: str = "tpu_v4",
@@ -194,7 +210,8 @@ def estimate(
   hw = hardware_lib.get(hardware)
   model, task = experiment.model, experiment.task
   n = num_devices_of(experiment)
-  batch = max(1, experiment.data.global_batch_size // n)
+  batch = max(1, experiment.data.global_batch_size * experiment.mesh.spatial // n)
+  splits = {}  # spatial split -> its part sizes, for the note
   eff = calibration.efficiency(hw.family) if efficiency is None else efficiency
   notes = []
   if hw.family == "gpu":
@@ -209,18 +226,34 @@ def estimate(
     phase = span.phase
     settings = phase_settings(experiment, phase).model
     remat, precision = settings.remat, settings.precision
+    spatial = phase_spatial(experiment, phase)
+    # Examples per device, or per group of `spatial` devices sharing them.
+    phase_batch = max(1, experiment.data.global_batch_size * spatial // n)
+    parts = splits.setdefault(spatial, spatial_cost.part_sizes(model, spatial))
+    part_model, part_remat = spatial_cost.part_settings(model, remat, spatial)
     cost = cost_model.step_cost(
-        model,
+        part_model,
         task,
         rollout_steps=phase.rollout_steps,
-        batch_per_device=batch,
+        batch_per_device=phase_batch,
         num_devices=n,
         shard_params=experiment.mesh.shard_params,
-        remat=remat,
+        remat=part_remat,
         precision=priced_precision(precision, hw),
         retention=hw.retention,
+        graph=parts,
     )
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
+    halo = spatial_cost.exchange(
+        model,
+        parts,
+        remat=remat,
+        precision_bytes=cost_model.DTYPE_BYTES[priced_precision(precision, hw)],
+        rollout_steps=phase.rollout_steps,
+        batch=phase_batch,
+        bandwidth=hw.interconnect_bandwidth,
+    )
+    seconds += halo.seconds
     peak = cost.peak_bytes
     entry = PhaseEstimate(
         name=phase.name,
@@ -244,6 +277,10 @@ def estimate(
         fits=peak <= hw.memory_bytes,
         headroom_bytes=hw.memory_bytes - peak,
         host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.data_bytes / seconds),
+        spatial=spatial,
+        exchange_bytes_per_step=halo.bytes,
+        exchange_seconds=halo.seconds_per_stage if spatial > 1 else None,
+        cut_fraction=getattr(parts, "cut_fraction", 0.0),
     )
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
@@ -279,6 +316,17 @@ def estimate(
   if use_xla:
     price_from_xla(phases, hw, n)
   total = sum(p.duration_seconds for p in phases)
+  for spatial, parts in splits.items():
+    if spatial == 1:
+      continue
+    notes.append(
+        f"each example split over {spatial} devices (latitude bands): per device "
+        f"{parts.grid_nodes:,} grid rows, {parts.mesh_nodes:,} mesh rows, "
+        f"{parts.grid2mesh_edges + parts.mesh_edges + parts.mesh2grid_edges:,} edges; halo blocks "
+        f"grid2mesh {parts.grid2mesh_halo:,}, mesh {parts.mesh_halo:,}, mesh2grid "
+        f"{parts.mesh2grid_halo:,} rows; {parts.cut_fraction:.3f} of edges cut. Params, "
+        "optimiser state and gradients stay whole on every device."
+    )
   # Headroom is the compiler's where it decided, else the analytic one.
   worst = min(phases, key=lambda p: p.headroom_bytes)
   too_big = [p.name for p in phases if not p.fits]
@@ -306,10 +354,12 @@ def estimate(
       total_device_hours=total * n / 3600,
       fits=all(p.fits for p in phases),
       notes=notes,
+      spatial=experiment.mesh.spatial,
       sources={
           "hardware": hw.source,
           "time": "analytic roofline max(FLOPs/peak, bytes/bandwidth) / "
-          "efficiency + gradient all-reduce; steps only (not "
+          "efficiency + gradient all-reduce + halo exchange of a space-split example "
+          "(sent bytes / one-way interconnect bandwidth, not overlapped); steps only (not "
           "compilation, evaluation, checkpoints or input stalls)",
           "memory": "analytic: params + AdamW state + grads + batch + "
           "activations saved under the remat policy + largest "
@@ -381,10 +431,11 @@ def price_from_xla(
 def format_table(est: Estimate) -> str:
   """The human-readable table `estimate` prints."""
   gib = lambda b: f"{b / GiB:.2f}"
+  per = "device" if est.spatial == 1 else f"group of {est.spatial} devices (space split)"
   lines = [
       f"experiment {est.experiment} on {est.num_devices} x {est.hardware} "
       f"({gib(est.memory_bytes_per_device)} GiB each), {est.batch_per_device} "
-      f"example(s) per device; efficiency {est.efficiency:.3g} "
+      f"example(s) per {per}; efficiency {est.efficiency:.3g} "
       f"({est.efficiency_source})",
       "",
       f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'s/step':>8s} {'duration':>9s}"
@@ -408,6 +459,22 @@ def format_table(est: Estimate) -> str:
       f" {format_seconds(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}"
   )
+  split = [p for p in est.phases if p.spatial > 1]
+  if split:
+    lines += [
+        "",
+        "halo exchange of a space-split example, per device and step (in s/step):",
+        f"{'phase':16s} {'split':>5s} {'cut':>5s} {'sent MiB':>9s} {'encoder s':>10s}"
+        f" {'processor s':>11s} {'decoder s':>10s} {'share':>6s}",
+    ]
+    for p in split:
+      x = p.exchange_seconds
+      lines.append(
+          f"{p.name:16s} {p.spatial:5d} {p.cut_fraction:5.3f}"
+          f" {p.exchange_bytes_per_step / 2**20:9.1f} {x['encoder']:10.3g}"
+          f" {x['processor']:11.3g} {x['decoder']:10.3g}"
+          f" {sum(x.values()) / p.step_seconds:6.1%}"
+      )
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:
     num = lambda v: "n/a" if v is None else f"{v:10.3g}"

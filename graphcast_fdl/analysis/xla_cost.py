@@ -369,6 +369,11 @@ def analyze(
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
   if hardware is not None and libtpu_version() is None:
     raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
+  spatial = experiment.mesh.spatial
+  if hardware is None and spatial > len(jax.devices()):
+    return XlaCost(
+        False, f"a split over {spatial} devices needs them; {len(jax.devices())} visible here"
+    )
   n, target, described = _target(experiment, hardware, batch_per_device)
   devices = None
   key = program_key(
@@ -387,28 +392,36 @@ def analyze(
   if hardware is not None:
     devices = tpu_devices(hardware, n)
   mesh = sharding_lib.make_mesh(dataclasses.replace(experiment.mesh, num_devices=n), devices)
-  predictor = predictor_lib.Predictor(model, experiment.task, dummy_stats(experiment.task))
-  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, n * batch_per_device, rollout_steps)
+  predictor = _predictor(experiment, model, mesh)
+  # With a space axis, `batch_per_device` examples per group of `spatial`.
+  examples = n // spatial * batch_per_device
+  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, examples, rollout_steps)
   tx = optimizer_lib.make_optimizer(experiment.optimizer)
   abstract_state = jax.eval_shape(
       lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
       predictor_lib.param_shapes(model, experiment.task),
   )
   shardings = train_step_lib.state_shardings(abstract_state, mesh, experiment.mesh.shard_params)
-  step = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(
-          sharding_lib.data_parallel(predictor.loss, mesh),
-          tx,
-          optimizer_lib.schedule_learning_rate(experiment.schedule),
-      ),
-      shardings,
-      mesh,
+  batch_shardings = None
+  if hasattr(predictor, "batch_shardings"):  # split by space as well
+    batch_shardings = predictor.batch_shardings(batch)
+  train_step = train_step_lib.make_train_step(
+      sharding_lib.data_parallel(predictor.loss, mesh),
+      tx,
+      optimizer_lib.schedule_learning_rate(experiment.schedule),
   )
+  args = (abstract_state, batch)
+  step = train_step_lib.jit_train_step(train_step, shardings, mesh, batch_shardings)
+  if hasattr(predictor, "graph_arrays") and devices is not None:
+    # A described TPU holds no data: the graph parts become arguments, as
+    # the trainer's device arrays are, instead of constants in the program.
+    step, graph = _graph_as_argument(train_step, predictor, shardings, batch_shardings)
+    args += (graph,)
   if progress:
     progress(
         f"compiling the train step, rollout {rollout_steps}, " f"{precision}, for {described} ..."
     )
-  lowered = step.lower(abstract_state, batch)
+  lowered = step.lower(*args)
   backend = "tpu" if hardware else jax.default_backend()
   try:
     with _quiet_stderr() if hardware else contextlib.nullcontext():
@@ -418,7 +431,9 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(batch, n, True)
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _batch_bytes(
+        batch, batch_shardings, n
+    )
     result = XlaCost(
         True,
         reason=str(e).strip().splitlines()[0][:300],
@@ -451,7 +466,8 @@ def _target(experiment: Experiment, hardware: str | None, batch_per_device: int)
   wanted = experiment.mesh.num_devices or 1
   if hardware is None:
     visible = len(jax.devices())
-    n = wanted if wanted <= visible else 1
+    # A spatial split's program needs its devices (checked by `analyze`).
+    n = wanted if wanted <= visible else experiment.mesh.spatial
     described = (
         f"{n} device(s), the config's mesh"
         if n == wanted
@@ -463,7 +479,7 @@ def _target(experiment: Experiment, hardware: str | None, batch_per_device: int)
     n = wanted
     described = f"{n} x {hardware} ({topology}), the config's mesh"
   except ValueError:
-    n = _MIN_CHIPS
+    n = max(_MIN_CHIPS, experiment.mesh.spatial)
     topology = topology_name(hardware, n)
     described = (
         f"{n} x {hardware} ({topology}) with {batch_per_device} "
@@ -517,6 +533,58 @@ def cached(
         _judge(hit, hardware)
       return hit
   return None
+
+
+def _graph_as_argument(train_step, predictor, state_shardings, batch_shardings):
+  """(jitted step(state, batch, graph), abstract graph): `train_step`, jitted
+  as `train_step.jit_train_step` does, reading the spatial predictor's graph
+  parts from a third argument split over the space axis."""
+  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+
+  space = NamedSharding(predictor.mesh, PartitionSpec(predictor.space_axis))
+  graph = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), predictor.graph_arrays()
+  )
+
+  def step(state, batch, graph):
+    with predictor.graph_arrays_as(*graph):
+      return train_step(state, batch)
+
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.batch_sharding(predictor.mesh)
+  jitted = jax.jit(
+      step,
+      in_shardings=(state_shardings, batch_shardings, space),
+      out_shardings=(state_shardings, sharding_lib.replicated(predictor.mesh)),
+      donate_argnums=(0,),
+  )
+  return jitted, graph
+
+
+def _batch_bytes(batch, shardings, n: int) -> float:
+  """Per-device bytes of the batch: its shards' shapes where `shardings`
+  says, else split over all `n` devices (data parallelism)."""
+  if shardings is None:
+    return _nbytes(batch, n, True)
+  leaves = zip(jax.tree.leaves(batch), jax.tree.leaves(shardings))
+  return sum(float(np.prod(s.shard_shape(x.shape))) * np.dtype(x.dtype).itemsize for x, s in leaves)
+
+
+def _predictor(experiment: Experiment, model, mesh):
+  """The trainer's predictor: split over the space axis if the mesh has one."""
+  stats = dummy_stats(experiment.task)
+  if experiment.mesh.spatial == 1:
+    return predictor_lib.Predictor(model, experiment.task, stats)
+  from graphcast_fdl.model import spatial as spatial_lib  # pylint: disable=g-import-not-at-top
+
+  return spatial_lib.SpatialPredictor(
+      model,
+      experiment.task,
+      stats,
+      mesh=mesh,
+      space_axis=experiment.mesh.space_axis,
+      data_axis=experiment.mesh.data_axis,
+  )
 
 
 def _judge(result: XlaCost, hardware: str) -> None:

@@ -11,12 +11,16 @@ once in the decoder); receivers' sums are formed where the receivers live.
 The loss sums each device's share of the weighted mean (`psum` over space),
 then averages over the data axis if the mesh has one.
 
-Grid channels stay in the published node order: the grid parts are
-contiguous runs of it, so a batch's stacked [B, C, n_grid] arrays are padded
-at the end to K * part size and split along their last axis.
+The grid parts are bands of whole latitude rows, so each device takes its
+rows of the example's [..., lat, lon] arrays (padded with zero rows at the
+end to K bands) and stacks its channels itself: no device stacks or holds
+the whole example (see `batch_shardings` for how it arrives).
 """
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +35,13 @@ from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.predictor import Predictor
 from graphcast_fdl.task import TaskConfig
 
 SPACE_AXIS = "space"
+# Batch arrays without grid dims (`model.channels`: [B, T] and [B, T, lon]).
+GRIDLESS = ("year_progress", "day_progress")
 
 
 def _take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -70,6 +77,23 @@ def graph_parts(
   )
 
 
+def part_blocks(model: ModelConfig, num_parts: int) -> ModelConfig:
+  """`model` with its edge and grid-node blocks cut `num_parts` ways.
+
+  Block sizes count items of the whole graph: a device holding 1 / K of
+  the edges runs blocks of 1 / K the size, so that a block's temporaries
+  shrink with the split like every other activation (with unscaled blocks
+  they dominate: at 1 deg / latent 512, K = 4, blocks of 32,768 edges kept
+  0.58 of the unsplit activations, blocks of 8,192 0.33). Parameters do not
+  depend on block sizes; results differ only by summation order.
+  """
+  if num_parts == 1:
+    return model
+  cut = lambda size: None if size is None else max(1, -(-size // num_parts))
+  remat = dataclasses.replace(model.remat, grid_block_size=cut(model.remat.grid_block_size))
+  return dataclasses.replace(model, edge_block_size=cut(model.edge_block_size), remat=remat)
+
+
 def exchanged_rows(parts: partition_lib.GraphPartition, gnn_msg_steps: int) -> int:
   """Node rows one device sends per forward pass of the network.
 
@@ -84,6 +108,20 @@ def exchanged_rows(parts: partition_lib.GraphPartition, gnn_msg_steps: int) -> i
       + gnn_msg_steps * parts.mesh_edges.halo_size
       + parts.mesh2grid.halo_size
   )
+
+
+def _place(tree, sharding: NamedSharding):
+  """`tree` on the devices of `sharding`; as numpy when they are only
+  described (a compile-only TPU topology, for XLA:TPU's figures without a
+  TPU): the compiled program then holds the graph arrays as constants."""
+  if not _can_hold_data(sharding.mesh):
+    return tree
+  return jax.device_put(tree, sharding)
+
+
+def _can_hold_data(mesh: Mesh) -> bool:
+  client = getattr(mesh.devices.flat[0], "client", None)
+  return "CompileOnly" not in type(client).__name__
 
 
 class SpatialPredictor(Predictor):
@@ -121,15 +159,35 @@ class SpatialPredictor(Predictor):
     self.space_axis = space_axis
     self.data_axis = data_axis
     self.partition = partition_lib.partition_graphs(graphs, mesh.shape[space_axis])
+    # The network each device runs on its part (blocks scaled to the part).
+    self._part_net = predictor_lib.network(part_blocks(model, mesh.shape[space_axis]), self.task)
     self._num_grid = graphs.grid_node_features.shape[0]
     # The padding appended to the grid order is all that maps it to parts.
     grid_nodes = self.partition.grid.nodes.reshape(-1)
     assert np.array_equal(grid_nodes[: self._num_grid], np.arange(self._num_grid))
     parts = NamedSharding(mesh, P(space_axis))
-    self._parts = jax.device_put(graph_parts(graphs, self.partition, space_axis), parts)
-    self._part_weights = jax.device_put(
+    self._parts = _place(graph_parts(graphs, self.partition, space_axis), parts)
+    self._part_weights = _place(
         _take_rows(self._loss.node_weights.astype(np.float32), self.partition.grid.nodes), parts
     )
+
+  def graph_arrays(self):
+    """(graph parts, node weights): the per-device arrays the loss reads,
+    stacked on a leading [K] axis (split over the space axis)."""
+    return self._parts, self._part_weights
+
+  @contextlib.contextmanager
+  def graph_arrays_as(self, parts, weights):
+    """The loss reads these instead while tracing: to compile it with them
+    as arguments (as device arrays are passed) where they cannot be placed
+    (`analysis.xla_cost` on a described TPU; as numpy they would be
+    inlined into the program as constants, 0.1-0.2 GB at 0.25 deg)."""
+    saved = self._parts, self._part_weights
+    self._parts, self._part_weights = parts, weights
+    try:
+      yield
+    finally:
+      self._parts, self._part_weights = saved
 
   def exchanged_bytes_per_step(self, batch_size: int, num_steps: int) -> int:
     """Bytes one device sends in one loss+grad of a `num_steps` rollout
@@ -138,10 +196,44 @@ class SpatialPredictor(Predictor):
     row_bytes = batch_size * self.model.latent_size * jnp.dtype(self._dtype).itemsize
     return 2 * num_steps * rows * row_bytes
 
-  def _to_parts(self, x: jax.Array) -> jax.Array:
-    """[..., n_grid] -> [..., K * part size], zero padding at the end."""
-    pad = self.partition.grid.nodes.size - self._num_grid
-    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+  @property
+  def _band_rows(self) -> int:
+    """Grid rows per part (the partition's bands are whole rows)."""
+    return self.partition.grid.size // self._grid_shape[1]
+
+  def _spec(self, name: str, x, band_axis: int) -> P:
+    """Examples over the data axis; for an array with grid dims [..., lat,
+    lon], also the space axis on dim `band_axis` (-2: lat, -1: lon)."""
+    if name.startswith(GRIDLESS):
+      return P(self.data_axis)
+    spec = [self.data_axis] + [None] * (np.ndim(x) - 1)
+    spec[np.ndim(x) + band_axis] = self.space_axis
+    return P(*spec)
+
+  def batch_shardings(self, batch: Batch) -> Batch:
+    """A NamedSharding per array of `batch` (arrays or shapes) to place it
+    with and to jit the train step with: examples over the data axis and,
+    where the longitudes divide evenly, each device only 1 / K of them (the
+    loss regroups them into latitude bands on the chips, an all_to_all),
+    so that no device holds a whole example's inputs and targets (10 of the
+    12.8 GiB of arguments at 0.25 deg, rollout 12). Latitudes cannot be
+    split directly: 721 rows split into no even bands.
+    """
+    split_lon = self._grid_shape[1] % self.mesh.shape[self.space_axis] == 0
+
+    def place(name, x):
+      spec = self._spec(name, x, -1) if split_lon else P(self.data_axis)
+      return NamedSharding(self.mesh, spec)
+
+    groups = (batch.inputs, batch.targets, batch.forcings)
+    return Batch(*({n: place(n, x) for n, x in group.items()} for group in groups))
+
+  def _pad_rows(self, name: str, x: jax.Array) -> jax.Array:
+    """[..., lat, lon] -> [..., K * band rows, lon]: zero rows at the end."""
+    if name.startswith(GRIDLESS):
+      return x
+    pad = self.mesh.shape[self.space_axis] * self._band_rows - x.shape[-2]
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
 
   def loss(self, params, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """`Predictor.loss`, computed split over the mesh (same value)."""
@@ -149,46 +241,44 @@ class SpatialPredictor(Predictor):
       if name not in batch.targets:
         raise KeyError(f"target variable {name!r} is missing from the targets")
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
-    inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps)
-    targets = channels.stack_steps(
-        {n: jnp.asarray(batch.targets[n], jnp.float32) for n in self.task.target_variables},
-        self._grid_shape,
+    self._check(batch.inputs, batch.forcings, num_steps)
+    groups = (
+        {n: batch.inputs[n] for n in self.task.input_variables},
+        {n: batch.targets[n] for n in self.task.target_variables},
+        {n: batch.forcings[n][:, :num_steps] for n in self.task.forcing_variables},
     )
-    space, data = self.space_axis, self.data_axis
+    # Each device receives its latitude band of every grid array.
+    groups = tuple({n: self._pad_rows(n, x) for n, x in g.items()} for g in groups)
+    specs = tuple({n: self._spec(n, x, -2) for n, x in g.items()} for g in groups)
+    space = self.space_axis
     local = jax.shard_map(
         lambda *args: self._local_loss(num_steps, *args),
         mesh=self.mesh,
-        in_specs=(
-            P(),
-            P(space),
-            P(space),
-            P(data, None, space),
-            P(None, data, None, space),
-            P(None, data, None, space),
-        ),
+        in_specs=(P(), P(space), P(space)) + specs,
         out_specs=P(),
     )
-    return local(
-        params,
-        self._parts,
-        self._part_weights,
-        self._to_parts(inputs),
-        self._to_parts(targets),
-        self._to_parts(forcings),
-    )
+    return local(params, self._parts, self._part_weights, *groups)
 
   def _local_loss(self, num_steps, params, graph, weights, inputs, targets, forcings):
-    """One device's part: the body of `Predictor.loss` on its nodes."""
+    """One device's band: the body of `Predictor.loss` on its nodes."""
     graph = jax.tree.map(lambda x: x[0], graph)
     weights = weights[0]
+    band = (self._band_rows, self._grid_shape[1])
+    f32 = lambda arrays: {n: jnp.asarray(x, jnp.float32) for n, x in arrays.items()}
+    inputs = channels.stack_inputs(f32(inputs), self._layout.static, band)
+    forcings = channels.stack_steps(f32(forcings), band)
 
     def body(inputs, step):
-      target, forcing = step
+      t, forcing = step
+      # Only this step's targets are stacked (as in `Predictor.loss`).
+      target = channels.stack_steps(
+          f32({n: jax.lax.dynamic_index_in_dim(x, t, 1) for n, x in targets.items()}), band
+      )[0]
       parts = (
           self._norm.inputs(inputs).astype(self._dtype),
           self._norm.forcings(forcing).astype(self._dtype),
       )
-      outputs = self._net.apply({"params": params}, graph, parts)
+      outputs = self._part_net.apply({"params": params}, graph, parts)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
       per_channel = jax.lax.psum(
           self._loss.channel_means(outputs, norm_target, weights, self._num_grid), self.space_axis
@@ -197,7 +287,9 @@ class SpatialPredictor(Predictor):
       predictions = self._norm.prediction(outputs, inputs)
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
-    _, (total, per_variable) = self._scan(body, inputs, (targets, forcings), num_steps)
+    _, (total, per_variable) = self._scan(
+        body, inputs, (jnp.arange(num_steps), forcings), num_steps
+    )
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     out = mean(total), {k: mean(v) for k, v in per_variable.items()}
     if self.data_axis is not None:

@@ -123,12 +123,18 @@ def make_train_step(
   return train_step
 
 
-def jit_train_step(train_step, shardings: TrainState, mesh):
-  """The step jitted with explicit shardings; the input state is donated."""
+def jit_train_step(train_step, shardings: TrainState, mesh, batch_shardings=None):
+  """The step jitted with explicit shardings; the input state is donated.
+
+  `batch_shardings`: how batches arrive (default: split over the data axis;
+  `model.spatial.SpatialPredictor.batch_shardings` splits them by space too).
+  """
   rep = sharding_lib.replicated(mesh)
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.batch_sharding(mesh)
   return jax.jit(
       train_step,
-      in_shardings=(shardings, sharding_lib.batch_sharding(mesh)),
+      in_shardings=(shardings, batch_shardings),
       out_shardings=(shardings, rep),
       donate_argnums=(0,),
   )
