@@ -106,6 +106,7 @@ class XlaCost:
   devices: str = ""
   fits: bool | None = None
   capacity_bytes: float | None = None
+  host_bytes: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -421,6 +422,7 @@ def analyze(
       ),
       shardings,
       mesh,
+      host_targets=remat.host_targets,
   )
   if progress:
     progress(
@@ -436,7 +438,9 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(batch, n, True)
+    # Targets in host memory (`host_targets`) take no device memory.
+    on_device = batch.replace(targets={}) if remat.host_targets else batch
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(on_device, n, True)
     result = XlaCost(
         True,
         reason=str(e).strip().splitlines()[0][:300],
@@ -492,6 +496,10 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   args = float(memory.argument_size_in_bytes)
   out = float(memory.output_size_in_bytes)
   alias = float(getattr(memory, "alias_size_in_bytes", 0))
+  host = sum(
+      float(getattr(memory, f"host_{kind}_size_in_bytes", 0) or 0)
+      for kind in ("argument", "temp", "output")
+  )
   return XlaCost(
       True,
       backend=backend,
@@ -501,6 +509,7 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       argument_bytes=args,
       output_bytes=out,
       peak_bytes=temp + args + out - alias,
+      host_bytes=host,
       compile_seconds=time.perf_counter() - start,
       devices=devices,
   )

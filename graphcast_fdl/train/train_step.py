@@ -123,12 +123,14 @@ def make_train_step(
   return train_step
 
 
-def jit_train_step(train_step, shardings: TrainState, mesh):
-  """The step jitted with explicit shardings; the input state is donated."""
+def jit_train_step(train_step, shardings: TrainState, mesh, host_targets: bool = False):
+  """The step jitted with explicit shardings; the input state is donated.
+  `host_targets`: the batch's targets are taken in pinned host memory
+  (`RematConfig.host_targets`; place them with `sharding.train_batch_sharding`)."""
   rep = sharding_lib.replicated(mesh)
   return jax.jit(
       train_step,
-      in_shardings=(shardings, sharding_lib.batch_sharding(mesh)),
+      in_shardings=(shardings, sharding_lib.train_batch_sharding(mesh, host_targets)),
       out_shardings=(shardings, rep),
       donate_argnums=(0,),
   )

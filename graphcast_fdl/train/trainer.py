@@ -161,8 +161,12 @@ class Trainer:
         process_count=jax.process_count(),
     )
 
-  def _global(self, local_batch):
-    return sharding_lib.to_global(local_batch, self._mesh)
+  def _global(self, local_batch, phase: Phase | None = None):
+    """The global batch; a phase's train batch with `remat.host_targets`
+    gets its targets straight into host memory (never the device's)."""
+    host_targets = phase is not None and self._predictor(phase).model.remat.host_targets
+    shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
+    return sharding_lib.to_global(local_batch, self._mesh, shardings)
 
   def _eval_batches(self):
     """Held-out batches, loaded once; each process keeps its slice."""
@@ -335,7 +339,7 @@ class Trainer:
     schedule = self.experiment.schedule
     span = schedule.span_at(step) or schedule.spans()[-1]
     iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
-    return iterator, self._global(next(iterator))
+    return iterator, self._global(next(iterator), span.phase)
 
   def train_step_for(self, phase: Phase):
     """The jitted step of a phase; phases with the same precision and remat
@@ -352,6 +356,7 @@ class Trainer:
           ),
           run.state_shardings,
           run.mesh,
+          host_targets=phase_predictor.model.remat.host_targets,
       )
     return self._train_steps[key]
 
@@ -362,7 +367,7 @@ class Trainer:
       return batch
     if run.iterator is None:
       run.iterator = self._train_iterator(span, step)
-    return self._global(next(run.iterator))
+    return self._global(next(run.iterator), span.phase)
 
   def _nonfinite_error(
       self, phase: Phase, step: int, in_a_row: int, learning_rate: float
