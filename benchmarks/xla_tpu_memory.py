@@ -8,6 +8,8 @@ figures beside the analytic model's, one row per (config, rollout, remat):
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,12 --spatial=4
+  python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
+      --remat="rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_saves='prediction',offload_rollout=True,host_targets=True"
 
 With --spatial=K each example is split over K chips (`model.spatial`), one
 example per group of K unless --per_group_batch says otherwise.
@@ -137,7 +139,8 @@ def main() -> None:
         f" {x.temp_bytes / GiB:6.2f} {x.argument_bytes / GiB:6.2f}"
         f" {x.peak_bytes / GiB:6.2f} {ana.peak_bytes / GiB:8.2f}"
         f" {num(x.flops)} {num(x.bytes_accessed)}"
-        f" {x.compile_seconds:6.0f}s  {verdict}",
+        f" {x.compile_seconds:6.0f}s  {verdict}"
+        + (f" (host memory {x.host_bytes / GiB:.2f} GiB)" if x.host_bytes else ""),
         flush=True,
     )
 
@@ -189,7 +192,13 @@ def points(hardware: str, cached_only: bool) -> None:
 def _label(remat: RematConfig) -> str:
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
 
-  return estimator.remat_label(remat, None)
+  label = estimator.remat_label(remat, None)
+  extra = {
+      "saves prediction": remat.rollout_saves == "prediction",
+      "offload": remat.offload_rollout,
+      "host targets": remat.host_targets,
+  }
+  return ",".join([label] + [name for name, on in extra.items() if on])
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class XlaCost:
   fits: bool | None = None
   capacity_bytes: float | None = None
   loops_weighted: bool = False
+  host_bytes: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -411,7 +412,9 @@ def analyze(
       optimizer_lib.schedule_learning_rate(experiment.schedule),
   )
   args = (abstract_state, batch)
-  step = train_step_lib.jit_train_step(train_step, shardings, mesh, batch_shardings)
+  step = train_step_lib.jit_train_step(
+      train_step, shardings, mesh, batch_shardings, host_targets=remat.host_targets
+  )
   if hasattr(predictor, "graph_arrays") and devices is not None:
     # A described TPU holds no data: the graph parts become arguments, as
     # the trainer's device arrays are, instead of constants in the program.
@@ -431,9 +434,13 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _batch_bytes(
-        batch, batch_shardings, n
-    )
+    # Targets in host memory (`host_targets`, never with a space split)
+    # take no device memory.
+    if remat.host_targets:
+      on_device = _nbytes(batch.replace(targets={}), n, True)
+    else:
+      on_device = _batch_bytes(batch, batch_shardings, n)
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + on_device
     result = XlaCost(
         True,
         reason=str(e).strip().splitlines()[0][:300],
@@ -624,6 +631,10 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   args = float(memory.argument_size_in_bytes)
   out = float(memory.output_size_in_bytes)
   alias = float(getattr(memory, "alias_size_in_bytes", 0))
+  host = sum(
+      float(getattr(memory, f"host_{kind}_size_in_bytes", 0) or 0)
+      for kind in ("argument", "temp", "output")
+  )
   return XlaCost(
       True,
       backend=backend,
@@ -633,6 +644,7 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       argument_bytes=args,
       output_bytes=out,
       peak_bytes=temp + args + out - alias,
+      host_bytes=host,
       compile_seconds=time.perf_counter() - start,
       devices=devices,
       loops_weighted=weighted,

@@ -149,6 +149,12 @@ class SpatialPredictor(Predictor):
     if graphs is None:
       graphs = graph_lib.graphs_for_model(model)
     super().__init__(model, task, stats, graphs)
+    remat = model.remat
+    if remat.rollout_saves != "window" or remat.host_targets:
+      raise ValueError(
+          "model.remat.rollout_saves / host_targets: not supported by the spatially"
+          " split model (mesh.spatial > 1); keep rollout_saves='window', host_targets=False"
+      )
     if space_axis not in mesh.axis_names:
       raise ValueError(
           f"space_axis={space_axis!r} is not an axis of the mesh " f"{mesh.axis_names}"

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.train.config import MeshConfig
 
 
@@ -58,6 +59,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading axis split over the data axis, the rest whole."""
   return NamedSharding(mesh, P(mesh.axis_names[0]))
+
+
+def train_batch_sharding(mesh: Mesh, host_targets: bool = False):
+  """`batch_sharding` for every leaf of a train batch (a `Batch`-prefix
+  tree); with `host_targets` (`RematConfig.host_targets`) its targets live in
+  pinned host memory, each rollout step copying its own to the device."""
+  sharding = batch_sharding(mesh)
+  if not host_targets:
+    return sharding
+  return Batch(inputs=sharding, targets=sharding.with_memory_kind("pinned_host"), forcings=sharding)
 
 
 def _sharded_spec(shape, axis_name: str, axis_size: int) -> P:
@@ -123,13 +134,19 @@ def per_process_batch_size(global_batch_size: int) -> int:
   return global_batch_size // count
 
 
-def to_global(local_tree, mesh: Mesh):
+def to_global(local_tree, mesh: Mesh, shardings=None):
   """Host-local batch arrays -> global arrays split over the data axis.
 
   Each process passes its own slice of the global batch (leading axis); with
-  one process that slice is the whole batch.
+  one process that slice is the whole batch. `shardings`: a prefix tree of
+  `local_tree` (default: `batch_sharding` for every leaf).
   """
-  sharding = batch_sharding(mesh)
+  if shardings is None:
+    shardings = batch_sharding(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_tree
+      lambda s, x: jax.tree.map(
+          lambda leaf: jax.make_array_from_process_local_data(s, np.asarray(leaf)), x
+      ),
+      shardings,
+      local_tree,
   )

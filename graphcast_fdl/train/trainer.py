@@ -171,8 +171,12 @@ class Trainer:
         process_count=jax.process_count(),
     )
 
-  def _global(self, local_batch):
-    return sharding_lib.to_global(local_batch, self._mesh)
+  def _global(self, local_batch, phase: Phase | None = None):
+    """The global batch; a phase's train batch with `remat.host_targets`
+    gets its targets straight into host memory (never the device's)."""
+    host_targets = phase is not None and self._predictor(phase).model.remat.host_targets
+    shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
+    return sharding_lib.to_global(local_batch, self._mesh, shardings)
 
   def _eval_batches(self):
     """Held-out batches, loaded once; each process keeps its slice."""
@@ -351,12 +355,12 @@ class Trainer:
     if span.start < step < span.end and hasattr(iterator, "set_state"):
       # Saved mid-phase, by this phase's pipeline (a phase-end one is not).
       checkpointer.restore_iterator(step, iterator)
-    return iterator, self._pull(iterator)
+    return iterator, self._pull(iterator, span.phase)
 
-  def _pull(self, iterator):
+  def _pull(self, iterator, phase: Phase):
     """The iterator's next batch on the devices; keeps the state before it."""
     self._pending_state = iterator.get_state() if hasattr(iterator, "get_state") else None
-    return self._global(next(iterator))
+    return self._global(next(iterator), phase)
 
   def _iterator_state(self):
     """The pipeline state whose next batch is the next step's, or None."""
@@ -380,6 +384,7 @@ class Trainer:
           ),
           run.state_shardings,
           run.mesh,
+          host_targets=phase_predictor.model.remat.host_targets,
       )
     return self._train_steps[key]
 
@@ -390,13 +395,13 @@ class Trainer:
       return batch
     if run.iterator is None:
       run.iterator = self._train_iterator(span, step)
-    return self._global(next(run.iterator))
+    return self._global(next(run.iterator), span.phase)
 
   def _prefetch(self, span: PhaseSpan, step: int) -> None:
     """Reads `step`'s batch and starts its transfer while the step before runs."""
     run = self.run_state
     if step < span.end and run.iterator is not None and run.first_batch is None:
-      run.first_batch = self._pull(run.iterator)
+      run.first_batch = self._pull(run.iterator, span.phase)
 
   def _nonfinite_error(
       self, phase: Phase, step: int, in_a_row: int, learning_rate: float
