@@ -123,7 +123,8 @@ def test_host_targets_step_takes_targets_in_host_memory():
     kind = batch.targets["y"].sharding.memory_kind
     assert kind == ("pinned_host" if host else "device")
     assert batch.inputs["x"].sharding.memory_kind == "device"
-    step = ts.jit_train_step(ts.make_train_step(loss, tx, lambda s: 1e-2), shardings, mesh, host)
+    train_step = ts.make_train_step(loss, tx, lambda s: 1e-2)
+    step = ts.jit_train_step(train_step, shardings, mesh, host_targets=host)
     fresh = jax.device_put(jax.tree.map(jnp.copy, state), shardings)  # donated
     results.append(step(fresh, batch))
   jax.tree.map(np.testing.assert_array_equal, results[0], results[1])
