@@ -35,6 +35,8 @@ class PhaseEstimate:
   holds XLA's compiled-program figures when available (`source` says which).
   `host_input_bytes_per_second` is what each host's loader must deliver
   (float32 frames of its devices' examples per step time): a requirement.
+  `spatial` is the devices sharing each example in the phase
+  (`Phase.spatial`, else `mesh.spatial`).
   """
 
   name: str
@@ -60,6 +62,7 @@ class PhaseEstimate:
   host_input_bytes_per_second: float = 0.0
   source: str = "analytic"
   xla: dict | None = None
+  spatial: int = 1
 
 
 @dataclasses.dataclass
@@ -236,6 +239,7 @@ def estimate(
         fits=peak <= hw.memory_bytes,
         headroom_bytes=hw.memory_bytes - peak,
         host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.data_bytes / seconds),
+        spatial=phase_settings(experiment, phase).mesh.spatial,
     )
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
@@ -315,14 +319,14 @@ def format_table(est: Estimate) -> str:
       f"example(s) per device; efficiency {est.efficiency:.3g} "
       f"({est.efficiency_source})",
       "",
-      f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'s/step':>8s} {'duration':>9s}"
+      f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'spc':>3s} {'s/step':>8s} {'duration':>9s}"
       f" {'dev-hours':>10s} {'bound':>7s} {'in GB/s':>7s} | {'params':>6s} {'optim':>6s}"
       f" {'grads':>6s} {'batch':>6s} {'activ':>6s} {'temps':>6s} {'peak':>6s}"
       f" {'fits':>4s}  remat / source",
   ]
   for p in est.phases:
     lines.append(
-        f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
+        f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.spatial:3d} {p.step_seconds:8.3g}"
         f" {format_seconds(p.duration_seconds):>9s} {p.device_hours:10.4g}"
         f" {p.bound:>7s} {p.host_input_bytes_per_second / 1e9:7.2f}"
         f" | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
@@ -332,7 +336,7 @@ def format_table(est: Estimate) -> str:
         f"  {p.remat} / {p.source}"
     )
   lines.append(
-      f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
+      f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':3s} {'':8s}"
       f" {format_seconds(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}"
   )
