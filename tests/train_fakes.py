@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
@@ -91,6 +91,12 @@ class TinySpatialPredictor(TinyPredictor):
     super().__init__(model, task, stats, graphs)
     self.mesh, self.space_axis, self.data_axis = mesh, space_axis, data_axis
 
+  def place_batch(self, batch):
+    """(batch, shardings): "x" in latitude bands over the space axis."""
+    band = NamedSharding(self.mesh, P(self.data_axis, None, self.space_axis))
+    rows = NamedSharding(self.mesh, P(self.data_axis))
+    return batch, jax.tree.map(lambda x: band if x.ndim == 4 else rows, batch)
+
   def loss(self, params, batch):
     band = P(self.data_axis, None, self.space_axis)
 
@@ -125,6 +131,7 @@ class TinyData:
     signal_at: global step at whose batch this process sends itself SIGTERM.
     delay: seconds to wait before each batch (to leave time for a kill).
     yielded: global steps handed out, in order (to test resume positions).
+    examples_read: examples of each training batch this process loaded.
   """
 
   def __init__(self, nan_steps=(), signal_at=None, delay=0.0):
@@ -132,6 +139,7 @@ class TinyData:
     self.signal_at = signal_at
     self.delay = delay
     self.yielded = []
+    self.examples_read = []
 
   def normalization_stats(self, data, task, stats_dir=None):
     return None
@@ -163,6 +171,7 @@ class TinyData:
         os.kill(os.getpid(), signal.SIGTERM)
       time.sleep(self.delay)
       self.yielded.append(step)
+      self.examples_read.append(len(rows))
       yield batch
       step += 1
 

@@ -3,10 +3,11 @@
 Spatial parallelism gives each device a part of the grid, a part of the mesh
 and every edge that ends in them; message passing then needs, per edge set,
 only the sender rows that live on another device (its halo). The split:
-- grid nodes: K contiguous runs of the published node order, which is
-  lat-major, so each part is a latitude band (up to one partly filled row)
-  and a data loader can read a band as one slice. Parts hold ceil(n / K)
-  nodes; only the last is shorter.
+- grid nodes: K contiguous runs of whole rows of the published node order,
+  which is lat-major, so each part is a latitude band of ceil(rows / K) rows
+  (the last ones shorter): a [lat, lon] field padded to K such bands splits
+  along its lat axis into exactly the parts, so a loader or a sharding can
+  hand each device its band alone.
 - mesh nodes: sorted by latitude (ties by longitude) and cut into K runs of
   equal size (each run then in the published order). Latitude bands line up with the grid's bands,
   which keeps the
@@ -115,15 +116,16 @@ class GraphPartition:
     return sum(e.num_cut for e in sets) / max(sum(e.num_edges for e in sets), 1)
 
 
-def _node_partition(order: np.ndarray, num_parts: int) -> NodePartition:
-  """Nodes in `order` cut into runs of ceil(n / K) (the last one shorter).
+def _node_partition(order: np.ndarray, num_parts: int, size: int | None = None) -> NodePartition:
+  """Nodes in `order` cut into runs of `size` (default ceil(n / K); the last
+  ones shorter).
 
   Within a part, nodes keep their global order: sums over a part's nodes or
   edges then run in the unsplit model's order, so results differ from it
   only by how the K partial sums are added.
   """
   n = order.shape[0]
-  size = max(-(-n // num_parts), 1)
+  size = size or max(-(-n // num_parts), 1)
   nodes = np.full(num_parts * size, -1, np.int32)
   nodes[:n] = order
   nodes = nodes.reshape(num_parts, size)
@@ -139,9 +141,12 @@ def _node_partition(order: np.ndarray, num_parts: int) -> NodePartition:
   return NodePartition(part=part, local=local, nodes=nodes)
 
 
-def grid_partition(num_grid: int, num_parts: int) -> NodePartition:
-  """Latitude bands: contiguous runs of the lat-major grid node order."""
-  return _node_partition(np.arange(num_grid, dtype=np.int32), num_parts)
+def grid_partition(num_grid: int, num_parts: int, num_lon: int = 1) -> NodePartition:
+  """Latitude bands: runs of ceil(rows / K) whole rows of `num_lon` nodes of
+  the lat-major grid node order."""
+  rows = -(-num_grid // num_lon)
+  size = max(-(-rows // num_parts), 1) * num_lon
+  return _node_partition(np.arange(num_grid, dtype=np.int32), num_parts, size)
 
 
 def lat_lon(node_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +219,8 @@ def partition_graphs(graphs, num_parts: int) -> GraphPartition:
   """Splits `graph.GraphCastGraphs` (or anything with its fields) K ways."""
   if isinstance(num_parts, bool) or not isinstance(num_parts, int) or (num_parts < 1):
     raise ValueError(f"num_parts={num_parts!r}: must be a whole number >= 1")
-  grid = grid_partition(np.asarray(graphs.grid_node_features).shape[0], num_parts)
+  num_lon = len(getattr(graphs, "grid_lon", ())) or 1
+  grid = grid_partition(np.asarray(graphs.grid_node_features).shape[0], num_parts, num_lon)
   mesh = mesh_partition(graphs.mesh_node_features, num_parts)
   return GraphPartition(
       grid=grid,

@@ -113,23 +113,53 @@ def data_parallel(loss_fn, mesh: Mesh):
   return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis)), out_specs=P())
 
 
-def per_process_batch_size(global_batch_size: int) -> int:
-  """Examples each host loads; the global batch splits evenly over hosts."""
-  count = jax.process_count()
+def process_rows(mesh: Mesh) -> tuple[int, int]:
+  """(index, count): this process loads block `index` of the global batch cut
+  into `count` equal blocks, the examples of the data rows its devices hold.
+
+  Each example is loaded once per process that needs it: processes whose
+  devices share data rows (a space group spread over hosts) load the same
+  block, and no process loads examples only other hosts' devices hold.
+  """
+  rows = mesh.devices.reshape(mesh.devices.shape[0], -1)
+  by_process = {}
+  for row, devices in enumerate(rows):
+    for device in devices:
+      by_process.setdefault(device.process_index, set()).add(row)
+  blocks = {p: sorted(r) for p, r in by_process.items()}
+  size = len(blocks[jax.process_index()])
+  for process, block in blocks.items():
+    if len(block) != size or block != list(range(block[0], block[0] + size)) or block[0] % size:
+      raise MeshError(
+          f"mesh {dict(mesh.shape)}: process {process} holds data rows {block}; every process "
+          "must hold an equal, aligned run of rows"
+      )
+  first = blocks[jax.process_index()][0]
+  return first // size, rows.shape[0] // size
+
+
+def per_process_batch_size(global_batch_size: int, mesh: Mesh | None = None) -> int:
+  """Examples each host loads (`process_rows`: blocks of the global batch)."""
+  count = process_rows(mesh)[1] if mesh is not None else jax.process_count()
   if global_batch_size % count:
     raise MeshError(
-        f"data.global_batch_size={global_batch_size} is not divisible by the " f"{count} processes"
+        f"data.global_batch_size={global_batch_size} is not divisible by the "
+        f"{count} processes' data rows"
     )
   return global_batch_size // count
 
 
-def to_global(local_tree, mesh: Mesh):
+def to_global(local_tree, mesh: Mesh, shardings=None):
   """Host-local batch arrays -> global arrays split over the data axis.
 
-  Each process passes its own slice of the global batch (leading axis); with
-  one process that slice is the whole batch.
+  Each process passes its block of the global batch (leading axis,
+  `process_rows`); with one process that block is the whole batch.
+  `shardings` (a tree prefix, default `batch_sharding`) may also split
+  other axes, e.g. latitude bands over the space axis: each device then
+  receives only its part of the examples.
   """
-  sharding = batch_sharding(mesh)
-  return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_tree
-  )
+  count = process_rows(mesh)[1]
+  shardings = batch_sharding(mesh) if shardings is None else shardings
+  local_tree = jax.tree.map(np.asarray, local_tree)
+  global_shapes = jax.tree.map(lambda x: (x.shape[0] * count,) + x.shape[1:], local_tree)
+  return jax.make_array_from_process_local_data(shardings, local_tree, global_shapes)

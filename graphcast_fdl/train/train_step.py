@@ -123,12 +123,17 @@ def make_train_step(
   return train_step
 
 
-def jit_train_step(train_step, shardings: TrainState, mesh):
-  """The step jitted with explicit shardings; the input state is donated."""
+def jit_train_step(train_step, shardings: TrainState, mesh, batch_as_placed: bool = False):
+  """The step jitted with explicit shardings; the input state is donated.
+
+  `batch_as_placed`: the batch keeps the shardings it was placed with (a
+  spatial predictor's latitude bands) instead of `batch_sharding`.
+  """
   rep = sharding_lib.replicated(mesh)
+  batch = None if batch_as_placed else sharding_lib.batch_sharding(mesh)
   return jax.jit(
       train_step,
-      in_shardings=(shardings, sharding_lib.batch_sharding(mesh)),
+      in_shardings=(shardings, batch),
       out_shardings=(shardings, rep),
       donate_argnums=(0,),
   )

@@ -189,36 +189,45 @@ class Trainer:
       run.state = jax.jit(lambda s: s, out_shardings=state_shardings)(run.state)
 
   def _train_iterator(self, span: PhaseSpan, step: int):
+    """Batches of the phase's data: this process's block of each, the
+    examples its devices' data rows hold (`sharding.process_rows`)."""
     data = experiment_lib.phase_settings(self.experiment, span.phase).data
+    block, blocks = sharding_lib.process_rows(self._mesh)
     return self._data.train_batches(
         data,
         self.experiment.task,
         span.phase.rollout_steps,
         step,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
+        process_index=block,
+        process_count=blocks,
     )
 
-  def _global(self, local_batch):
+  def _global(self, local_batch, phase: Phase | None = None):
+    """A host-local batch -> global arrays on the current mesh. A training
+    batch of a predictor that places its own (`place_batch`: a spatial one's
+    latitude bands) is placed so: each device gets only its band."""
+    predictor = self._predictor(phase) if phase is not None else None
+    if hasattr(predictor, "place_batch"):
+      local_batch, shardings = predictor.place_batch(local_batch)
+      return sharding_lib.to_global(local_batch, self._mesh, shardings)
     return sharding_lib.to_global(local_batch, self._mesh)
 
   def _eval_batches(self):
     """Held-out batches, loaded once; each process keeps its slice (placed
     on each mesh the evaluations run on)."""
-    if self._eval_local is None:
+    if self._eval_whole is None:
       cfg = self.experiment.eval
-      batches = self._data.eval_batches(
+      self._eval_whole = self._data.eval_batches(
           self.experiment.data, self.experiment.task, cfg.rollout_steps, cfg.num_batches
       )
-      self._eval_local = [self._local_slice(b) for b in batches]
     key = self._mesh_config.spatial
     if key not in self._eval_cache:
-      self._eval_cache = {key: [self._global(b) for b in self._eval_local]}
+      self._eval_cache = {key: [self._global(self._local_slice(b)) for b in self._eval_whole]}
     return self._eval_cache[key]
 
   def _local_slice(self, batch):
-    """This process's rows of a batch that every process loaded whole."""
-    count, index = jax.process_count(), jax.process_index()
+    """This process's block of a batch that every process loaded whole."""
+    index, count = sharding_lib.process_rows(self._mesh)
     if count == 1:
       return batch
 
@@ -304,7 +313,7 @@ class Trainer:
           "jax_compilation_cache_dir", os.path.join(os.path.abspath(workdir), cache_dir)
       )
       jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    self._eval_local, self._eval_cache, self._eval_steps = None, {}, {}
+    self._eval_whole, self._eval_cache, self._eval_steps = None, {}, {}
     self._abstract_state, self.run_state = None, None
 
     # Lay out the device mesh of the phase the run resumes in; the global
@@ -312,7 +321,7 @@ class Trainer:
     checkpointer = checkpointing.Checkpointer(workdir, experiment.checkpoint)
     expected_step = checkpointer.latest_step() or 0
     self._use_layout(self._span_or_last(expected_step).phase)
-    sharding_lib.per_process_batch_size(experiment.data.global_batch_size)
+    sharding_lib.per_process_batch_size(experiment.data.global_batch_size, self._mesh)
     logging.info("Mesh %s over %d process(es)", dict(self._mesh.shape), jax.process_count())
 
     # Normalisation statistics and the model.
@@ -389,7 +398,7 @@ class Trainer:
     schedule = self.experiment.schedule
     span = self._span_or_last(step)
     iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
-    return iterator, self._global(next(iterator))
+    return iterator, self._global(next(iterator), span.phase)
 
   def train_step_for(self, phase: Phase):
     """The jitted step of a phase; phases with the same precision and remat
@@ -406,6 +415,7 @@ class Trainer:
           ),
           run.state_shardings,
           run.mesh,
+          batch_as_placed=hasattr(phase_predictor, "place_batch"),
       )
     return self._train_steps[key]
 
@@ -416,7 +426,7 @@ class Trainer:
       return batch
     if run.iterator is None:
       run.iterator = self._train_iterator(span, step)
-    return self._global(next(run.iterator))
+    return self._global(next(run.iterator), span.phase)
 
   def _nonfinite_error(
       self, phase: Phase, step: int, in_a_row: int, learning_rate: float
