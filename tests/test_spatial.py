@@ -121,10 +121,30 @@ def test_demo_layout_changes_end_equal_to_data4(tmp_path):
   space 4), (data 2, space 2); and a run on (data 2, space 2) stopped by
   SIGTERM, resumed on (data 4) and on (data 1, space 4)."""
   import real_experiment  # pylint: disable=g-import-not-at-top
-  import test_trainer_processes as processes  # pylint: disable=g-import-not-at-top
 
   data_dir = str(tmp_path / "data")
   real_experiment.prepare(data_dir)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+
+  def train(spec, returncode=0):
+    command = [
+        "timeout",
+        "-s",
+        "KILL",
+        "900",
+        sys.executable,
+        os.path.join(HERE, "train_worker.py"),
+    ]
+    result = subprocess.run(
+        command + [json.dumps(spec)], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == returncode, result.stderr[-3000:]
+    return result
+
+  def load(path):
+    with np.load(path) as data:
+      return {k: data[k] for k in data.files}
 
   def spec(name, **kw):
     return dict(
@@ -142,22 +162,20 @@ def test_demo_layout_changes_end_equal_to_data4(tmp_path):
       assert np.abs(a[key] - expected).max() <= 1e-5 * np.abs(expected).max(), key
 
   reference = spec("data4")
-  processes.run_worker(reference)
-  expected = processes.load(reference["out"])
+  train(reference)
+  expected = load(reference["out"])
   phased = spec("phased", phase_spatial={"finetune": 4, "rollout_2": 2})
-  processes.run_worker(phased)
-  same(processes.load(phased["out"]), expected)
+  train(phased)
+  same(load(phased["out"]), expected)
 
   stopped = spec("stopped", spatial=2, sigterm_at=9)  # Mid-finetune.
-  proc = processes.start_worker(stopped)
-  _, err = proc.communicate()
-  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  train(stopped, returncode=128 + signal.SIGTERM)
   for spatial in (1, 4):
     resumed = spec(f"resumed{spatial}", spatial=spatial)
     shutil.copytree(stopped["workdir"], resumed["workdir"])
-    result = processes.run_worker(resumed)
+    result = train(resumed)
     assert "Resumed from checkpoint at global step 10" in result.stderr
-    same(processes.load(resumed["out"]), expected)
+    same(load(resumed["out"]), expected)
 
 
 def test_blocks_scale_with_the_split():
