@@ -116,6 +116,7 @@ def test_demo_run_on_data2_space2_ends_equal_to_data4(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # Five runs of the real model.
 def test_demo_layout_changes_end_equal_to_data4(tmp_path):
   """The real model through the trainer: phases on (data 4), (data 1,
   space 4), (data 2, space 2); and a run on (data 2, space 2) stopped by
