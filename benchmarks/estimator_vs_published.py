@@ -2,6 +2,13 @@
 
   python benchmarks/estimator_vs_published.py           # the table
   python benchmarks/estimator_vs_published.py --refit   # new EFFICIENCY constants
+  .venv-tpu/bin/python benchmarks/estimator_vs_published.py  # + XLA:TPU-priced
+
+With libtpu installed, a second prediction prices each phase from XLA:TPU's
+own FLOPs and bytes of the compiled train step (`estimate --xla`'s cached
+figures; a rollout phase whose program does not fit takes the per-step
+figures of the nearest compiled rollout of the same policy), with its own
+factor fitted to one figure (`calibration.XLA_FIT`; `--refit` prints it).
 
 One efficiency factor per hardware family is fitted to one figure
 (`calibration.TPU_FIT` for TPUs; this CPU's factor comes from our own measured
@@ -23,6 +30,8 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import estimator
+from graphcast_fdl.analysis import hardware
+from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import ModelConfig
 
 DAY = calibration.DAY
@@ -71,6 +80,29 @@ def predicted_seconds(figure, efficiency=None) -> float:
   return sum(p.duration_seconds for p in est.phases if not figure.phases or p.name in figure.phases)
 
 
+def xla_predicted_seconds(figure, efficiency=None) -> float | None:
+  """The figure priced from XLA:TPU's cached figures; None when a phase has
+  no compiled figures to price it (`estimate --xla` compiles them)."""
+  est = estimator.estimate(
+      experiment_for(figure), figure.hardware, use_xla=True, xla_cached_only=True
+  )
+  phases = [p for p in est.phases if not figure.phases or p.name in figure.phases]
+  if efficiency is not None:
+    hw = hardware.get(figure.hardware)
+    estimator.price_from_xla(est.phases, hw, est.num_devices, efficiency)
+  if any(p.xla_step_seconds is None for p in phases):
+    return None
+  return sum(p.xla_step_seconds * p.steps for p in phases)
+
+
+def fit_xla(figure) -> float | None:
+  d1 = xla_predicted_seconds(figure, 1.0)
+  if d1 is None:
+    return None
+  a = xla_predicted_seconds(figure, 0.5) - d1
+  return a / (figure.seconds - (d1 - a))
+
+
 def fit(figure) -> float:
   """The efficiency that makes `figure` come out exactly.
 
@@ -90,6 +122,33 @@ def published_code_cpu_estimate() -> float:
   return estimator.model_step_seconds(model, task_lib.task_13(), "cpu")
 
 
+def rollout_step_ratios() -> None:
+  """What one rollout step costs over a 1-step step, by the compiler's figures
+  (per step: scan bodies times trip count), against the published 2.5-3.9x."""
+  print(
+      "\nOne rollout step / one 1-step step, by XLA:TPU's figures (32 x TPU v4)"
+      " (published: 2.5-3.9x, from 11-14 d for 77,000 rollout steps against 14-17 d"
+      " for 300,000 1-step steps):"
+  )
+  print(f"{'config':16s} {'rollout':>7s} {'FLOP':>6s} {'bytes':>6s} {'priced':>6s}")
+  for name in ("graphcast", "graphcast_small"):
+    est = estimator.estimate(
+        experiment_for(calibration.PublishedFigure(name, name, (), 0, "tpu_v4", 32, "")),
+        "tpu_v4",
+        use_xla=True,
+        xla_cached_only=True,
+    )
+    one = next(p for p in est.phases if p.rollout_steps == 1)
+    for p in est.phases:
+      if p.rollout_steps < 2 or not (p.xla and p.xla.get("flops")) or not one.xla_step_seconds:
+        continue
+      ratio = lambda field: p.xla[field] / p.rollout_steps / one.xla[field]
+      print(
+          f"{name:16s} {p.rollout_steps:7d} {ratio('flops'):6.2f} {ratio('bytes_accessed'):6.2f}"
+          f" {p.xla_step_seconds / p.rollout_steps / one.xla_step_seconds:6.2f}"
+      )
+
+
 def _days(s):
   return f"{s / DAY:6.2f} d"
 
@@ -102,20 +161,44 @@ def main():
   args = parser.parse_args()
   if args.refit:
     print(f'EFFICIENCY["tpu"] = {fit(calibration.TPU_FIT)!r}')
+    if xla_cost.libtpu_version() is not None:
+      print(f'XLA_EFFICIENCY["tpu"] = {fit_xla(calibration.XLA_FIT)!r}')
     return
 
   print(
       f"TPU efficiency {calibration.efficiency('tpu'):.4f}: "
       f"{calibration.EFFICIENCY_SOURCE['tpu']}"
   )
-  print(f"{'figure':48s} {'published':>9s} {'predicted':>9s} {'ratio':>6s}  role")
+  with_xla = xla_cost.libtpu_version() is not None
+  if with_xla:
+    print(
+        f"XLA:TPU-priced factor {calibration.xla_efficiency('tpu'):.4f}, fitted to"
+        f" '{calibration.XLA_FIT.name}' from the compiled programs' FLOPs and bytes"
+    )
+  print(
+      f"{'figure':48s} {'published':>9s} {'predicted':>9s} {'ratio':>6s}"
+      + (f" {'XLA:TPU':>9s} {'ratio':>6s}" if with_xla else "")
+      + "  role"
+  )
   for figure in calibration.PUBLISHED:
     pred = predicted_seconds(figure)
     role = "fitted" if figure is calibration.TPU_FIT else "prediction"
+    if with_xla and figure is calibration.XLA_FIT:
+      role += ", XLA:TPU-priced fitted"
+    xla = ""
+    if with_xla:
+      x = xla_predicted_seconds(figure)
+      xla = (
+          f" {_days(x):>9s} {x / figure.seconds:6.2f}"
+          if x is not None
+          else f" {'n/a':>9s} {'':>6s}"
+      )
     print(
         f"{figure.name:48s} {_days(figure.seconds):>9s} {_days(pred):>9s}"
-        f" {pred / figure.seconds:6.2f}  {role}"
+        f" {pred / figure.seconds:6.2f}{xla}  {role}"
     )
+  if with_xla:
+    rollout_step_ratios()
   step = predicted_seconds(calibration.TPU_FIT) / 300_000
   print(f"implied 0.25 deg 1-step step time on TPU v4: {step:.2f} s")
   print(

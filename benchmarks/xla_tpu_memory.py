@@ -7,9 +7,22 @@ figures beside the analytic model's, one row per (config, rollout, remat):
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,2,12
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
+  python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,12 --spatial=4
+  python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
+      --remat="rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_saves='prediction',offload_rollout=True,host_targets=True"
 
-Figures are cached on disk per program (seconds on a rerun); a first compile
-of the 0.25 deg model takes minutes on a 2-core CPU.
+With --spatial=K each example is split over K chips (`model.spatial`), one
+example per group of K unless --per_group_batch says otherwise.
+
+  python benchmarks/xla_tpu_memory.py --points            # calibration table
+  python benchmarks/xla_tpu_memory.py --points --cached   # no compiles
+
+`--points` prints the analytic peak against XLA:TPU's at the points the
+analytic model is calibrated on (`calibration.XLA_TPU_PEAKS`): the compiler's
+figure from the cache (compiling those missing unless `--cached`), else the
+recorded one. Figures are cached on disk per program (seconds on a rerun); a
+first compile of the 0.25 deg model takes 3-30 minutes and ~9 GiB on a 2-core
+CPU (run it under the machine's compile lock if it has one).
 """
 
 from __future__ import annotations
@@ -21,7 +34,12 @@ import sys
 import fiddle as fdl
 
 from graphcast_fdl import experiments
+from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
+from graphcast_fdl.analysis import estimator
+from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import spatial_cost
+from graphcast_fdl.experiments import fiddlers
 from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 
@@ -46,12 +64,46 @@ def main() -> None:
   parser.add_argument(
       "--remat", default=None, help="RematConfig fields, e.g. rollout_step=True,..."
   )
+  parser.add_argument(
+      "--points", action="store_true", help="the calibration points, analytic vs XLA:TPU"
+  )
+  parser.add_argument("--cached", action="store_true", help="with --points: compile nothing")
+  parser.add_argument(
+      "--spatial",
+      type=int,
+      default=1,
+      help="devices sharing one example (a data x space mesh, one example per group)",
+  )
+  parser.add_argument(
+      "--per_group_batch",
+      type=int,
+      default=1,
+      help="with --spatial: examples per group of devices (the global batch shrinks)",
+  )
+  parser.add_argument(
+      "--edge_block_size", default="config", help="model.edge_block_size: an int, none or config"
+  )
   args = parser.parse_args()
-  experiment = fdl.build(getattr(experiments, args.config)())
+  if args.points:
+    points(args.hardware, args.cached)
+    return
+  cfg = getattr(experiments, args.config)()
+  if args.spatial > 1:
+    fiddlers.devices(cfg, cfg.mesh.num_devices, args.per_group_batch, args.spatial)
+  if args.edge_block_size != "config":
+    cfg.model.edge_block_size = (
+        None if args.edge_block_size == "none" else int(args.edge_block_size)
+    )
+  experiment = fdl.build(cfg)
   model = experiment.model
   remat = _remat(args.remat, model.remat)
   n = experiment.mesh.num_devices or 1
-  batch = max(1, experiment.data.global_batch_size // n)
+  groups = n // experiment.mesh.spatial
+  batch = max(1, experiment.data.global_batch_size // groups)
+  print(
+      f"{args.config}: {n} x {args.hardware}, spatial {experiment.mesh.spatial}, edge blocks "
+      f"{model.edge_block_size}, {batch} example(s) per group of {experiment.mesh.spatial}"
+  )
   print(
       f"{'config':16s} {'roll':>4s} {'remat':40s} {'temp':>6s} {'args':>6s}"
       f" {'peak':>6s} {'analytic':>8s} {'FLOP':>9s} {'bytes':>9s}"
@@ -67,15 +119,18 @@ def main() -> None:
         hardware=args.hardware,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    part_model, part_remat = spatial_cost.part_settings(model, remat, experiment.mesh.spatial)
     ana = cost_model.step_cost(
-        dataclasses.replace(model, remat=remat),
+        part_model,
         experiment.task,
         rollout_steps=rollout,
         batch_per_device=batch,
         num_devices=n,
         shard_params=experiment.mesh.shard_params,
-        remat=remat,
+        remat=part_remat,
         precision=model.precision,
+        retention=hardware_lib.get(args.hardware).retention,
+        graph=spatial_cost.part_sizes(model, experiment.mesh.spatial),
     )
     num = lambda v: "n/a" if v is None else f"{v:9.3g}"
     verdict = "fits" if x.fits else "DOES NOT FIT: " + x.reason
@@ -84,7 +139,52 @@ def main() -> None:
         f" {x.temp_bytes / GiB:6.2f} {x.argument_bytes / GiB:6.2f}"
         f" {x.peak_bytes / GiB:6.2f} {ana.peak_bytes / GiB:8.2f}"
         f" {num(x.flops)} {num(x.bytes_accessed)}"
-        f" {x.compile_seconds:6.0f}s  {verdict}",
+        f" {x.compile_seconds:6.0f}s  {verdict}"
+        + (f" (host memory {x.host_bytes / GiB:.2f} GiB)" if x.host_bytes else ""),
+        flush=True,
+    )
+
+
+def points(hardware: str, cached_only: bool) -> None:
+  """Analytic peak / XLA:TPU peak at `calibration.XLA_TPU_PEAKS`."""
+  from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+
+  print(
+      f"{'config':16s} {'roll':>4s} {'remat':44s} {'XLA:TPU':>8s} {'analytic':>8s}"
+      f" {'ratio':>5s}  XLA:TPU figure from"
+  )
+  for point in calibration.XLA_TPU_PEAKS:
+    experiment = fdl.build(getattr(experiments, point.config)())
+    remat = point.remat or experiment.model.remat
+    experiment = dataclasses.replace(
+        experiment,
+        model=dataclasses.replace(experiment.model, remat=remat),
+        schedule=schedule_lib.Schedule(
+            phases=(schedule_lib.Phase("p", num_steps=1, rollout_steps=point.rollout_steps),)
+        ),
+    )
+    (phase,) = estimator.estimate(experiment, hardware).phases
+    kwargs = dict(
+        rollout_steps=point.rollout_steps,
+        remat=remat,
+        precision=experiment.model.precision,
+        batch_per_device=1,
+        hardware=hardware,
+    )
+    x = xla_cost.cached(experiment, **kwargs)
+    if x is None and not cached_only:
+      x = xla_cost.analyze(
+          experiment, progress=lambda line: print(line, file=sys.stderr, flush=True), **kwargs
+      )
+    xla, source = (
+        (x.peak_bytes / GiB, "the cache" + ("" if x.fits is not False else " (required)"))
+        if x is not None
+        else (point.peak_gib, point.source)
+    )
+    print(
+        f"{point.config:16s} {point.rollout_steps:4d} {_label(remat):44s} {xla:8.2f}"
+        f" {phase.peak_bytes_per_device / GiB:8.2f}"
+        f" {phase.peak_bytes_per_device / GiB / xla:5.2f}  {source}",
         flush=True,
     )
 
@@ -92,7 +192,13 @@ def main() -> None:
 def _label(remat: RematConfig) -> str:
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
 
-  return estimator.remat_label(remat, None)
+  label = estimator.remat_label(remat, None)
+  extra = {
+      "saves prediction": remat.rollout_saves == "prediction",
+      "offload": remat.offload_rollout,
+      "host targets": remat.host_targets,
+  }
+  return ",".join([label] + [name for name, on in extra.items() if on])
 
 
 if __name__ == "__main__":

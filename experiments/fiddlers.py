@@ -7,6 +7,7 @@ know which fields move together.
 
 import copy
 
+from absl import logging
 import fiddle as fdl
 from fiddle import selectors
 
@@ -161,13 +162,19 @@ def precision(cfg: fdl.Config, dtype: str):
   cfg.model.precision = dtype
 
 
-def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4", memory_gib: float | None = None):
+def fit_memory(
+    cfg: fdl.Config, hardware: str = "tpu_v4", memory_gib: float | None = None, xla: bool = False
+):
   """Gives every phase the fastest remat policy that fits device memory.
 
-  Priced by the estimator's analytic model on `hardware` (its memory, or
-  `memory_gib`). Long rollouts get more recomputation than single steps; a
-  phase that fits under no policy gets the smallest-memory one, and
-  `estimate` reports it as not fitting.
+  Judged on `hardware` (its memory, or `memory_gib`) by the compiler's
+  figures where the on-disk cache holds them (XLA:TPU for TPU hardware,
+  written by `estimate --xla`), else by the estimator's analytic model; with
+  `xla=True`, the compiler is run for the candidates it has not seen (minutes
+  each at real sizes). Logs, per phase, which of the two decided. Long
+  rollouts get more recomputation than single steps; a phase that fits under
+  no policy gets the smallest-memory one, and `estimate` reports it as not
+  fitting.
   """
   if hardware not in hardware_lib.names():
     raise FiddlerError(
@@ -177,6 +184,14 @@ def fit_memory(cfg: fdl.Config, hardware: str = "tpu_v4", memory_gib: float | No
     raise FiddlerError(f"fit_memory: memory_gib={memory_gib} must be > 0")
   experiment = fdl.build(copy.deepcopy(cfg))
   budget = None if memory_gib is None else memory_gib * 2**30
-  policies = fit.phase_policies(experiment, hardware, budget)
+  policies = fit.phase_policies(experiment, hardware, budget, xla=xla, progress=logging.info)
   for phase, policy in zip(cfg.schedule.phases, policies):
     phase.remat = convert.as_config(policy.remat)
+    logging.info(
+        "fit_memory: phase %s gets remat %s, peak %.2f GiB per device (%s; decided by %s)",
+        policy.phase,
+        policy.remat,
+        policy.peak_bytes / 2**30,
+        "fits" if policy.fits else "fits under no policy",
+        policy.decided_by,
+    )

@@ -41,7 +41,7 @@ def main():
   for name, spatial_split in (("data4", 1), ("data2_space2", 2), ("bands", 2)):
     mesh = sharding.make_mesh(config.MeshConfig(num_devices=4, spatial=spatial_split))
     out[f"{name}_mesh"] = dict(mesh.shape)
-    place = None
+    place = batch_shardings = None
     if spatial_split == 1:
       loss_fn = sharding.data_parallel(predictor_lib.Predictor(*args).loss, mesh)
     else:
@@ -49,6 +49,7 @@ def main():
       loss_fn = split.loss
       if name == "bands":
         place = split.place_batch
+        batch_shardings = split.batch_shardings(batches[0])
     params = predictor_lib.Predictor(*args).init_params(jax.random.PRNGKey(0))
     state = train_step_lib.create_state(params, tx, jax.random.PRNGKey(1))
     shardings = train_step_lib.state_shardings(state, mesh, False)
@@ -56,7 +57,7 @@ def main():
         train_step_lib.make_train_step(loss_fn, tx, lambda s: 1e-3),
         shardings,
         mesh,
-        batch_as_placed=place is not None,
+        batch_shardings,
     )
     state = jax.device_put(state, shardings)
     losses = []

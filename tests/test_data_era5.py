@@ -180,3 +180,39 @@ def test_yearly_chunks_give_train_and_validation(zarr_path, tmp_path):
   )
   assert len(data.split_frames(cfg, TASK, "train")) == 12
   assert len(data.split_frames(cfg, TASK, "validation")) == 4
+
+
+@pytest.mark.parametrize("hourly,zarr_format", [(False, 3), (True, 2)])
+def test_tensorstore_reads_the_frames_xarray_reads(tmp_path, hourly, zarr_format):
+  path = str(tmp_path / "store.zarr")
+  store = _store(hourly=hourly)
+  store["2m_temperature"].encoding.update(
+      scale_factor=0.5, add_offset=200.0, dtype="int16", _FillValue=-32768
+  )
+  store.to_zarr(path, zarr_format=zarr_format)
+  direct = xarray_frames.open_frames(path, "all", TASK, 10.0)
+  through_xarray = xarray_frames.open_frames(path, "all", TASK, 10.0, reader="xarray")
+  assert direct._arrays is not None and through_xarray._arrays is None  # pylint: disable=protected-access
+  assert len(direct) == len(through_xarray) == 16
+  for index in (0, 5, 15):
+    a, b = direct.frame(index), through_xarray.frame(index)
+    assert sorted(a) == sorted(b)
+    for name in b:
+      np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  a = examples.ExampleMaker(direct, TASK, 2).batch([0, 7])
+  b = examples.ExampleMaker(through_xarray, TASK, 2).batch([0, 7])
+  for part in ("inputs", "targets", "forcings"):
+    for name, value in getattr(b, part).items():
+      np.testing.assert_array_equal(getattr(a, part)[name], value, err_msg=name)
+
+
+def test_tensorstore_names_a_stored_fill_value(tmp_path):
+  path = str(tmp_path / "store.zarr")
+  store = _store()
+  store["temperature"][3, 1, 2, 4] = -9999.0
+  store["temperature"].encoding["_FillValue"] = -9999.0
+  store.to_zarr(path)
+  frames = xarray_frames.open_frames(path, "all", TASK, 10.0)
+  frames.frame(2)
+  with pytest.raises(data.DataError, match="temperature"):
+    frames.frame(3)

@@ -194,11 +194,79 @@ def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
     np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "steps,remat",
+    [
+        # 3 steps with 2 input frames: step 2's window is rebuilt from
+        # predictions alone, steps 0-1 from the first window too.
+        (3, RematConfig(rollout_step=True, rollout_saves="prediction")),
+        (
+            4,
+            RematConfig(
+                rollout_step=True,
+                processor_every_k=2,
+                rollout_saves="prediction",
+                offload_rollout=True,
+                host_targets=True,
+            ),
+        ),
+        (2, RematConfig(rollout_step=True, host_targets=True)),
+    ],
+)
+def test_rollout_residual_knobs_give_the_same_loss_and_gradients(steps, remat):
+  """Keeping predictions (on the device or host) instead of windows, and
+  targets in host memory, change where values live, not the values."""
+  batch = model_fakes.batch(steps=steps)
+  off = dataclasses.replace(
+      remat, rollout_saves="window", offload_rollout=False, host_targets=False
+  )
+  base = _predictor(dataclasses.replace(MODEL, remat=off))
+  params = base.init_params(jax.random.PRNGKey(1), batch)
+  results = []
+  for predictor in (base, _predictor(dataclasses.replace(MODEL, remat=remat))):
+    results.append(jax.jit(jax.value_and_grad(predictor.loss, has_aux=True))(params, batch))
+  (loss, per_variable), grads = results[0]
+  assert np.isfinite(loss) and loss > 0
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * np.abs(a).max()),
+      (loss, per_variable, grads),
+      (results[1][0][0], results[1][0][1], results[1][1]),
+  )
+
+
+def test_keeping_predictions_shrinks_what_each_rollout_step_keeps():
+  """XLA (CPU) temporaries of loss+grad grow per rollout step by about one
+  input window with rollout_saves="window", by one prediction with
+  "prediction" (13 vs 4 float32 channels per grid node here)."""
+  layout = predictor_lib.layout(model_fakes.TASK)
+  growth = {}
+  for saves in ("window", "prediction"):
+    remat = RematConfig(rollout_step=True, rollout_saves=saves)
+    predictor = _predictor(dataclasses.replace(MODEL, remat=remat))
+    params = jax.eval_shape(lambda p=predictor: p.init_params(jax.random.PRNGKey(0)))
+    temp = []
+    for steps in (4, 8):
+      batch = jax.eval_shape(lambda s=steps: model_fakes.batch(steps=s, batch_size=1))
+      grad = jax.jit(jax.grad(lambda p, b, pr=predictor: pr.loss(p, b)[0]))
+      temp.append(grad.lower(params, batch).compile().memory_analysis().temp_size_in_bytes)
+    growth[saves] = (temp[1] - temp[0]) / 4
+  num_grid = int(np.prod(_predictor().grid_shape))
+  window, prediction = (4 * num_grid * len(c) for c in (layout.inputs, layout.outputs))
+  assert growth["window"] >= window
+  assert growth["window"] - growth["prediction"] >= window - prediction
+
+
 def test_remat_config_rejects_bad_values():
   with pytest.raises(ValueError, match="remat.rollout_segment=-1"):
     RematConfig(rollout_segment=-1)
   with pytest.raises(ValueError, match="remat.grid_block_size=0"):
     RematConfig(grid_block_size=0)
+  with pytest.raises(ValueError, match="remat.rollout_saves='frame'"):
+    RematConfig(rollout_saves="frame")
+  with pytest.raises(ValueError, match="choose one"):
+    RematConfig(rollout_saves="prediction", rollout_segment=2)
+  with pytest.raises(ValueError, match="offload_rollout=True needs"):
+    RematConfig(offload_rollout=True)
 
 
 @pytest.mark.slow  # bf16 end to end is covered by test_model_parity (folder e).

@@ -56,12 +56,13 @@ def test_train_steps_on_data2_space2_equal_data4(train_steps):
   for name in ("data2_space2", "bands"):
     for a, b in zip(out[f"{name}_losses"], out["data4_losses"]):
       assert abs(a - b) <= 1e-6 * abs(b)
-  # Parameters after two AdamW steps: 1e-8 over all of them; an element
-  # whose gradient is near zero moves by up to the learning rate on float
-  # noise (Adam divides by its size), hence the looser bound on the largest.
+  # Parameters after two AdamW steps: 1e-6 over all of them. Adam
+  # normalises each gradient component, so float32 noise of the sum order
+  # shows up larger in an element whose gradient is near zero than in the
+  # loss: 2.1e-5 seen; a wrong split is off by >1e-2.
   for prefix in ("", "bands_"):
     assert out[f"{prefix}norm_rel_diff_params"] < 1e-6
-    assert out[f"{prefix}max_rel_diff_params"] < 1e-4
+    assert out[f"{prefix}max_rel_diff_params"] < 5e-5, out
 
 
 def test_train_batch_in_latitude_bands(train_steps):
@@ -183,7 +184,7 @@ def test_blocks_scale_with_the_split():
   from graphcast_fdl.model.config import ModelConfig, RematConfig  # pylint: disable=g-import-not-at-top
 
   model = ModelConfig(edge_block_size=32768, remat=RematConfig(grid_block_size=100))
-  scaled = spatial_lib.scaled_blocks(model, 4)
+  scaled = spatial_lib.part_blocks(model, 4)
   assert (scaled.edge_block_size, scaled.remat.grid_block_size) == (8192, 25)
-  assert spatial_lib.scaled_blocks(ModelConfig(), 4) == ModelConfig()  # None stays None.
-  assert spatial_lib.scaled_blocks(model, 1) is model
+  assert spatial_lib.part_blocks(ModelConfig(), 4) == ModelConfig()  # None stays None.
+  assert spatial_lib.part_blocks(model, 1) is model

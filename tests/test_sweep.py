@@ -166,7 +166,9 @@ def _rows(tmp_path, counts, hardware="tpu_v4", extra=()):
 def test_launch_needs_shared_workdir_for_multi_host_and_no_slurm_for_tpu(tmp_path):
   from graphcast_fdl.cli import sweep_runner  # pylint: disable=g-import-not-at-top
 
-  rows = _rows(tmp_path, (4, 16), extra=["fiddler:fit_memory()"])
+  # 0.25 deg rollouts of 3+ steps fit no 32 GiB v4 chip (their input windows
+  # and targets alone, as XLA:TPU says): members on 95 GiB v5p chips.
+  rows = _rows(tmp_path, (4, 16), "tpu_v5p", extra=["fiddler:fit_memory(hardware='tpu_v5p')"])
   slurm, tpu = launch_files.SlurmOptions(), launch_files.TpuVmOptions()
   with pytest.raises(
       UsageError,

@@ -72,6 +72,40 @@ def test_estimate_is_reported_for_the_visible_devices(tmp_path):
   assert train_command.report_estimate(fdl.build(cfg), unknown, None) is None
 
 
+def test_xla_on_cpu_checks_each_phase_before_training(tmp_path, monkeypatch, caplog):
+  """`train --xla` on any backend: this machine's compiler judges each phase
+  against the device's memory, and the phases that will not fit are named."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path / "cache"))
+  cfg = experiments.demo()
+  experiments.annealing(cfg, max_rollout=2, steps_each=1)
+  experiment = fdl.build(cfg)
+  cpu = types.SimpleNamespace(platform="cpu", device_kind="cpu")
+  doc = train_command.report_estimate(experiment, cpu, None, xla=True)
+  phases = doc["phases"]
+  assert [p["rollout_steps"] for p in phases][-1] == 2
+  assert {p["source"] for p in phases} == {"xla:cpu decides fits"}
+  assert all(p["fits"] and p["xla"]["peak_bytes"] > 0 for p in phases)
+  # A device too small for the 2-step phase but not for 1-step ones.
+  first_peak, rollout_peak = phases[0]["xla"]["peak_bytes"], phases[-1]["xla"]["peak_bytes"]
+  assert rollout_peak > first_peak
+  small = dataclasses.replace(hardware.this_cpu(), memory_bytes=(first_peak + rollout_peak) / 2)
+  monkeypatch.setattr(hardware, "this_cpu", lambda: small)
+  caplog.set_level("WARNING")
+  doc = train_command.report_estimate(experiment, cpu, None, xla=True)
+  assert [p["fits"] for p in doc["phases"]] == [p["rollout_steps"] == 1 for p in phases]
+  warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert len(warned) == 1 and warned[0].startswith(f"Phase {phases[-1]['name']} needs about")
+  assert "xla:cpu decides fits" in warned[0]
+  # Without --xla the analytic model decides (no compile).
+  doc = train_command.report_estimate(experiment, cpu, None)
+  assert {p["source"] for p in doc["phases"]} == {"analytic"}
+
+
 def _train(*args, timeout=120):
   return subprocess.run(
       [sys.executable, "-m", "graphcast_fdl.main", "train", *args],

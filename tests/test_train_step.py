@@ -96,3 +96,35 @@ def test_checkpoint_round_trip_and_params_alone(tmp_path):
   assert isinstance(restored, ts.TrainState)
   params = orbax_params.load(str(tmp_path), state.params)
   jax.tree.map(np.testing.assert_array_equal, params, state.params)
+
+
+def test_host_targets_step_takes_targets_in_host_memory():
+  """`RematConfig.host_targets`: the targets reach the step in pinned host
+  memory and the loss copies them over; the step's results do not change."""
+  from graphcast_fdl.model.batch import Batch  # pylint: disable=g-import-not-at-top
+
+  def loss(params, batch):
+    y = jax.device_put(batch.targets["y"], jax.memory.Space.Device)
+    return _loss(params, {"x": batch.inputs["x"], "y": y})
+
+  mesh = sharding.make_mesh(config.MeshConfig(num_devices=1))
+  tx = optimizer.make_optimizer(config.OptimizerConfig())
+  params = {"w": jnp.ones((3, 1)), "b": jnp.zeros(1)}
+  state = ts.create_state(params, tx, jax.random.PRNGKey(0))
+  shardings = ts.state_shardings(jax.eval_shape(lambda: state), mesh, False)
+  local = Batch(
+      inputs={"x": np.full((2, 3), 1.0, np.float32)},
+      targets={"y": np.zeros((2, 1), np.float32)},
+      forcings={},
+  )
+  results = []
+  for host in (False, True):
+    batch = sharding.to_global(local, mesh, sharding.train_batch_sharding(mesh, host))
+    kind = batch.targets["y"].sharding.memory_kind
+    assert kind == ("pinned_host" if host else "device")
+    assert batch.inputs["x"].sharding.memory_kind == "device"
+    train_step = ts.make_train_step(loss, tx, lambda s: 1e-2)
+    step = ts.jit_train_step(train_step, shardings, mesh, host_targets=host)
+    fresh = jax.device_put(jax.tree.map(jnp.copy, state), shardings)  # donated
+    results.append(step(fresh, batch))
+  jax.tree.map(np.testing.assert_array_equal, results[0], results[1])

@@ -51,16 +51,18 @@ def test_finished_run_restarts_as_a_no_op(reference, tmp_path):
 
 def test_sigterm_saves_then_resume_matches_uninterrupted(reference, tmp_path):
   ref_dir, _, ref_result = reference
-  # The signal arrives while step 13 (the fine-tune phase) is fetched.
+  # The signal arrives while step 13's batch (the fine-tune phase) is fetched.
   with pytest.raises(trainer_lib.Preempted) as exit_info:
     train_fakes.run_trainer(
         train_fakes.tiny_experiment(), tmp_path, train_fakes.TinyData(signal_at=13)
     )
   assert exit_info.value.code == 128 + 15
-  assert checkpointing.Checkpointer(str(tmp_path), config.CheckpointConfig()).latest_step() == 14
+  # Step 13's batch is read (one ahead) while step 12 runs: saved at 13.
+  assert checkpointing.Checkpointer(str(tmp_path), config.CheckpointConfig()).latest_step() == 13
   data = train_fakes.TinyData()
   result = train_fakes.run_trainer(train_fakes.tiny_experiment(), tmp_path, data)
-  assert data.yielded == list(range(14, 22))
+  assert data.restored == [13]  # The pipeline state saved with the train state.
+  assert data.yielded == list(range(13, 22))
   jax.tree.map(np.testing.assert_array_equal, _final_params(tmp_path), _final_params(ref_dir))
   assert result["eval/loss"] == ref_result["eval/loss"]
 

@@ -96,8 +96,9 @@ def signal_python(proc, signum):
   raise RuntimeError(f"no child process under {proc.pid}")
 
 
-def kill_and_resume(kind, tmp_path, spec, kill_after_checkpoint, term_after):
-  """Uninterrupted run vs. SIGKILL, then SIGTERM, then a run to the end."""
+def kill_and_resume(kind, tmp_path, spec, kill_after_checkpoint, term_after=None):
+  """Uninterrupted run vs. SIGKILL, then SIGTERM (unless `term_after` is
+  None), then a run to the end. Returns the last run's stderr."""
   reference = dict(spec, kind=kind, workdir=str(tmp_path / "ref"), out=str(tmp_path / "ref.npz"))
   run_worker(reference)
   resumed = dict(spec, kind=kind, workdir=str(tmp_path / "run"), out=str(tmp_path / "run.npz"))
@@ -106,15 +107,17 @@ def kill_and_resume(kind, tmp_path, spec, kill_after_checkpoint, term_after):
   wait_for_checkpoint(resumed["workdir"], proc, kill_after_checkpoint)
   signal_python(proc, signal.SIGKILL)
   proc.communicate()
-  # A preemption notice: the process checkpoints the step it is on and exits.
-  proc = start_worker(resumed)
-  wait_for_checkpoint(resumed["workdir"], proc, term_after)
-  signal_python(proc, signal.SIGTERM)
-  _, err = proc.communicate()
-  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
-  assert "Stopped by signal 15" in err
-  run_worker(resumed)
+  if term_after is not None:
+    # A preemption notice: the process checkpoints the step it is on and exits.
+    proc = start_worker(resumed)
+    wait_for_checkpoint(resumed["workdir"], proc, term_after)
+    signal_python(proc, signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Stopped by signal 15" in err
+  last = run_worker(resumed)
   assert_same_params(load(reference["out"]), load(resumed["out"]))
+  return last.stderr
 
 
 def test_tiny_kill_and_resume_equals_uninterrupted(tmp_path):

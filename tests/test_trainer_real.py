@@ -50,6 +50,26 @@ def test_real_kill_and_resume_equals_uninterrupted(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_real_kill_inside_a_rollout_phase_resumes_exactly(data_dir, tmp_path):
+  # Phases: 1-step [0, 8), fine-tune [8, 11), rollout 2 [11, 14); checkpoints
+  # every 4. Killed after step 12's, mid-rollout; the Grain pipeline's state
+  # saved with it is restored (one file per process), not rebuilt.
+  spec = {
+      "devices": 1,
+      "data_dir": data_dir,
+      "cache_dir": str(tmp_path / "cache"),
+      "delay": 1.5,
+      "delay_from": 12,
+  }
+  err = processes.kill_and_resume("demo", tmp_path, spec, kill_after_checkpoint=12)
+  assert "Resumed from checkpoint at global step 12" in err
+  assert "'next_phase': 'rollout_2'" in err
+  saved = os.listdir(tmp_path / "run" / "checkpoints" / "12" / "data_iterator")
+  assert "process_0-of-1.json" in saved
+  assert "not used" not in err  # Restored, not positioned by the step.
+
+
+@pytest.mark.slow
 def test_real_two_processes_equal_one_process(data_dir, tmp_path):
   common = {"kind": "demo", "data_dir": data_dir}
   one = dict(common, devices=4, workdir=str(tmp_path / "one"), out=str(tmp_path / "one.npz"))

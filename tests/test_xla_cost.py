@@ -147,6 +147,140 @@ def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
   assert "DOES NOT FIT: RESOURCE_EXHAUSTED" in table and "(cached)" in table
 
 
+def test_fit_memory_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatch):
+  """`phase_policies` (behind `fiddler:fit_memory`) judges a policy by the
+  cached XLA:TPU figures of its program, the analytic model otherwise."""
+  from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  phase = experiment.schedule.phases[0]
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
+  )
+  (analytic,) = fit.phase_policies(experiment, "tpu_v4")
+  assert analytic.fits and analytic.decided_by == "analytic"
+
+  def store(remat, peak, fits):
+    key = xla_cost.program_key(
+        experiment,
+        rollout_steps=phase.rollout_steps,
+        remat=remat,
+        precision=experiment.model.precision,
+        batch_per_device=2,
+        target="tpu_v4:v4:2x2x1",
+    )
+    cost = xla_cost.XlaCost(
+        True, backend="tpu", peak_bytes=peak, temp_bytes=peak, compile_seconds=1.0, fits=fits
+    )
+    xla_cost._cache_save(key, cost)  # pylint: disable=protected-access
+
+  # The compiler says the analytic choice needs 40 GiB: the next one wins.
+  store(analytic.remat, 40 * GiB, False)
+  (second,) = fit.phase_policies(experiment, "tpu_v4")
+  assert second.remat != analytic.remat and second.decided_by == "analytic"
+  assert second.step_seconds >= analytic.step_seconds
+  store(second.remat, 3 * GiB, True)
+  (third,) = fit.phase_policies(experiment, "tpu_v4")
+  assert third.remat == second.remat and third.decided_by == "xla:tpu"
+  assert third.peak_bytes == 3 * GiB and third.fits
+  # A budget below the compiler's peak moves on again.
+  (fourth,) = fit.phase_policies(experiment, "tpu_v4", memory_bytes=2 * GiB)
+  assert fourth.remat not in (analytic.remat, second.remat)
+
+
+def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypatch):
+  """XLA:TPU-priced time: FLOPs and bytes of the compiled program (scan
+  bodies times trip counts) on the roofline; a rollout whose program did not
+  fit (no cost analysis) takes a compiled rollout's per-step figures."""
+  from graphcast_fdl.analysis import calibration  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  phases = tuple(schedule_lib.Phase(f"r{r}", num_steps=10, rollout_steps=r) for r in (1, 2, 3))
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=phases)
+  )
+  tpu = hardware.get("tpu_v4")
+  figures = {1: (2.75e12, 1.2e11), 2: (2 * 4e12, 2 * 6e11), 3: (None, None)}
+  for r, (flops, nbytes) in figures.items():
+    key = xla_cost.program_key(
+        experiment,
+        rollout_steps=r,
+        remat=experiment.model.remat,
+        precision=experiment.model.precision,
+        batch_per_device=2,
+        target="tpu_v4:v4:2x2x1",
+    )
+    cost = xla_cost.XlaCost(
+        True,
+        backend="tpu",
+        flops=flops,
+        bytes_accessed=nbytes,
+        peak_bytes=GiB,
+        temp_bytes=GiB,
+        compile_seconds=1.0,
+        fits=flops is not None,
+        loops_weighted=True,
+    )
+    xla_cost._cache_save(key, cost)  # pylint: disable=protected-access
+  est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
+  one, two, three = est.phases
+  eff = calibration.xla_efficiency("tpu")
+  allreduce = one.xla_step_seconds - 0.1 / eff  # 1-step: bytes-bound, 0.1 s
+  assert one.xla_step_seconds == pytest.approx(
+      max(2.75e12 / tpu.peak("float32"), 0.1) / eff + allreduce
+  )
+  assert two.xla_step_seconds == pytest.approx(1.0 / eff + allreduce)  # 1.2e12 B at 1.2e12 B/s
+  assert three.xla_step_seconds == pytest.approx(1.5 / eff + allreduce)
+  assert not three.fits and three.xla["flops"] is None
+  # Figures cached before loop weighting (loop bodies counted once) price nothing.
+  for r in (1, 2):
+    key = xla_cost.program_key(
+        experiment,
+        rollout_steps=r,
+        remat=experiment.model.remat,
+        precision=experiment.model.precision,
+        batch_per_device=2,
+        target="tpu_v4:v4:2x2x1",
+    )
+    old = xla_cost._cache_load(key)  # pylint: disable=protected-access
+    old.loops_weighted = False
+    xla_cost._cache_save(key, old)  # pylint: disable=protected-access
+  est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
+  assert [p.xla_step_seconds for p in est.phases] == [None] * 3
+  # Without cached figures nothing is compiled and nothing is XLA-priced.
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path / "empty"))
+  est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
+  assert all(p.xla_step_seconds is None and not p.xla["available"] for p in est.phases)
+
+
+def test_a_data_parallel_mesh_takes_the_4_chip_program(tmp_path, monkeypatch):
+  """Without figures for its own 32-chip mesh, a data-parallel config takes
+  those of the same per-device program compiled for 4 chips; a mesh with
+  sharded parameters (another per-device program) does not."""
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  cfg = experiments.graphcast()
+  experiments.devices(cfg, n=4)
+  four = fdl.build(cfg)
+  kwargs = dict(rollout_steps=1, remat=four.model.remat, precision="bfloat16", batch_per_device=1)
+  key = xla_cost.program_key(four, target="tpu_v4:v4:2x2x1", **kwargs)
+  stored = xla_cost.XlaCost(True, backend="tpu", peak_bytes=GiB, devices="4 x tpu_v4 (v4:2x2x1)")
+  xla_cost._cache_save(key, stored)  # pylint: disable=protected-access
+  experiments.devices(cfg, n=32)
+  got = xla_cost.cached(fdl.build(cfg), hardware="tpu_v4", **kwargs)
+  assert got.peak_bytes == GiB and got.fits
+  assert got.devices == "4 x tpu_v4 (v4:2x2x1): each device's program of 32"
+  sharded = fdl.build(cfg)
+  sharded = dataclasses.replace(sharded, mesh=dataclasses.replace(sharded.mesh, shard_params=True))
+  assert xla_cost.cached(sharded, hardware="tpu_v4", **kwargs) is None
+
+
 def test_cli_xla_on_tpu_without_libtpu_is_one_line():
   if xla_cost.libtpu_version() is not None:
     pytest.skip("libtpu is installed here")

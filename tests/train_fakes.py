@@ -10,6 +10,7 @@ one grid column per step, deterministic in (seed, source, global step).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -91,11 +92,15 @@ class TinySpatialPredictor(TinyPredictor):
     super().__init__(model, task, stats, graphs)
     self.mesh, self.space_axis, self.data_axis = mesh, space_axis, data_axis
 
-  def place_batch(self, batch):
-    """(batch, shardings): "x" in latitude bands over the space axis."""
+  def batch_shardings(self, batch):
+    """ "x" (arrays or shapes) in latitude bands over the space axis."""
     band = NamedSharding(self.mesh, P(self.data_axis, None, self.space_axis))
     rows = NamedSharding(self.mesh, P(self.data_axis))
-    return batch, jax.tree.map(lambda x: band if x.ndim == 4 else rows, batch)
+    return jax.tree.map(lambda x: band if len(x.shape) == 4 else rows, batch)
+
+  def place_batch(self, batch):
+    """(batch, its `batch_shardings`): no padding needed (even bands)."""
+    return batch, self.batch_shardings(batch)
 
   def loss(self, params, batch):
     band = P(self.data_axis, None, self.space_axis)
@@ -132,6 +137,7 @@ class TinyData:
     delay: seconds to wait before each batch (to leave time for a kill).
     yielded: global steps handed out, in order (to test resume positions).
     examples_read: examples of each training batch this process loaded.
+    restored: steps iterators were set to from a checkpoint's state.
   """
 
   def __init__(self, nan_steps=(), signal_at=None, delay=0.0):
@@ -140,6 +146,7 @@ class TinyData:
     self.delay = delay
     self.yielded = []
     self.examples_read = []
+    self.restored = []
 
   def normalization_stats(self, data, task, stats_dir=None):
     return None
@@ -162,23 +169,47 @@ class TinyData:
     count = process_count or 1
     local = data.global_batch_size // count
     rows = range((process_index or 0) * local, ((process_index or 0) + 1) * local)
-    step = start_step
-    while True:
-      batch = self._batch(data, rollout_steps, step, rows)
-      if step in self.nan_steps:
-        batch.inputs["x"][:] = np.nan
-      if step == self.signal_at:
-        os.kill(os.getpid(), signal.SIGTERM)
-      time.sleep(self.delay)
-      self.yielded.append(step)
-      self.examples_read.append(len(rows))
-      yield batch
-      step += 1
+    return _TinyIterator(self, data, rollout_steps, rows, start_step)
 
   def eval_batches(self, data, task, rollout_steps, num_batches):
     del task
     rows = range(data.global_batch_size)
     return [self._batch(data, rollout_steps, -1 - i, rows) for i in range(num_batches)]
+
+
+class _TinyIterator:
+  """TinyData's batches from a step, with a state as Grain's iterators have
+  (JSON bytes), so the trainer checkpoints and restores it."""
+
+  def __init__(self, source, data, rollout_steps, rows, step):
+    self.source, self.data, self.rollout_steps, self.rows = source, data, rollout_steps, rows
+    self.step = step
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    source, step = self.source, self.step
+    batch = source._batch(self.data, self.rollout_steps, step, self.rows)
+    if step in source.nan_steps:
+      batch.inputs["x"][:] = np.nan
+    if step == source.signal_at:
+      os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(source.delay)
+    source.yielded.append(step)
+    source.examples_read.append(len(self.rows))
+    self.step += 1
+    return batch
+
+  def get_state(self) -> bytes:
+    return json.dumps({"step": self.step}).encode()
+
+  def set_state(self, state) -> None:
+    self.step = json.loads(state)["step"]
+    self.source.restored.append(self.step)
+
+  def start_prefetch(self):
+    pass
 
 
 def tiny_experiment(

@@ -7,7 +7,7 @@ Usage: python tests/train_worker.py '<json spec>' with keys
     each example), phase_spatial ({phase: its split}, demo only),
   out: .npz of final params, written by process 0; each process writes
     `<out>.<process>.json`: the examples it read per batch (tiny only),
-  delay (seconds per batch, tiny only),
+  delay (seconds per training batch; demo: from global step delay_from on),
   num_processes, process_id, port (for jax.distributed; 1 process: omitted),
   sigterm_at (demo only): the process sends itself SIGTERM with this global
     step's batch (it saves after that step and exits 143),
@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import jax
 import numpy as np
@@ -34,33 +35,50 @@ def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
 
   class Breaking(train_fakes.TinyData):
 
-    def train_batches(self, *args, **kw):
-      for batch in super().train_batches(*args, **kw):
-        directory = os.path.join(workdir, "checkpoints")
-        if self.yielded[-1] == step and os.path.isdir(directory):
-          os.rename(directory, directory + ".moved")
-          open(directory, "w").close()
-        yield batch
+    def _batch(self, data, rollout_steps, key, rows):
+      directory = os.path.join(workdir, "checkpoints")
+      if key == step and os.path.isdir(directory):
+        os.rename(directory, directory + ".moved")
+        open(directory, "w").close()
+      return super()._batch(data, rollout_steps, key, rows)
 
   return Breaking(**kwargs)
 
 
-class _SignalAt:
-  """A data module whose training batch of global step `step` comes with a
-  SIGTERM to this process (a preemption at a known step)."""
+class _Data:
+  """graphcast_fdl.data (its Grain pipeline) with `delay` seconds added to
+  each training batch from step `delay_from`, to leave time for a kill there,
+  and a SIGTERM to this process with the training batch of global step
+  `sigterm_at` (a preemption at a known step)."""
 
-  def __init__(self, data, step):
-    self._data, self._step = data, step
+  def __init__(self, delay=0.0, delay_from=0, sigterm_at=None):
+    from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
+
+    self._data, self._delay, self._from, self._sigterm_at = data, delay, delay_from, sigterm_at
 
   def __getattr__(self, name):
     return getattr(self._data, name)
 
-  def train_batches(self, data, task, rollout_steps, start_step, **kwargs):
-    batches = self._data.train_batches(data, task, rollout_steps, start_step, **kwargs)
-    for step, batch in enumerate(batches, start_step):
-      if step == self._step:
-        os.kill(os.getpid(), signal.SIGTERM)
-      yield batch
+  def train_batches(self, *args, **kwargs):
+    iterator = self._data.train_batches(*args, **kwargs)
+    delay, first, sigterm_at = self._delay, self._from, self._sigterm_at
+
+    class Wrapped:
+
+      def __iter__(self):
+        return self
+
+      def __next__(self):
+        if delay and iterator.step >= first:
+          time.sleep(delay)
+        if sigterm_at is not None and iterator.step == sigterm_at:
+          os.kill(os.getpid(), signal.SIGTERM)
+        return next(iterator)
+
+      def __getattr__(self, name):  # get_state, set_state, close, ...
+        return getattr(iterator, name)
+
+    return Wrapped()
 
 
 def main(spec):
@@ -100,11 +118,7 @@ def main(spec):
     )
   else:
     import real_experiment  # pylint: disable=g-import-not-at-top
-    from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
 
-    data = data_lib
-    if spec.get("sigterm_at") is not None:
-      data = _SignalAt(data, spec["sigterm_at"])
     trainer = trainer_lib.Trainer(
         real_experiment.small_experiment(
             spec["data_dir"],
@@ -113,7 +127,9 @@ def main(spec):
             phase_spatial=spec.get("phase_spatial"),
         ),
         spec["workdir"],
-        data_module=data,
+        data_module=_Data(
+            spec.get("delay", 0.0), spec.get("delay_from", 0), spec.get("sigterm_at")
+        ),
     )
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top

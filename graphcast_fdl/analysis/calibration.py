@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from graphcast_fdl.model.config import RematConfig
+
 DAY = 86_400.0
 
 
@@ -141,5 +143,78 @@ EFFICIENCY_SOURCE = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class CompiledPeak:
+  """XLA:TPU's per-chip peak of our train step (32 x TPU v4, one example per
+  chip), compiled here without a TPU (`benchmarks/xla_tpu_memory.py`).
+
+  Attributes:
+    config: experiments registry name.
+    rollout_steps: the program's rollout length.
+    remat: its remat policy (None: the config's).
+    peak_gib: arguments + temporaries + outputs - aliases; for a program
+      that does not fit, the compiler's required temporaries + arguments.
+    source: which compile.
+  """
+
+  config: str
+  rollout_steps: int
+  remat: RematConfig | None
+  peak_gib: float
+  source: str
+
+
+_PUBLISHED_REMAT = RematConfig(rollout_step=True, processor_every_k=3, encoder_decoder=True)
+_BR = "benchmarks/RESULTS.md, XLA:TPU per-chip memory"
+# What the analytic model's "fused" retention is checked against
+# (tests/test_estimator.py; within 20%).
+XLA_TPU_PEAKS = (
+    CompiledPeak("graphcast_small", 1, None, 9.09, _BR + " (2026-12-02)"),
+    CompiledPeak("graphcast_small", 4, None, 10.21, _BR),
+    CompiledPeak("graphcast", 1, None, 23.3, _BR + " (1 chip, issue #15)"),
+    CompiledPeak("graphcast", 2, None, 38.35, _BR),
+    CompiledPeak("graphcast", 12, None, 78.15, _BR + " (required: RESOURCE_EXHAUSTED)"),
+    CompiledPeak(
+        "graphcast",
+        12,
+        RematConfig(
+            rollout_step=True,
+            processor_every_k=1,
+            encoder_decoder=True,
+            rollout_segment=4,
+            grid_block_size=131_072,
+        ),
+        72.01,
+        _BR + " (required)",
+    ),
+    CompiledPeak(
+        "graphcast",
+        12,
+        dataclasses.replace(_PUBLISHED_REMAT, grid_block_size=131_072),
+        79.29,
+        _BR + " (required)",
+    ),
+    CompiledPeak(
+        "graphcast",
+        12,
+        dataclasses.replace(_PUBLISHED_REMAT, rollout_segment=4),
+        69.35,
+        _BR + " (required)",
+    ),
+)
+
+# Roofline of XLA:TPU's own FLOPs and bytes (scan bodies times their trip
+# counts) / the step time, fitted to one figure whose every phase has
+# compiled figures (`benchmarks/estimator_vs_published.py --refit` under
+# .venv-tpu): the 1 deg whole schedule (its 1-step and 4-step programs,
+# 2026-12-02), until the 0.25 deg 1-step program (`TPU_FIT`) is compiled.
+XLA_FIT = PUBLISHED[-1]
+XLA_EFFICIENCY = {"tpu": 0.5111599928854282}
+
+
 def efficiency(family: str) -> float:
   return EFFICIENCY.get(family, EFFICIENCY["tpu"])
+
+
+def xla_efficiency(family: str) -> float:
+  return XLA_EFFICIENCY.get(family, XLA_EFFICIENCY["tpu"])

@@ -39,6 +39,65 @@ ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
 
 
 @dataclasses.dataclass(frozen=True)
+class Retention:
+  """What a compiler keeps per item of an MLP for its backward pass, in
+  elements per input, hidden and output element (a backend property, named
+  by `hardware.Hardware.retention`).
+
+  Attributes:
+    per_input: copies of the MLP's input.
+    per_hidden: per hidden element: pre-activation, sigmoid, swish output.
+    per_output: per output element: LayerNorm input and normalised value.
+    gathered: whether edge MLPs keep the node shares gathered onto edges.
+    loop_checkpoints_in_rollout: whether checkpoints that are loops of their
+      own (processor groups, grid-node blocks: a `lax.scan` of checkpointed
+      bodies) still lower the peak inside a rematerialised rollout step.
+    target_copy: whether a rollout (2+ steps) holds a second, relaid-out copy
+      of its float32 targets among the temporaries (the scan slices them).
+    heap_overhead: the compiler's temporaries over the bytes live at their
+      peak (its heap's fragmentation), on activations and temporaries.
+  """
+
+  per_input: int = 1
+  per_hidden: int = 3
+  per_output: int = 2
+  gathered: bool = True
+  loop_checkpoints_in_rollout: bool = True
+  target_copy: bool = False
+  heap_overhead: float = 1.0
+
+
+RETENTION = {
+    # Every intermediate kept: XLA:CPU and XLA:GPU keep about this (their
+    # compiled peaks are 0.93-1.17x of it: benchmarks/RESULTS.md).
+    "unfused": Retention(),
+    # XLA:TPU fuses the elementwise ops into the matmuls and recomputes them
+    # in the backward's fusions: it keeps each MLP's input, its hidden
+    # pre-activations and its LayerNorm input, and re-gathers node shares.
+    # Read off the buffers live at the peak of the compiled 1 deg program
+    # (3 edge-sized and 4 mesh-node-sized bf16 buffers per processor step).
+    # XLA:TPU inside a rematerialised rollout step keeps the processor groups'
+    # and grid blocks' activations as if unchecked (0.25 deg, rollout 2 and
+    # 12: 38.4 and 78.2 GiB with processor groups of 3, 72.0 with groups of
+    # 1 and grid blocks: only segments and encoder/decoder remat lower it),
+    # copies the targets into the scan's layout (f32[1,r,13,181,360]: twice
+    # at 1 deg, rollout 4), and its temporaries exceed the bytes live at the
+    # peak (1.2x at 1 deg, rollout 1 and 4: 8.62 / 7.19 and 9.57 / 7.88 GiB;
+    # 1.1 is what also holds the 0.25 deg rollouts, whose buffers we did not
+    # dump: a 0.25 deg rollout compile takes 30 min here).
+    "fused": Retention(
+        per_input=1,
+        per_hidden=1,
+        per_output=1,
+        gathered=False,
+        loop_checkpoints_in_rollout=False,
+        target_copy=True,
+        heap_overhead=1.1,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class MlpApplication:
   """One MLP run on every item of a node or edge set.
 
@@ -107,7 +166,10 @@ class StepCost:
 
 
 def mlp_applications(
-    model: ModelConfig, task: task_lib.TaskConfig, published_layout: bool = False
+    model: ModelConfig,
+    task: task_lib.TaskConfig,
+    published_layout: bool = False,
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> list[MlpApplication]:
   """Every MLP application of one forward step, in execution order.
 
@@ -116,9 +178,10 @@ def mlp_applications(
   concatenates [edge, sender, receiver] per edge (`published_layout=True`,
   used to compare with XLA figures of the published implementation). The
   published code also runs the (unused, dead-code-eliminated) mesh-node
-  update of mesh2grid; neither counts it here.
+  update of mesh2grid; neither counts it here. `graph`: the sizes one
+  device runs (`spatial_cost.part_sizes`), default the whole graph.
   """
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   c = sizes_lib.channels(task)
   L, e = model.latent_size, sizes_lib.EDGE_FEATURES
   n_grid, n_mesh = g.grid_nodes, g.mesh_nodes
@@ -150,19 +213,23 @@ def mlp_applications(
       grid_nodes("encoder_nodes_grid", "encoder", c.grid_input, L),
       MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
       embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
-      edges("grid2mesh_edges", "encoder", g.grid2mesh_edges, n_grid, n_mesh, True),
+      edges(
+          "grid2mesh_edges", "encoder", g.grid2mesh_edges, g.sender_rows("grid2mesh"), n_mesh, True
+      ),
       MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
       grid_nodes("grid2mesh_nodes_grid", "encoder", L, L),
       embed("encoder_edges_mesh", "processor", g.mesh_edges),
   ]
   for i in range(model.gnn_msg_steps):
     apps += [
-        edges(f"processor_edges_{i}", "processor", g.mesh_edges, n_mesh, n_mesh),
+        edges(f"processor_edges_{i}", "processor", g.mesh_edges, g.sender_rows("mesh"), n_mesh),
         MlpApplication(f"processor_nodes_{i}", "processor", n_mesh, 2 * L, L),
     ]
   apps += [
       embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
-      edges("mesh2grid_edges", "decoder", g.mesh2grid_edges, n_mesh, n_grid, True),
+      edges(
+          "mesh2grid_edges", "decoder", g.mesh2grid_edges, g.sender_rows("mesh2grid"), n_grid, True
+      ),
       grid_nodes("mesh2grid_nodes_grid", "decoder", 2 * L, L),
       grid_nodes("decoder_nodes_grid", "decoder", L, c.output, input_kept=False),
   ]
@@ -195,17 +262,23 @@ def forward_elements_moved(app: MlpApplication, model: ModelConfig) -> float:
   return moved
 
 
-def saved_elements(app: MlpApplication, model: ModelConfig, block: int | None = None) -> float:
+def saved_elements(
+    app: MlpApplication,
+    model: ModelConfig,
+    block: int | None = None,
+    retention: Retention = RETENTION["unfused"],
+) -> float:
   """Elements kept for the backward pass of one application.
 
-  The input, per hidden element the pre-activation, sigmoid and activation
-  (swish = x * sigmoid(x)), per output element the LayerNorm input and its
-  normalised value, and for edges the gathered node shares. `block` caps the
-  items resident at once.
+  Unfused: the input, per hidden element the pre-activation, sigmoid and
+  activation (swish = x * sigmoid(x)), per output element the LayerNorm input
+  and its normalised value, and for edges the gathered node shares; a fusing
+  compiler keeps less (`Retention`). `block` caps the items resident at once.
   """
+  r = retention
   n = app.items if block is None else min(app.items, block)
-  per_item = app.d_in + 3 * _hidden(model) + 2 * app.d_out
-  return n * (per_item + app.gathered * model.latent_size)
+  per_item = r.per_input * app.d_in + r.per_hidden * _hidden(model) + r.per_output * app.d_out
+  return n * (per_item + r.gathered * app.gathered * model.latent_size)
 
 
 def temporary_elements(app: MlpApplication, model: ModelConfig, block: int | None) -> float:
@@ -250,16 +323,22 @@ def inner_remat_levels(app: MlpApplication, model: ModelConfig, remat: RematConf
 
 
 def step_activation_elements(
-    apps: list[MlpApplication], model: ModelConfig, remat: RematConfig, batch: int = 1
+    apps: list[MlpApplication],
+    model: ModelConfig,
+    remat: RematConfig,
+    batch: int = 1,
+    retention: Retention = RETENTION["unfused"],
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> tuple[float, float]:
   """(saved, recompute_peak) elements of one rollout step's backward.
 
   saved: kept from the forward pass under `remat`;
   recompute_peak: the largest remat segment re-materialised in the backward
   (a stage, a processor group, or one block of a block loop).
-  Both for `batch` examples (static edge embeddings are not per example).
+  Both for `batch` examples (static edge embeddings are not per example),
+  on `graph` (default: the whole graph).
   """
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   L = model.latent_size
   by_stage = {s: [a for a in apps if a.stage == s] for s in ("encoder", "processor", "decoder")}
   per_batch = lambda a: batch if a.batched else 1
@@ -268,13 +347,13 @@ def step_activation_elements(
     """Kept by one application when its stage is not recomputed."""
     if _block(app, model, remat) is not None:
       return blocked_saved_elements(app, model) * per_batch(app)
-    return saved_elements(app, model) * per_batch(app)
+    return saved_elements(app, model, retention=retention) * per_batch(app)
 
   segments = [0.0]
   for a in apps:  # one block of each block loop, recomputed alone
     block = _block(a, model, remat)
     if block is not None:
-      segments.append(saved_elements(a, model, block) * per_batch(a))
+      segments.append(saved_elements(a, model, block, retention) * per_batch(a))
   total = 0.0
   for stage in ("encoder", "decoder"):
     stage_resident = sum(resident(a) for a in by_stage[stage])
@@ -338,15 +417,23 @@ def step_cost(
     remat: RematConfig | None = None,
     precision: str | None = None,
     published_layout: bool = False,
+    retention: str = "unfused",
+    graph: sizes_lib.GraphSizes | None = None,
 ) -> StepCost:
-  """Analytic cost of one training step (loss + grad + AdamW) per device."""
+  """Analytic cost of one training step (loss + grad + AdamW) per device.
+
+  `retention`: a `RETENTION` key, what the backend's compiler keeps for the
+  backward pass (`hardware.Hardware.retention`).
+  `graph`: the part of the graphs one device runs when devices share an
+  example (`spatial_cost.part_sizes`); its grid rows also size the batch.
+  """
   remat = model.remat if remat is None else remat
   precision = precision or model.precision
   act = DTYPE_BYTES[precision]
   b, r = batch_per_device, rollout_steps
-  g = sizes_lib.graph_sizes(model)
+  g = sizes_lib.graph_sizes(model) if graph is None else graph
   c = sizes_lib.channels(task)
-  apps = mlp_applications(model, task, published_layout)
+  apps = mlp_applications(model, task, published_layout, graph=g)
   n_params = sizes_lib.num_params(model, task)
 
   per_batch = lambda a: b if a.batched else 1
@@ -367,7 +454,11 @@ def step_cost(
   data_elems = g.grid_nodes * (c.grid_input + r * (c.output + c.forcing))
   data_bytes = 4 * b * data_elems
 
-  saved, recompute_peak = step_activation_elements(apps, model, remat, b)
+  kept = RETENTION[retention]
+  saving = remat  # the checkpoints that lower the peak under this compiler
+  if r > 1 and remat.rollout_step and not kept.loop_checkpoints_in_rollout:
+    saving = dataclasses.replace(remat, processor_every_k=0, grid_block_size=None)
+  saved, recompute_peak = step_activation_elements(apps, model, saving, b, kept, graph=g)
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
   carry = 4 * b * g.grid_nodes * c.input_frames * c.input_frame
@@ -384,8 +475,12 @@ def step_cost(
   else:
     activations = r * (carry + act * saved) + act * recompute_peak
   temporary = act * max(
-      temporary_elements(a, model, _block(a, model, remat)) * per_batch(a) for a in apps
+      temporary_elements(a, model, _block(a, model, saving)) * per_batch(a) for a in apps
   )
+  if kept.target_copy and r > 1:
+    activations += 4 * b * r * g.grid_nodes * c.output
+  activations *= kept.heap_overhead
+  temporary *= kept.heap_overhead
   return StepCost(
       flops=r * fwd_flops * passes + 10 * n_params / shard,
       bytes_accessed=r * fwd_bytes * passes + weight_reads + update_bytes,

@@ -17,6 +17,7 @@ import json
 from graphcast_fdl.analysis import calibration
 from graphcast_fdl.analysis import cost_model
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.analysis import spatial_cost
 from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.task import format_seconds
@@ -32,7 +33,9 @@ class PhaseEstimate:
   """One phase: how long it takes and what one device must hold.
 
   Sources: every field comes from the analytic model except `xla`, which
-  holds XLA's compiled-program figures when available (`source` says which).
+  holds XLA's compiled-program figures when available (`source` says which),
+  and `xla_step_seconds`, the step priced from XLA's FLOPs and bytes (scan
+  bodies times their trip counts) by `xla_priced_seconds`.
   `host_input_bytes_per_second` is what each host's loader must deliver
   (float32 frames of its devices' examples per step time): a requirement.
   `spatial` is the devices sharing each example in the phase
@@ -62,7 +65,13 @@ class PhaseEstimate:
   host_input_bytes_per_second: float = 0.0
   source: str = "analytic"
   xla: dict | None = None
+  xla_step_seconds: float | None = None
+  # Halo exchange of a space-split example (`spatial_cost`): bytes each
+  # device sends per step and seconds, per stage; included in step_seconds.
   spatial: int = 1
+  exchange_bytes_per_step: float = 0.0
+  exchange_seconds: dict | None = None
+  cut_fraction: float = 0.0
 
 
 @dataclasses.dataclass
@@ -82,6 +91,9 @@ class Estimate:
   fits: bool
   notes: list
   sources: dict
+  # Devices sharing each example (mesh.spatial; phases may differ).
+  spatial: int = 1
+  cut_fraction: float = 0.0
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -157,6 +169,7 @@ def model_step_seconds(
       rollout_steps=rollout_steps,
       batch_per_device=batch_per_device,
       precision=priced_precision(model.precision, hw),
+      retention=hw.retention,
   )
   return step_seconds(cost, model.precision, hw, 1, eff)[0]
 
@@ -171,6 +184,7 @@ def estimate(
     use_xla: bool = False,
     efficiency: float | None = None,
     progress=None,
+    xla_cached_only: bool = False,
 ) -> Estimate:
   """Prices every phase of `experiment` on `hardware` (a `hardware` key).
 
@@ -183,6 +197,8 @@ def estimate(
       compiler's verdict), else this machine's backend.
     efficiency: override the family's fitted factor (used when refitting).
     progress: called with a line before and after each compile.
+    xla_cached_only: with `use_xla`, take only figures already in the
+      on-disk cache (compile nothing; the others stay analytic).
 
   Raises:
     xla_cost.TpuCompilerMissing: `use_xla` on TPU hardware without libtpu.
@@ -190,7 +206,8 @@ def estimate(
   hw = hardware_lib.get(hardware)
   model, task = experiment.model, experiment.task
   n = num_devices_of(experiment)
-  batch = max(1, experiment.data.global_batch_size // n)
+  batch = max(1, experiment.data.global_batch_size * experiment.mesh.spatial // n)
+  splits = {}  # spatial split -> its part sizes, for the note
   eff = calibration.efficiency(hw.family) if efficiency is None else efficiency
   notes = []
   if hw.family == "gpu":
@@ -203,19 +220,36 @@ def estimate(
   xla_cache, phases = {}, []
   for span in experiment.schedule.spans():
     phase = span.phase
-    settings = phase_settings(experiment, phase).model
-    remat, precision = settings.remat, settings.precision
+    resolved = phase_settings(experiment, phase)
+    remat, precision = resolved.model.remat, resolved.model.precision
+    spatial = resolved.mesh.spatial
+    # Examples per device, or per group of `spatial` devices sharing them.
+    phase_batch = max(1, experiment.data.global_batch_size * spatial // n)
+    parts = splits.setdefault(spatial, spatial_cost.part_sizes(model, spatial))
+    part_model, part_remat = spatial_cost.part_settings(model, remat, spatial)
     cost = cost_model.step_cost(
-        model,
+        part_model,
         task,
         rollout_steps=phase.rollout_steps,
-        batch_per_device=batch,
+        batch_per_device=phase_batch,
         num_devices=n,
         shard_params=experiment.mesh.shard_params,
-        remat=remat,
+        remat=part_remat,
         precision=priced_precision(precision, hw),
+        retention=hw.retention,
+        graph=parts,
     )
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
+    halo = spatial_cost.exchange(
+        model,
+        parts,
+        remat=remat,
+        precision_bytes=cost_model.DTYPE_BYTES[priced_precision(precision, hw)],
+        rollout_steps=phase.rollout_steps,
+        batch=phase_batch,
+        bandwidth=hw.interconnect_bandwidth,
+    )
+    seconds += halo.seconds
     peak = cost.peak_bytes
     entry = PhaseEstimate(
         name=phase.name,
@@ -239,20 +273,27 @@ def estimate(
         fits=peak <= hw.memory_bytes,
         headroom_bytes=hw.memory_bytes - peak,
         host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.data_bytes / seconds),
-        spatial=phase_settings(experiment, phase).mesh.spatial,
+        spatial=spatial,
+        exchange_bytes_per_step=halo.bytes,
+        exchange_seconds=halo.seconds_per_stage if spatial > 1 else None,
+        cut_fraction=getattr(parts, "cut_fraction", 0.0),
     )
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
       if key not in xla_cache:
-        xla_cache[key] = xla_cost.analyze(
-            experiment,
+        program = dict(
             rollout_steps=phase.rollout_steps,
             remat=remat,
             precision=precision,
             batch_per_device=batch,
             hardware=hardware if hardware in xla_cost.TPU_TARGETS else None,
-            progress=progress,
         )
+        if xla_cached_only:
+          xla_cache[key] = xla_cost.cached(experiment, **program) or xla_cost.XlaCost(
+              False, "not in the cache of compiled figures"
+          )
+        else:
+          xla_cache[key] = xla_cost.analyze(experiment, progress=progress, **program)
       result = xla_cache[key]
       entry.xla = result.to_dict()
       entry.source = (
@@ -262,8 +303,26 @@ def estimate(
         entry.fits = result.fits and result.peak_bytes <= hw.memory_bytes
         entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
         entry.source = "xla:tpu decides fits"
+      elif result.available and result.peak_bytes is not None:
+        # The local backend's compiled peak, against this hardware's memory.
+        entry.fits = result.peak_bytes <= hw.memory_bytes
+        entry.headroom_bytes = hw.memory_bytes - result.peak_bytes
+        entry.source = f"xla:{result.backend} decides fits"
     phases.append(entry)
+  if use_xla:
+    price_from_xla(phases, hw, n)
   total = sum(p.duration_seconds for p in phases)
+  for spatial, parts in splits.items():
+    if spatial == 1:
+      continue
+    notes.append(
+        f"each example split over {spatial} devices (latitude bands): per device "
+        f"{parts.grid_nodes:,} grid rows, {parts.mesh_nodes:,} mesh rows, "
+        f"{parts.grid2mesh_edges + parts.mesh_edges + parts.mesh2grid_edges:,} edges; halo blocks "
+        f"grid2mesh {parts.grid2mesh_halo:,}, mesh {parts.mesh_halo:,}, mesh2grid "
+        f"{parts.mesh2grid_halo:,} rows; {parts.cut_fraction:.3f} of edges cut. Params, "
+        "optimiser state and gradients stay whole on every device."
+    )
   # Headroom is the compiler's where it decided, else the analytic one.
   worst = min(phases, key=lambda p: p.headroom_bytes)
   too_big = [p.name for p in phases if not p.fits]
@@ -291,10 +350,12 @@ def estimate(
       total_device_hours=total * n / 3600,
       fits=all(p.fits for p in phases),
       notes=notes,
+      spatial=experiment.mesh.spatial,
       sources={
           "hardware": hw.source,
           "time": "analytic roofline max(FLOPs/peak, bytes/bandwidth) / "
-          "efficiency + gradient all-reduce; steps only (not "
+          "efficiency + gradient all-reduce + halo exchange of a space-split example "
+          "(sent bytes / one-way interconnect bandwidth, not overlapped); steps only (not "
           "compilation, evaluation, checkpoints or input stalls)",
           "memory": "analytic: params + AdamW state + grads + batch + "
           "activations saved under the remat policy + largest "
@@ -305,18 +366,72 @@ def estimate(
           "xla": "the trainer's jitted train step (loss+grad+AdamW, the "
           "config's shardings) .lower(abstract shapes).compile(): "
           "memory_analysis / cost_analysis per device (scan bodies x "
-          "rollout)",
+          "rollout); s/step xla: their FLOPs and bytes on the roofline with "
+          "the XLA-priced factor",
       },
   )
+
+
+def xla_priced_seconds(
+    flops: float,
+    bytes_accessed: float,
+    gradient_bytes: float,
+    precision: str,
+    hw: hardware_lib.Hardware,
+    num_devices: int,
+    efficiency: float | None = None,
+) -> float:
+  """A step priced from the compiler's FLOPs and bytes: the same roofline
+  and all-reduce as `step_seconds`, with the family's XLA-priced factor
+  (`calibration.XLA_EFFICIENCY`, fitted to the same one published figure)."""
+  eff = calibration.xla_efficiency(hw.family) if efficiency is None else efficiency
+  roofline = max(flops / hw.peak(precision), bytes_accessed / hw.memory_bandwidth)
+  return roofline / eff + _allreduce_seconds(gradient_bytes, num_devices, hw)
+
+
+def price_from_xla(
+    phases: list, hw: hardware_lib.Hardware, n: int, efficiency: float | None = None
+) -> None:
+  """Sets `xla_step_seconds` of each phase from its compiled figures (loop
+  bodies times their trips: figures cached before `hlo_loops` counted
+  processor-group and block loops once and are not used); a phase whose
+  compile ran out of memory (no cost analysis) takes a compiled phase's
+  per-rollout-step figures of the same policy and precision times its own
+  rollout length (a rollout of 2+ steps is one scanned step)."""
+  compiled = [p for p in phases if p.xla and p.xla.get("flops") and p.xla.get("loops_weighted")]
+  for p in phases:
+    donor = p if p in compiled else None
+    if donor is None:
+      same = [
+          q
+          for q in compiled
+          if q.remat == p.remat
+          and q.precision == p.precision
+          and (q.rollout_steps > 1) == (p.rollout_steps > 1)
+      ]
+      donor = max(same, key=lambda q: q.rollout_steps, default=None)
+    if donor is None:
+      continue
+    scale = p.rollout_steps / donor.rollout_steps
+    p.xla_step_seconds = xla_priced_seconds(
+        donor.xla["flops"] * scale,
+        donor.xla["bytes_accessed"] * scale,
+        p.gradient_bytes,
+        p.precision,
+        hw,
+        n,
+        efficiency,
+    )
 
 
 def format_table(est: Estimate) -> str:
   """The human-readable table `estimate` prints."""
   gib = lambda b: f"{b / GiB:.2f}"
+  per = "device" if est.spatial == 1 else f"group of {est.spatial} devices (space split)"
   lines = [
       f"experiment {est.experiment} on {est.num_devices} x {est.hardware} "
       f"({gib(est.memory_bytes_per_device)} GiB each), {est.batch_per_device} "
-      f"example(s) per device; efficiency {est.efficiency:.3g} "
+      f"example(s) per {per}; efficiency {est.efficiency:.3g} "
       f"({est.efficiency_source})",
       "",
       f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'spc':>3s} {'s/step':>8s} {'duration':>9s}"
@@ -340,6 +455,22 @@ def format_table(est: Estimate) -> str:
       f" {format_seconds(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}"
   )
+  split = [p for p in est.phases if p.spatial > 1]
+  if split:
+    lines += [
+        "",
+        "halo exchange of a space-split example, per device and step (in s/step):",
+        f"{'phase':16s} {'split':>5s} {'cut':>5s} {'sent MiB':>9s} {'encoder s':>10s}"
+        f" {'processor s':>11s} {'decoder s':>10s} {'share':>6s}",
+    ]
+    for p in split:
+      x = p.exchange_seconds
+      lines.append(
+          f"{p.name:16s} {p.spatial:5d} {p.cut_fraction:5.3f}"
+          f" {p.exchange_bytes_per_step / 2**20:9.1f} {x['encoder']:10.3g}"
+          f" {x['processor']:11.3g} {x['decoder']:10.3g}"
+          f" {sum(x.values()) / p.step_seconds:6.1%}"
+      )
   xla_rows = [p for p in est.phases if p.xla and p.xla.get("available")]
   if xla_rows:
     num = lambda v: "n/a" if v is None else f"{v:10.3g}"
@@ -350,7 +481,7 @@ def format_table(est: Estimate) -> str:
         "device and step:",
         f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
         f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
-        f" {'peak xla':>9s} {'peak ana':>9s} {'compile':>8s}",
+        f" {'peak xla':>9s} {'peak ana':>9s} {'s/step xla':>10s} {'compile':>8s}",
     ]
     for p in xla_rows:
       x = p.xla
@@ -365,6 +496,7 @@ def format_table(est: Estimate) -> str:
           f" {gib(x['temp_bytes']):>12s}"
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
           f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}"
+          f" {num(p.xla_step_seconds):>10s}"
           f" {x['compile_seconds']:7.0f}s{' (cached)' if x.get('cached') else ''}"
           f"{verdict}"
       )

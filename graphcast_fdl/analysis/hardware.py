@@ -25,13 +25,19 @@ class Hardware:
     peak_flops: FLOP/s by compute dtype.
     memory_bandwidth: bytes/s between device memory and compute.
     memory_bytes: device memory per chip.
-    interconnect_bandwidth: bytes/s per chip for the gradient all-reduce.
+    interconnect_bandwidth: bytes/s one chip sends (one way, all its links
+      together) over the chip interconnect (TPU ICI, NVLink): prices the
+      gradient all-reduce and the halo exchange of a space-split example.
     source: where the numbers come from.
     devices_per_host: devices one host feeds (its loader's share of a step).
     upcasts_bfloat16: the model runs bfloat16 matmuls in float32 here
       (`model.layers.dot_f32` on CPU), so a bfloat16 step takes the time and
       memory of a float32 one (measured on this CPU:
       benchmarks/estimator_vs_measured.py, and XLA's memory figures).
+    retention: what this backend's compiler keeps for the backward pass, a
+      `cost_model.RETENTION` key: "fused" for XLA:TPU (read off its
+      compiled programs' buffers, benchmarks/xla_tpu_memory.py), "unfused"
+      for XLA:CPU and XLA:GPU (their compiled peaks: benchmarks/RESULTS.md).
   """
 
   name: str
@@ -43,6 +49,7 @@ class Hardware:
   source: str
   devices_per_host: int = 1
   upcasts_bfloat16: bool = False
+  retention: str = "unfused"
 
   def peak(self, precision: str) -> float:
     return self.peak_flops[precision]
@@ -64,6 +71,7 @@ def _tpu(name, bf16, hbm_gbs, mem_gib, ici_gbs, source):
       ici_gbs * 1e9,
       source + f"; {TPU_CHIPS_PER_HOST} chips per host",
       devices_per_host=TPU_CHIPS_PER_HOST,
+      retention="fused",
   )
 
 
@@ -82,6 +90,13 @@ def _gpu(name, bf16, tf32, hbm_gbs, mem_bytes, nvlink_gbs, source):
 
 _GCP = "Google Cloud TPU docs, system architecture page for "
 _NV = "NVIDIA datasheet: "
+# Interconnect, one way per chip (half the vendors' bidirectional figures):
+#   TPU v4: ICI 2400 Gbps per chip (6 links; Cloud TPU v4 page) = 300 GB/s;
+#   TPU v5e: 400 GB/s bidirectional ICI per chip (Cloud TPU v5e page) = 200;
+#   TPU v5p: 1200 GB/s bidirectional (4800 Gbps one way; v5p page) = 600;
+#   TPU v6e: 800 GB/s bidirectional ICI per chip (v6e page) = 400;
+#   A100 SXM4: NVLink 3, 600 GB/s bidirectional (12 links) = 300;
+#   H100 / H200 SXM: NVLink 4, 900 GB/s bidirectional (18 links) = 450.
 TABLE = {
     "tpu_v4": _tpu(
         "tpu_v4",
@@ -121,7 +136,7 @@ TABLE = {
         156e12,
         1555,
         40 * GiB,
-        600,
+        300,
         _NV + "A100 Tensor Core GPU, SXM4 40GB (312 TFLOP/s bf16, " "156 TF32, 1555 GB/s HBM2)",
     ),
     "a100_80gb": _gpu(
@@ -130,7 +145,7 @@ TABLE = {
         156e12,
         2039,
         80 * GiB,
-        600,
+        300,
         _NV + "A100 Tensor Core GPU, SXM4 80GB (312 TFLOP/s bf16, " "156 TF32, 2039 GB/s HBM2e)",
     ),
     "h100": _gpu(
@@ -139,7 +154,7 @@ TABLE = {
         494.7e12,
         3350,
         80 * GiB,
-        900,
+        450,
         _NV + "H100 Tensor Core GPU, SXM5 80GB (989 TFLOP/s bf16 dense, "
         "495 TF32, 3.35 TB/s HBM3)",
     ),
@@ -149,7 +164,7 @@ TABLE = {
         494.7e12,
         4800,
         141e9,
-        900,
+        450,
         _NV + "H200 Tensor Core GPU, SXM 141GB (989 TFLOP/s bf16 dense, "
         "495 TF32, 4.8 TB/s HBM3e)",
     ),

@@ -55,6 +55,12 @@ class GraphSizes:
   def grid_nodes(self) -> int:
     return self.grid_lat * self.grid_lon
 
+  def sender_rows(self, edge_set: str) -> int:
+    """Rows the senders of `edge_set` ("grid2mesh", "mesh", "mesh2grid")
+    index: its sending nodes (split over devices, also the halo received;
+    `spatial_cost.PartSizes`)."""
+    return self.grid_nodes if edge_set == "grid2mesh" else self.mesh_nodes
+
 
 @dataclasses.dataclass(frozen=True)
 class Channels:

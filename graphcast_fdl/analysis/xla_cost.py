@@ -24,9 +24,11 @@ by everything that defines the program (`program_key`): the configs,
 rollout, batch, target, jax and libtpu versions and the source of the model,
 graph and train step.
 
-XLA counts a `lax.scan` body once: FLOPs and bytes of a rollout are scaled by
-the rollout length here (not exact for block loops and nested segments);
-memory figures are for the whole program.
+XLA counts a loop body once: FLOPs and bytes are rescaled by the ratio of the
+module's matmul FLOPs with each while body times its trip count to those
+counted once (`hlo_loops`; `loops_weighted`; entries cached before it were
+scaled by the rollout length only, which misses processor-group, edge- and
+grid-block loops); memory figures are for the whole program.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import numpy as np
 import xarray as xr
 
 from graphcast_fdl import task as task_lib
+from graphcast_fdl.analysis import hlo_loops
 from graphcast_fdl.analysis import sizes as sizes_lib
 from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.batch import Batch
@@ -106,6 +109,8 @@ class XlaCost:
   devices: str = ""
   fits: bool | None = None
   capacity_bytes: float | None = None
+  loops_weighted: bool = False
+  host_bytes: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -365,30 +370,13 @@ def analyze(
     return XlaCost(False, f"graph of ~{edges:,} edges too large to build here")
   if hardware is not None and libtpu_version() is None:
     raise TpuCompilerMissing(f"--xla on {hardware} needs the TPU compiler: {INSTALL_TPU}")
-  wanted = experiment.mesh.num_devices or 1
-  if hardware is None:
-    target = f"local:{jax.default_backend()}"
-    visible = len(jax.devices())
-    n = wanted if wanted <= visible else 1
-    devices = None
-    described = (
-        f"{n} device(s), the config's mesh"
-        if n == wanted
-        else f"1 device's program of {wanted} ({visible} visible here)"
+  spatial = experiment.mesh.spatial
+  if hardware is None and spatial > len(jax.devices()):
+    return XlaCost(
+        False, f"a split over {spatial} devices needs them; {len(jax.devices())} visible here"
     )
-  else:
-    try:
-      topology = topology_name(hardware, wanted)
-      n = wanted
-      described = f"{n} x {hardware} ({topology}), the config's mesh"
-    except ValueError:
-      n = _MIN_CHIPS
-      topology = topology_name(hardware, n)
-      described = (
-          f"{n} x {hardware} ({topology}) with {batch_per_device} "
-          f"example(s) each: each device's program of {wanted}"
-      )
-    target = f"{hardware}:{topology}"
+  n, target, described = _target(experiment, hardware, batch_per_device)
+  devices = None
   key = program_key(
       experiment,
       rollout_steps=rollout_steps,
@@ -405,28 +393,38 @@ def analyze(
   if hardware is not None:
     devices = tpu_devices(hardware, n)
   mesh = sharding_lib.make_mesh(dataclasses.replace(experiment.mesh, num_devices=n), devices)
-  predictor = predictor_lib.Predictor(model, experiment.task, dummy_stats(experiment.task))
-  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, n * batch_per_device, rollout_steps)
+  predictor = _predictor(experiment, model, mesh)
+  # With a space axis, `batch_per_device` examples per group of `spatial`.
+  examples = n // spatial * batch_per_device
+  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, examples, rollout_steps)
   tx = optimizer_lib.make_optimizer(experiment.optimizer)
   abstract_state = jax.eval_shape(
       lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
       predictor_lib.param_shapes(model, experiment.task),
   )
   shardings = train_step_lib.state_shardings(abstract_state, mesh, experiment.mesh.shard_params)
-  step = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(
-          sharding_lib.data_parallel(predictor.loss, mesh),
-          tx,
-          optimizer_lib.schedule_learning_rate(experiment.schedule),
-      ),
-      shardings,
-      mesh,
+  batch_shardings = None
+  if hasattr(predictor, "place_batch"):  # As the trainer places it: latitude bands.
+    batch, batch_shardings = predictor.place_batch(batch)
+  train_step = train_step_lib.make_train_step(
+      sharding_lib.data_parallel(predictor.loss, mesh),
+      tx,
+      optimizer_lib.schedule_learning_rate(experiment.schedule),
   )
+  args = (abstract_state, batch)
+  step = train_step_lib.jit_train_step(
+      train_step, shardings, mesh, batch_shardings, host_targets=remat.host_targets
+  )
+  if hasattr(predictor, "graph_arrays") and devices is not None:
+    # A described TPU holds no data: the graph parts become arguments, as
+    # the trainer's device arrays are, instead of constants in the program.
+    step, graph = _graph_as_argument(train_step, predictor, shardings, batch_shardings)
+    args += (graph,)
   if progress:
     progress(
         f"compiling the train step, rollout {rollout_steps}, " f"{precision}, for {described} ..."
     )
-  lowered = step.lower(abstract_state, batch)
+  lowered = step.lower(*args)
   backend = "tpu" if hardware else jax.default_backend()
   try:
     with _quiet_stderr() if hardware else contextlib.nullcontext():
@@ -436,7 +434,13 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + _nbytes(batch, n, True)
+    # Targets in host memory (`host_targets`, never with a space split)
+    # take no device memory.
+    if remat.host_targets:
+      on_device = _nbytes(batch.replace(targets={}), n, True)
+    else:
+      on_device = _batch_bytes(batch, batch_shardings, n)
+    args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + on_device
     result = XlaCost(
         True,
         reason=str(e).strip().splitlines()[0][:300],
@@ -464,6 +468,132 @@ def analyze(
   return result
 
 
+def _target(experiment: Experiment, hardware: str | None, batch_per_device: int):
+  """(devices compiled for, cache target name, their description)."""
+  wanted = experiment.mesh.num_devices or 1
+  if hardware is None:
+    visible = len(jax.devices())
+    # A spatial split's program needs its devices (checked by `analyze`).
+    n = wanted if wanted <= visible else experiment.mesh.spatial
+    described = (
+        f"{n} device(s), the config's mesh"
+        if n == wanted
+        else f"1 device's program of {wanted} ({visible} visible here)"
+    )
+    return n, f"local:{jax.default_backend()}", described
+  try:
+    topology = topology_name(hardware, wanted)
+    n = wanted
+    described = f"{n} x {hardware} ({topology}), the config's mesh"
+  except ValueError:
+    n = max(_MIN_CHIPS, experiment.mesh.spatial)
+    topology = topology_name(hardware, n)
+    described = (
+        f"{n} x {hardware} ({topology}) with {batch_per_device} "
+        f"example(s) each: each device's program of {wanted}"
+    )
+  return n, f"{hardware}:{topology}", described
+
+
+def cached(
+    experiment: Experiment,
+    *,
+    rollout_steps: int,
+    remat: RematConfig,
+    precision: str,
+    batch_per_device: int = 1,
+    hardware: str | None = None,
+) -> XlaCost | None:
+  """The on-disk figures of a program compiled before, or None: no compile
+  (what `fiddler:fit_memory` consults for every candidate policy).
+
+  On a TPU target, a data-parallel mesh of more chips than libtpu's smallest
+  slice also takes the figures of the same per-device program compiled for
+  that slice (every device runs the same program on its examples, plus the
+  gradient all-reduce): `devices` then says so.
+  """
+  if hardware is not None and libtpu_version() is None:
+    return None  # the cache is keyed by libtpu's version
+  candidates = [experiment]
+  mesh = experiment.mesh
+  if hardware is not None and (mesh.num_devices or 1) > _MIN_CHIPS:
+    if mesh.spatial == 1 and not mesh.shard_params:
+      candidates.append(
+          dataclasses.replace(experiment, mesh=dataclasses.replace(mesh, num_devices=_MIN_CHIPS))
+      )
+  for candidate in candidates:
+    _, target, _ = _target(candidate, hardware, batch_per_device)
+    hit = _cache_load(
+        program_key(
+            candidate,
+            rollout_steps=rollout_steps,
+            remat=remat,
+            precision=precision,
+            batch_per_device=batch_per_device,
+            target=target,
+        )
+    )
+    if hit is not None:
+      if candidate is not experiment:
+        hit.devices += f": each device's program of {mesh.num_devices}"
+      if hardware and hit.fits is not False:
+        _judge(hit, hardware)
+      return hit
+  return None
+
+
+def _graph_as_argument(train_step, predictor, state_shardings, batch_shardings):
+  """(jitted step(state, batch, graph), abstract graph): `train_step`, jitted
+  as `train_step.jit_train_step` does, reading the spatial predictor's graph
+  parts from a third argument split over the space axis."""
+  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+
+  space = NamedSharding(predictor.mesh, PartitionSpec(predictor.space_axis))
+  graph = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), predictor.graph_arrays()
+  )
+
+  def step(state, batch, graph):
+    with predictor.graph_arrays_as(*graph):
+      return train_step(state, batch)
+
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.batch_sharding(predictor.mesh)
+  jitted = jax.jit(
+      step,
+      in_shardings=(state_shardings, batch_shardings, space),
+      out_shardings=(state_shardings, sharding_lib.replicated(predictor.mesh)),
+      donate_argnums=(0,),
+  )
+  return jitted, graph
+
+
+def _batch_bytes(batch, shardings, n: int) -> float:
+  """Per-device bytes of the batch: its shards' shapes where `shardings`
+  says, else split over all `n` devices (data parallelism)."""
+  if shardings is None:
+    return _nbytes(batch, n, True)
+  leaves = zip(jax.tree.leaves(batch), jax.tree.leaves(shardings))
+  return sum(float(np.prod(s.shard_shape(x.shape))) * np.dtype(x.dtype).itemsize for x, s in leaves)
+
+
+def _predictor(experiment: Experiment, model, mesh):
+  """The trainer's predictor: split over the space axis if the mesh has one."""
+  stats = dummy_stats(experiment.task)
+  if experiment.mesh.spatial == 1:
+    return predictor_lib.Predictor(model, experiment.task, stats)
+  from graphcast_fdl.model import spatial as spatial_lib  # pylint: disable=g-import-not-at-top
+
+  return spatial_lib.SpatialPredictor(
+      model,
+      experiment.task,
+      stats,
+      mesh=mesh,
+      space_axis=experiment.mesh.space_axis,
+      data_axis=experiment.mesh.data_axis,
+  )
+
+
 def _judge(result: XlaCost, hardware: str) -> None:
   """Sets `fits` of a successful TPU compile from its peak. XLA:TPU may
   compile a program over the chip's memory (seen at 0.25 deg, rollout 2:
@@ -487,11 +617,24 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  scale = rollout_steps  # scan bodies are counted once
+  # XLA counts each loop body once: rescale by the loops' trips, as the
+  # module's matmul FLOPs weigh them (`hlo_loops`); the rollout length when
+  # the text cannot be read.
+  scale, weighted = rollout_steps, False
+  try:
+    loop_weighted, counted_once = hlo_loops.matmul_flops(compiled.as_text())
+    if counted_once > 0:
+      scale, weighted = loop_weighted / counted_once, True
+  except Exception:  # pylint: disable=broad-except
+    pass
   temp = float(memory.temp_size_in_bytes)
   args = float(memory.argument_size_in_bytes)
   out = float(memory.output_size_in_bytes)
   alias = float(getattr(memory, "alias_size_in_bytes", 0))
+  host = sum(
+      float(getattr(memory, f"host_{kind}_size_in_bytes", 0) or 0)
+      for kind in ("argument", "temp", "output")
+  )
   return XlaCost(
       True,
       backend=backend,
@@ -501,6 +644,8 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       argument_bytes=args,
       output_bytes=out,
       peak_bytes=temp + args + out - alias,
+      host_bytes=host,
       compile_seconds=time.perf_counter() - start,
       devices=devices,
+      loops_weighted=weighted,
   )

@@ -117,6 +117,15 @@ def _explain_no_fit(experiment, budget: float | None, devices: int) -> None:
       advice.append(
           f"'--config=fiddler:annealing(max_rollout={max(fitting)})'" " (only rollouts that fit)"
       )
+    wider = fit_lib.wider_split(experiment, HARDWARE.value, budget)
+    if wider:
+      k, n = wider
+      per_group = experiment.data.global_batch_size * k // n
+      advice.append(
+          f"each example over {k} devices, {n} in all: "
+          f"'--config=fiddler:devices(n={n},per_device_batch={per_group},spatial={k})' "
+          "'--config=fiddler:fit_memory()'"
+      )
     advice.append("a device with more memory")
   print("try: " + "; or ".join(advice))
 
@@ -135,10 +144,11 @@ def _fit(experiment) -> None:
     _explain_no_fit(experiment, budget, devices)
     return
   for rank, r in enumerate(results, 1):
+    split = "no spatial split" if r.spatial == 1 else f"each example over {r.spatial} devices"
     print(
         f"#{rank}: {format_seconds(r.total_duration_seconds)}, "
         f"peak {r.peak_bytes / 2**30:.2f} GiB, "
-        f"{r.seconds_per_example:.3g} device-s/example"
+        f"{r.seconds_per_example:.3g} device-s/example, {split}"
     )
     print(
         "  "

@@ -10,13 +10,18 @@ from __future__ import annotations
 def render(changes: dict, devices: int) -> list[str]:
   """`--config` flags that make `changes` (a FitResult's), in config order."""
   flags_ = []
-  if "per_device_batch" in changes:
+  if "mesh.spatial" in changes:
+    flags_.append(
+        f"--config=fiddler:devices(n={devices},per_device_batch="
+        f"{changes['per_device_batch']},spatial={changes['mesh.spatial']})"
+    )
+  elif "per_device_batch" in changes:
     flags_.append(
         f"--config=fiddler:devices(n={devices},per_device_batch=" f"{changes['per_device_batch']})"
     )
   flags_ += [
       f"--config=set:{path}={value!r}"
       for path, value in changes.items()
-      if path != "per_device_batch"
+      if path not in ("per_device_batch", "mesh.spatial")
   ]
   return flags_

@@ -34,6 +34,13 @@ COORDINATOR = flags.DEFINE_string(
 )
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in all.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+XLA = flags.DEFINE_bool(
+    "xla",
+    False,
+    "Before the first step, compile every phase's train step on abstract "
+    "shapes and let the compiler's memory figures decide which phases fit "
+    "this device (always on a TPU with libtpu; figures are cached on disk).",
+)
 ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change",
     False,
@@ -106,9 +113,11 @@ def check_eval_data(experiment) -> None:
     raise UsageError(str(e)) from e
 
 
-def report_estimate(experiment, device, workdir: str | None) -> dict | None:
+def report_estimate(experiment, device, workdir: str | None, xla: bool = False) -> dict | None:
   """Logs the estimate for the devices this run sees; warns of phases that
-  will not fit. Writes `estimate.json` into the workdir (process 0)."""
+  will not fit, by the compiler's figures on a TPU (libtpu present) or with
+  `xla`, else by the analytic model. Writes `estimate.json` into the
+  workdir (process 0)."""
   from graphcast_fdl.analysis import estimator  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import xla_cost  # pylint: disable=g-import-not-at-top
@@ -121,9 +130,14 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
         getattr(device, "device_kind", ""),
     )
     return None
-  # On a TPU (libtpu present), XLA:TPU compiles each phase first and decides.
+  # On a TPU (libtpu present), XLA:TPU compiles each phase first and decides;
+  # `xla` does the same with this machine's compiler on any backend.
+  on_tpu = device.platform == "tpu" and xla_cost.libtpu_version() is not None
   est = estimator.estimate(
-      experiment, key, use_xla=(device.platform == "tpu" and xla_cost.libtpu_version() is not None)
+      experiment,
+      key,
+      use_xla=on_tpu or xla,
+      progress=lambda line: logging.info("%s", line.strip()),
   )
   logging.info(
       "Estimate on %d x %s: %s of training steps (excludes %s; %s)",
@@ -137,12 +151,13 @@ def report_estimate(experiment, device, workdir: str | None) -> dict | None:
     if not phase.fits:
       logging.warning(
           "Phase %s needs about %.1f GiB per device, more than the %.1f GiB "
-          "of a %s: it may run out of memory (try "
+          "of a %s (%s): it may run out of memory (try "
           "--config=fiddler:fit_memory())",
           phase.name,
           est.memory_bytes_per_device / 2**30 - phase.headroom_bytes / 2**30,
           est.memory_bytes_per_device / 2**30,
           est.hardware,
+          phase.source,
       )
   if workdir is not None:
     with open(os.path.join(workdir, "estimate.json"), "w") as f:
@@ -225,7 +240,7 @@ def _main() -> None:
         config_flags.write_config_files(cfg, workdir)
         logging.info("Wrote %s/config.json and config.txt", workdir)
     est = report_estimate(
-        experiment, jax.devices()[0], workdir if jax.process_index() == 0 else None
+        experiment, jax.devices()[0], workdir if jax.process_index() == 0 else None, XLA.value
     )
 
     from graphcast_fdl.train import trainer  # pylint: disable=g-import-not-at-top

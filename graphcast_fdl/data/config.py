@@ -20,9 +20,14 @@ class DataConfig:
     train_split: split (or time range) sampled for training.
     eval_split: held-out split for evaluation.
     global_batch_size: examples per step across all devices and hosts.
-    seed: seed of the sampling order; with the global step it fixes which
-      examples a step sees, so resume is exact.
-    prefetch: batches prepared ahead of the accelerator.
+    seed: seed of the order Grain shuffles the windows in (each epoch anew);
+      with the global step it fixes which examples a step sees, so resume
+      is exact.
+    prefetch: batches Grain reads ahead of the training step (per process;
+      0: read each when it is needed).
+    num_workers: Grain worker processes that read batches (0: two reader
+      threads in the training process, enough on a small host since reads
+      release the GIL; more for a host whose cores the step leaves idle).
     synthetic_days: (train, validation) days of the synthetic_weather record
       (4 frames a day); small values make quick test datasets.
     transfer_dtype: "float32", or "bfloat16" to send inputs and forcings to
@@ -40,13 +45,14 @@ class DataConfig:
   global_batch_size: int = 1
   seed: int = 42
   prefetch: int = 2
+  num_workers: int = 0
   synthetic_days: tuple[int, int] = (120, 30)
   transfer_dtype: str = "float32"
 
   def __post_init__(self):
     if self.resolution <= 0:
       raise ValueError(f"data.resolution={self.resolution}: must be > 0")
-    for name, low in (("global_batch_size", 1), ("prefetch", 0)):
+    for name, low in (("global_batch_size", 1), ("prefetch", 0), ("num_workers", 0)):
       if getattr(self, name) < low:
         raise ValueError(f"data.{name}={getattr(self, name)}: must be >= {low}")
     if len(self.synthetic_days) != 2 or min(self.synthetic_days) < 1:

@@ -1,6 +1,6 @@
 """Examples cut from frames: numpy for the loader, xarray for files.
 
-`ExampleMaker` is the fast path the iterators use; `window_dataset` cuts the
+`ExampleMaker` is the fast path the Grain pipelines read through; `window_dataset` cuts the
 same window as xarray (the one place a window at an initial time is cut, for
 training files, forecasts and evaluation) and `example_datasets` runs the
 published extraction on it (`windowing.extract_inputs_targets_forcings`),

@@ -1,63 +1,92 @@
-"""Training batches through Grain, in exactly the order `train_batches` gives.
+"""The training and evaluation input pipelines, on Grain.
 
-Grain (Google's data loader for JAX) runs the same per-step loading as
-`pipeline.train_batches` with its own machinery: a `MapDataset` over global
-steps whose element is this host's batch of that step, read by Grain threads
-and, with `num_workers`, by worker processes. The global order stays a
-function of (seed, step) alone (`iterators.step_indices`), each process takes
-its contiguous share (`iterators.host_slice`), so a restart at step s needs
-no iterator state and yields bitwise the batches `train_batches` yields
-(tests hold the two equal). Not wired into the trainer yet: see the issue
-notes (Grain's iterator state in the Orbax checkpoint, eval batches, zarr
-sources through tensorstore).
+Grain (Google's data loader for JAX) does the ordering, sharding, threading,
+worker processes and prefetching; this module says what an element is.
+
+Training: the split's windows are shuffled by Grain (`MapDataset.shuffle`,
+reshuffled every epoch, random access at any position), repeated without end
+and cut into global batches; global step s is batch s. Each JAX process
+takes its contiguous share of every global batch (a strided slice of the
+dataset, as Grain's process sharding does), so the union over processes is
+the batch one process would load and the order is a function of
+(data.seed, step) alone. Each element is read by `LoadBatch`: the fast
+assembly (`assembly`, straight from the array_record files, or from a zarr
+store through tensorstore) in Grain's reader threads or, with
+`data.num_workers`, its worker processes, `data.prefetch` batches ahead.
+
+`TrainIterator` counts the global step it is at; its state (that step and
+Grain's own) is written per process into the Orbax checkpoint by Grain's
+checkpoint handler (`train.checkpointing`), and `set_state` resumes exactly
+there. Since the order is a function of the step, an iterator can also start
+at any step without state (a checkpoint saved before this, or resumed with
+another worker count).
+
+Evaluation: fixed windows spread evenly over the eval split, batched the same
+way, loaded once through Grain's threads.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import json
+from typing import Callable
 
 import grain
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import examples
-from graphcast_fdl.data import iterators
 from graphcast_fdl.data import pipeline
 from graphcast_fdl.data import sources
 from graphcast_fdl.data import transfer
 from graphcast_fdl.data.config import DataConfig
+from graphcast_fdl.model.batch import Batch
 
-
-@functools.lru_cache(maxsize=8)
-def _maker(
-    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, source_module: str
-) -> examples.ExampleMaker:
-  """One per process: worker processes open the frames themselves (and
-  register the data source first: they never imported the builders)."""
-  sources.get_in_worker(data.source, source_module)
-  return examples.ExampleMaker(
-      pipeline.split_frames(data, task, data.train_split), task, rollout_steps
-  )
+READER_THREADS = 2  # Reads release the GIL: two keep a 2-core host busy.
 
 
 @dataclasses.dataclass(frozen=True)
-class StepBatch:
-  """global step -> this host's batch. Plain data, so it pickles into workers."""
+class LoadBatch:
+  """Window indices -> their batch. Plain data, so it pickles into workers."""
 
   data: DataConfig
   task: task_lib.TaskConfig
+  split: str
   rollout_steps: int
-  process_index: int
-  process_count: int
-  source_module: str
+  source_module: str  # Registers `data.source` in a fresh worker process.
 
-  def __call__(self, step: int):
-    maker = _maker(self.data, self.task, self.rollout_steps, self.source_module)
-    picks = iterators.step_indices(
-        self.data.seed, int(step), len(maker.starts), self.data.global_batch_size
+  def maker(self):
+    sources.get_in_worker(self.data.source, self.source_module)
+    return pipeline.example_maker(self.data, self.task, self.split, self.rollout_steps)
+
+  def __call__(self, windows) -> Batch:
+    maker = self.maker()
+    return transfer.cast(maker.batch(maker.starts[windows]), self.data.transfer_dtype)
+
+
+def window_order(
+    num_windows: int, seed: int, global_batch_size: int, process_index: int, process_count: int
+) -> grain.MapDataset:
+  """[global step] -> this process's window indices of that step (endless)."""
+  if global_batch_size % process_count:
+    raise ValueError(
+        f"data.global_batch_size={global_batch_size} does not split over "
+        f"{process_count} processes"
     )
-    local = iterators.host_slice(picks, self.process_index, self.process_count)
-    return transfer.cast(maker.batch(maker.starts[local]), self.data.transfer_dtype)
+  per_process = global_batch_size // process_count
+  order = grain.MapDataset.range(num_windows).shuffle(seed=int(seed)).repeat()
+  return order.batch(per_process)[process_index::process_count]
+
+
+def _options(data: DataConfig) -> grain.ReadOptions:
+  # More threads than buffered batches could not run at once.
+  threads = max(1, min(READER_THREADS, data.prefetch))
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=data.prefetch)
+
+
+def _read(dataset: grain.MapDataset, data: DataConfig) -> grain.IterDataset:
+  dataset = dataset.to_iter_dataset(_options(data))
+  if data.num_workers:
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers))
+  return dataset
 
 
 def train_dataset(
@@ -65,29 +94,107 @@ def train_dataset(
     task: task_lib.TaskConfig,
     rollout_steps: int,
     start_step: int,
-    num_steps: int,
     process_index: int,
     process_count: int,
-    num_workers: int = 0,
-    num_threads: int = 2,
 ) -> grain.IterDataset:
-  """Host-local batches of global steps [start_step, start_step + num_steps).
+  """This process's batches of global steps start_step, start_step + 1, ...
 
-  Args:
-    data, task, rollout_steps: as `pipeline.train_batches`.
-    start_step, num_steps: the global steps to load.
-    process_index, process_count: this JAX process and how many there are.
-    num_workers: Grain worker processes (0: load in this process's threads).
-    num_threads: Grain reader threads per process; `data.prefetch` batches
-      are buffered ahead.
+  Raises:
+    DataError: the split cannot be opened or holds no window (raised here,
+      not in a reader thread).
   """
-  load = StepBatch(
-      data, task, rollout_steps, process_index, process_count, sources.provider(data.source)
-  )
-  dataset = grain.MapDataset.range(int(start_step), int(start_step) + int(num_steps))
-  dataset = dataset.map(load).to_iter_dataset(
-      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(data.prefetch, 1))
-  )
-  if num_workers:
-    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
-  return dataset
+  load = LoadBatch(data, task, data.train_split, rollout_steps, sources.provider(data.source))
+  num_windows = len(load.maker().starts)
+  steps = window_order(num_windows, data.seed, data.global_batch_size, process_index, process_count)
+  return _read(steps[int(start_step) :].map(load), data)
+
+
+class TrainIterator:
+  """Grain's iterator over `train_dataset`, knowing its global step.
+
+  Attributes:
+    step: the global step of the next batch.
+  """
+
+  def __init__(self, make: Callable[[int], grain.IterDataset], start_step: int, num_workers: int):
+    self._make = make
+    self._num_workers = num_workers
+    self._start(int(start_step))
+
+  def _start(self, first_step: int, grain_state=None):
+    self._first_step = self.step = first_step
+    self._iterator = iter(self._make(first_step))  # Reads start at the first next().
+    if grain_state is not None:
+      self._iterator.set_state(grain_state)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> Batch:
+    batch = next(self._iterator)
+    self.step += 1
+    return batch
+
+  def get_state(self) -> bytes:
+    """JSON: the next step, the step the stream began at, Grain's state."""
+    return json.dumps(
+        {
+            "step": self.step,
+            "first_step": self._first_step,
+            "num_workers": self._num_workers,
+            "grain": self._iterator.get_state(),
+        }
+    ).encode()
+
+  def set_state(self, state: bytes | str) -> None:
+    """Continues where `get_state` was taken (positioned by the step alone if
+    the worker count changed: Grain's state is per worker)."""
+    saved = json.loads(state)
+    self.close()
+    if saved["num_workers"] == self._num_workers:
+      self._start(int(saved["first_step"]), saved["grain"])
+      self.step = int(saved["step"])
+    else:
+      self._start(int(saved["step"]))
+
+  def start_prefetch(self) -> None:
+    """Starts reading ahead now (Grain's checkpoint handler calls it)."""
+    getattr(self._iterator, "start_prefetch", lambda: None)()
+
+  def close(self) -> None:
+    getattr(self._iterator, "close", lambda: None)()
+
+
+def train_batches(
+    data: DataConfig,
+    task: task_lib.TaskConfig,
+    rollout_steps: int,
+    start_step: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> TrainIterator:
+  """Host-local training batches for global steps start_step, start_step+1, ...
+
+  Each holds global_batch_size / process_count examples; step s's examples
+  depend only on (data.seed, s), so a restart resumes exactly.
+  """
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    process_index, process_count = jax.process_index(), jax.process_count()
+
+  def make(first_step):
+    return train_dataset(data, task, rollout_steps, first_step, process_index, process_count)
+
+  return TrainIterator(make, start_step, data.num_workers)
+
+
+def eval_batches(
+    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, num_batches: int
+) -> list[Batch]:
+  """Fixed global batches of the eval split, the same on every call and host."""
+  load = LoadBatch(data, task, data.eval_split, rollout_steps, sources.provider(data.source))
+  windows = pipeline.eval_windows(load.maker(), num_batches * data.global_batch_size)
+  batches = grain.MapDataset.source(windows.reshape(num_batches, data.global_batch_size))
+  reader = batches.map(load).to_iter_dataset(_options(data))
+  return list(reader)

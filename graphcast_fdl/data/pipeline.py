@@ -3,7 +3,8 @@
 A `DataConfig` names a registered source (`sources`: "zarr" here,
 "synthetic_weather" and "era5" from the builders in `datasets/`), the grid and
 the splits; the task names variables and levels. Every function here opens
-the split's frames once (cached) and cuts examples from them.
+the split's frames once (cached) and cuts examples from them; the training and
+evaluation batches are loaded through Grain (`grain_pipeline`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from typing import Iterator
-
-import jax
 import numpy as np
 import xarray as xr
 
@@ -21,14 +19,11 @@ from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import examples as examples_lib
 from graphcast_fdl.data import fingerprint
 from graphcast_fdl.data import frames as frames_lib
-from graphcast_fdl.data import iterators
 from graphcast_fdl.data import sources
 from graphcast_fdl.data import stats as stats_lib
-from graphcast_fdl.data import transfer
 from graphcast_fdl.data import validation
 from graphcast_fdl.data import xarray_frames
 from graphcast_fdl.data.config import DataConfig
-from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
 DataError = frames_lib.DataError
@@ -54,9 +49,14 @@ def split_frames(data: DataConfig, task: task_lib.TaskConfig, split: str) -> fra
 
 
 @functools.lru_cache(maxsize=32)
-def _maker(
+def example_maker(
     data: DataConfig, task: task_lib.TaskConfig, split: str, rollout_steps: int
 ) -> examples_lib.ExampleMaker:
+  """The (cached) cutter of a split's windows of one rollout length.
+
+  Raises:
+    DataError: the split holds no such window (naming the longest rollout).
+  """
   maker = examples_lib.ExampleMaker(_frames(data, task, split), task, rollout_steps)
   if not len(maker.starts):
     raise DataError(
@@ -76,50 +76,10 @@ def max_rollout_steps(data: DataConfig, task: task_lib.TaskConfig, split: str) -
   return max(longest - task_lib.input_frames(task), 0)
 
 
-def train_batches(
-    data: DataConfig,
-    task: task_lib.TaskConfig,
-    rollout_steps: int,
-    start_step: int,
-    process_index: int | None = None,
-    process_count: int | None = None,
-) -> Iterator[Batch]:
-  """Host-local training batches for global steps start_step, start_step+1, ...
-
-  Each holds global_batch_size / process_count examples, sampled uniformly
-  with replacement; step s's examples depend only on (data.seed, s), so a
-  restart resumes exactly. Batches are loaded `data.prefetch` steps ahead.
-  """
-  if process_index is None or process_count is None:
-    process_index, process_count = jax.process_index(), jax.process_count()
-  maker = _maker(data, task, data.train_split, rollout_steps)
-
-  def load(step):
-    picks = iterators.step_indices(data.seed, step, len(maker.starts), data.global_batch_size)
-    local = iterators.host_slice(picks, process_index, process_count)
-    return transfer.cast(maker.batch(maker.starts[local]), data.transfer_dtype)
-
-  steps = iter(range(int(start_step), 2**62))
-  return iterators.prefetched(load, steps, data.prefetch)
-
-
-def _eval_starts(maker: examples_lib.ExampleMaker, num_examples: int) -> np.ndarray:
-  """Evenly spread windows over the split (repeating if it is short)."""
-  positions = np.linspace(0, len(maker.starts) - 1, num_examples).round().astype(int)
-  return maker.starts[positions]
-
-
-def eval_batches(
-    data: DataConfig, task: task_lib.TaskConfig, rollout_steps: int, num_batches: int
-) -> list[Batch]:
-  """Fixed global batches of the eval split, the same on every call and host."""
-  maker = _maker(data, task, data.eval_split, rollout_steps)
-  starts = _eval_starts(maker, num_batches * data.global_batch_size)
-  size = data.global_batch_size
-  return [
-      transfer.cast(maker.batch(starts[i * size : (i + 1) * size]), data.transfer_dtype)
-      for i in range(num_batches)
-  ]
+def eval_windows(maker: examples_lib.ExampleMaker, num_examples: int) -> np.ndarray:
+  """Indices (into `maker.starts`) of windows spread evenly over the split
+  (repeating if it is short): the evaluation examples, the same every time."""
+  return np.linspace(0, len(maker.starts) - 1, num_examples).round().astype(int)
 
 
 def example_times(
@@ -131,8 +91,8 @@ def example_times(
 ) -> np.ndarray:
   """[num_batches, global_batch_size] init times (last input frame) of
   `eval_batches` (or of the same spread over another split)."""
-  maker = _maker(data, task, split or data.eval_split, rollout_steps)
-  starts = _eval_starts(maker, num_batches * data.global_batch_size)
+  maker = example_maker(data, task, split or data.eval_split, rollout_steps)
+  starts = maker.starts[eval_windows(maker, num_batches * data.global_batch_size)]
   times = np.array([maker.init_time(s) for s in starts])
   return times.reshape(num_batches, data.global_batch_size)
 

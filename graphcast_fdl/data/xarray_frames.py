@@ -8,7 +8,9 @@ the variables, their units (converted where a conversion is known) and the
 6-hourly spacing; NaN, Inf and unmasked fill values are checked on every frame
 read (a terabyte store cannot be scanned up front). Every failure is a
 `DataError` naming the variable, level, time or path (see `validation`).
-Remote stores (gs://, any fsspec protocol) open through fsspec.
+Remote stores (gs://, any fsspec protocol) open through fsspec. A zarr
+store on a local disk is opened and checked here but its frames are read with
+tensorstore (`tensorstore_frames`), by the positions the checks selected.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ import xarray as xr
 from graphcast_fdl import grid as grid_lib
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data import forcings as forcings_lib
+from graphcast_fdl.data import tensorstore_frames
 from graphcast_fdl.data import validation
 from graphcast_fdl.data.frames import DataError, Frames
+
+# Stored dim names -> ours (`_standardise`); a coordinate named POSITION + the
+# stored dim name carries each selected element's position in the store.
+_DIM_NAMES = {
+    "latitude": "lat",
+    "longitude": "lon",
+    "pressure_level": "level",
+    "isobaricInhPa": "level",
+}
+POSITION = "_position_in_store_"
 
 # Time ranges of the published recipe (ERA5: train 1979-2017, validate 2018+).
 SPLITS = {
@@ -135,8 +148,11 @@ def _check_grid(ds, resolution, include_poles):
 class XarrayFrames(Frames):
   """Frames of a time range of an xarray dataset, checked on opening."""
 
-  def __init__(self, ds: xr.Dataset, variables, levels, segment_starts=(), source=""):
+  def __init__(self, ds: xr.Dataset, variables, levels, segment_starts=(), source="", arrays=None):
+    """`arrays`: (tensorstore_frames.ZarrArrays, {variable: stored dims}) to
+    read frames with tensorstore by the POSITION coordinates of `ds`."""
     self._ds = ds
+    self._arrays = arrays
     self._source_name = source
     self.datetimes = ds.time.values.astype("datetime64[s]")
     self.lat = ds.lat.values.astype(np.float32)
@@ -178,7 +194,22 @@ class XarrayFrames(Frames):
       values = values * scale + offset  # A copy: never the store's array.
     return values
 
+  def _read_direct(self, index: int):
+    arrays, stored_dims = self._arrays
+    out = {}
+    for name in self.variables:
+      dims = stored_dims[name]
+      positions = tuple(self._ds[POSITION + d].values for d in dims)
+      positions = tuple(p[int(index)] if d == "time" else p for p, d in zip(positions, dims))
+      values = arrays.read(name, positions)
+      ours = [_DIM_NAMES.get(d, d) for d in dims if d != "time"]
+      wanted = (("level",) if "level" in ours else ()) + ("lat", "lon")
+      out[name] = self._checked(name, values.transpose([ours.index(d) for d in wanted]), index)
+    return out
+
   def frame(self, index: int):
+    if self._arrays is not None:
+      return self._read_direct(index)
     row = self._ds.isel(time=int(index))
     out = {}
     for name in self.variables:
@@ -195,9 +226,23 @@ def open_frames(
     resolution: float,
     include_poles: bool = True,
     variables=None,
+    reader: str = "auto",
 ) -> XarrayFrames:
-  """Opens `path`, selects a split's time range, checks it. See module doc."""
-  ds = _standardise(open_store(path))
+  """Opens `path`, selects a split's time range, checks it. See module doc.
+
+  `reader`: "xarray", or "auto" to read the frames of a local zarr store
+  with tensorstore (the same values: tests hold them equal).
+  """
+  store = open_store(path)
+  direct = (
+      reader == "auto"
+      and tensorstore_frames.can_read(path)
+      and "batch" not in store.dims
+      and "datetime" not in store.coords
+  )
+  if direct:  # Where each selected element sits in the stored arrays.
+    store = store.assign_coords({POSITION + d: (d, np.arange(n)) for d, n in store.sizes.items()})
+  ds = _standardise(store)
   ds = _check_grid(ds, resolution, include_poles)
   derived = set(forcings_lib.PROGRESS) | set(task_lib.STATIC) | {forcings_lib.TOA}
   needed = variables or sorted(
@@ -238,7 +283,13 @@ def open_frames(
   validation.check_times(ds.time.values.astype("datetime64[s]"), segments)
   statics = [n for n in task_lib.STATIC if n in ds]
   ds = ds[list(needed) + statics]
-  return XarrayFrames(ds, needed, task.pressure_levels, segments, source=path)
+  arrays = None
+  if direct:
+    arrays = (
+        tensorstore_frames.ZarrArrays(path, {n: store[n].encoding for n in needed}),
+        {n: store[n].dims for n in needed},
+    )
+  return XarrayFrames(ds, needed, task.pressure_levels, segments, source=path, arrays=arrays)
 
 
 def _standardise_segments(path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 PRECISIONS = ("float32", "bfloat16")
+ROLLOUT_SAVES = ("window", "prediction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,21 @@ class RematConfig:
       output MLP) in checkpointed blocks of this many grid nodes (None: all
       at once): their hidden activations are then never all kept, for one
       more forward pass of those MLPs.
+    rollout_saves: what a recomputed rollout step (`rollout_step`) keeps for
+      the backward pass: "window", its whole input window (every input frame
+      plus the static channels: 466 float32 channels at 37 levels), or
+      "prediction", only the frame it predicted (227 channels at 37 levels):
+      the backward pass rebuilds each window from the first one and the
+      last predictions, which is exact (every time-varying input channel of
+      step t is a prediction or forcing of one of the input-frames-many
+      steps before it). Not with `rollout_segment`.
+    offload_rollout: keep those saved predictions in host memory (pinned
+      host) instead of device memory, each copied back for its step of the
+      backward pass. Needs rollout_saves="prediction".
+    host_targets: keep the batch's targets in host memory (pinned host), each
+      rollout step copying only its own targets to the device: the device
+      then never holds all the targets of a long rollout (0.88 GiB per step
+      at 0.25 deg / 37 levels).
   """
 
   rollout_step: bool = False
@@ -36,6 +52,9 @@ class RematConfig:
   encoder_decoder: bool = False
   rollout_segment: int = 0
   grid_block_size: int | None = None
+  rollout_saves: str = "window"
+  offload_rollout: bool = False
+  host_targets: bool = False
 
   def __post_init__(self):
     if self.processor_every_k < 0:
@@ -44,6 +63,17 @@ class RematConfig:
       raise ValueError(f"remat.rollout_segment={self.rollout_segment}: " "must be >= 0")
     if self.grid_block_size is not None and self.grid_block_size < 1:
       raise ValueError(f"remat.grid_block_size={self.grid_block_size}: " "must be >= 1 or None")
+    if self.rollout_saves not in ROLLOUT_SAVES:
+      raise ValueError(
+          f"remat.rollout_saves={self.rollout_saves!r}: must be one of {ROLLOUT_SAVES}"
+      )
+    if self.rollout_saves == "prediction" and self.rollout_segment:
+      raise ValueError(
+          f"remat.rollout_saves='prediction' with remat.rollout_segment={self.rollout_segment}:"
+          " choose one (segments keep windows)"
+      )
+    if self.offload_rollout and self.rollout_saves != "prediction":
+      raise ValueError("remat.offload_rollout=True needs remat.rollout_saves='prediction'")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from graphcast_fdl.graph import graphs_for_model
 from graphcast_fdl.model import channels
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import losses
+from graphcast_fdl.model import rollout as rollout_lib
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.model.graphcast import GraphCastNet
@@ -178,27 +179,50 @@ class Predictor:
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
     inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps)
     targets = {n: batch.targets[n] for n in self.task.target_variables}
+    remat = self.model.remat
 
-    def body(inputs, step):
-      t, forcing = step
+    def step(params, inputs, x, targets):
+      t, forcing = x
+
+      def target_at(x):
+        x = jax.lax.dynamic_slice_in_dim(x, t, 1, 1)
+        # With `host_targets` the batch's targets are in host memory: only
+        # this step's are copied to the device (a no-op on device arrays).
+        return jax.device_put(x, jax.memory.Space.Device) if remat.host_targets else x
+
       # Each step stacks only its own targets: stacking every step up front
       # held a second copy of all targets (0.9 GB per step at 0.25 deg).
       target = channels.stack_steps(
-          {
-              n: jnp.asarray(jax.lax.dynamic_index_in_dim(x, t, 1), jnp.float32)
-              for n, x in targets.items()
-          },
+          {n: jnp.asarray(target_at(x), jnp.float32) for n, x in targets.items()},
           self._grid_shape,
       )[0]
       outputs = self._one_step(params, inputs, forcing)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
       loss = self._loss(outputs, norm_target)
-      predictions = self._norm.prediction(outputs, inputs)
-      return self._layout.next_inputs(inputs, predictions, forcing), loss
+      return self._norm.prediction(outputs, inputs), loss
 
-    _, (total, per_variable) = self._scan(
-        body, inputs, (jnp.arange(num_steps), forcings), num_steps
-    )
+    def advance(inputs, predictions, x):
+      return self._layout.next_inputs(inputs, predictions, x[1])
+
+    xs = (jnp.arange(num_steps), forcings)
+    if remat.rollout_step and remat.rollout_saves == "prediction" and num_steps > 1:
+      total, per_variable = rollout_lib.scan_keeping_predictions(
+          step,
+          advance,
+          params,
+          inputs,
+          xs,
+          targets,
+          num_frames=self._layout.num_frames,
+          offload=remat.offload_rollout,
+      )
+    else:
+
+      def body(inputs, x):
+        predictions, loss = step(params, inputs, x, targets)
+        return advance(inputs, predictions, x), loss
+
+      _, (total, per_variable) = self._scan(body, inputs, xs, num_steps)
     # [T, B]: mean over rollout steps, then over the batch.
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     return mean(total), {k: mean(v) for k, v in per_variable.items()}

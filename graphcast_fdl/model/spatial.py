@@ -11,16 +11,17 @@ once in the decoder); receivers' sums are formed where the receivers live.
 The loss sums each device's share of the weighted mean (`psum` over space),
 then averages over the data axis if the mesh has one.
 
-Grid channels stay in the published node order: the grid parts are
-latitude bands of whole rows of it, so a batch's stacked [B, C, n_grid]
-arrays are padded at the end to K * part size and split along their last
-axis. `place_batch` does that padding on the host, in latitude rows, so that
-a training batch is placed with each device holding only its band of every
-example (not a copy of the whole example per device).
+The grid parts are bands of whole latitude rows, so each device takes its
+rows of the example's [..., lat, lon] arrays (padded with zero rows at the
+end to K bands) and stacks its channels itself: no device stacks or holds
+the whole example. `place_batch` pads a batch on the host and places each
+device's band alone (the trainer's layout; `batch_shardings` describes it).
+`rollout` (forecasts, evaluation) runs split the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import jax
@@ -36,10 +37,13 @@ from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import ModelConfig
 from graphcast_fdl.model.normalization_stats import NormalizationStats
+from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.predictor import Predictor
 from graphcast_fdl.task import TaskConfig
 
 SPACE_AXIS = "space"
+# Batch arrays without grid dims (`model.channels`: [B, T] and [B, T, lon]).
+GRIDLESS = ("year_progress", "day_progress")
 
 
 def _take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -75,22 +79,21 @@ def graph_parts(
   )
 
 
-def scaled_blocks(model: ModelConfig, num_parts: int) -> ModelConfig:
-  """`model` with its edge and grid-row blocks a K-th the size.
+def part_blocks(model: ModelConfig, num_parts: int) -> ModelConfig:
+  """`model` with its edge and grid-node blocks cut `num_parts` ways.
 
-  A device holds a K-th of the edges and grid rows; blocks of the unsplit
-  size would leave a block's temporaries (the largest at 1 deg and finer)
-  as large as unsplit. Scaled, each device runs as many blocks as the
-  unsplit model and every temporary shrinks with the split.
+  Block sizes count items of the whole graph: a device holding 1 / K of
+  the edges runs blocks of 1 / K the size, so that a block's temporaries
+  shrink with the split like every other activation (with unscaled blocks
+  they dominate: at 1 deg / latent 512, K = 4, blocks of 32,768 edges kept
+  0.58 of the unsplit activations, blocks of 8,192 0.33). Parameters do not
+  depend on block sizes; results differ only by summation order.
   """
   if num_parts == 1:
     return model
-  scale = lambda size: size and -(-size // num_parts)
-  return dataclasses.replace(
-      model,
-      edge_block_size=scale(model.edge_block_size),
-      remat=dataclasses.replace(model.remat, grid_block_size=scale(model.remat.grid_block_size)),
-  )
+  cut = lambda size: None if size is None else max(1, -(-size // num_parts))
+  remat = dataclasses.replace(model.remat, grid_block_size=cut(model.remat.grid_block_size))
+  return dataclasses.replace(model, edge_block_size=cut(model.edge_block_size), remat=remat)
 
 
 def exchanged_rows(parts: partition_lib.GraphPartition, gnn_msg_steps: int) -> int:
@@ -109,14 +112,28 @@ def exchanged_rows(parts: partition_lib.GraphPartition, gnn_msg_steps: int) -> i
   )
 
 
+def _place(tree, sharding: NamedSharding):
+  """`tree` on the devices of `sharding`; as numpy when they are only
+  described (a compile-only TPU topology, for XLA:TPU's figures without a
+  TPU): the compiled program then holds the graph arrays as constants."""
+  if not _can_hold_data(sharding.mesh):
+    return tree
+  return jax.device_put(tree, sharding)
+
+
+def _can_hold_data(mesh: Mesh) -> bool:
+  client = getattr(mesh.devices.flat[0], "client", None)
+  return "CompileOnly" not in type(client).__name__
+
+
 class SpatialPredictor(Predictor):
   """A `Predictor` whose loss and rollout run split over the `space` axis of
   `mesh`.
 
-  Same parameters as `Predictor` (checkpoints are interchangeable); edge
-  and grid-row blocks are scaled to the parts (`scaled_blocks`). If the
-  mesh also has `data_axis`, the batch is split over it as well (a rollout's
-  only where its batch divides). `persistence_loss` runs unsplit.
+  Same parameters as `Predictor` (checkpoints are interchangeable); each
+  device runs edge and grid-node blocks cut to its part (`part_blocks`). If
+  the mesh also has `data_axis`, the batch is split over it as well (a
+  rollout's only where its batch divides). `persistence_loss` runs unsplit.
   """
 
   # `train.sharding.data_parallel` leaves this loss as it is.
@@ -135,9 +152,13 @@ class SpatialPredictor(Predictor):
   ):
     if graphs is None:
       graphs = graph_lib.graphs_for_model(model)
-    if space_axis in mesh.axis_names:
-      model = scaled_blocks(model, mesh.shape[space_axis])
     super().__init__(model, task, stats, graphs)
+    remat = model.remat
+    if remat.rollout_saves != "window" or remat.host_targets:
+      raise ValueError(
+          "model.remat.rollout_saves / host_targets: not supported by the spatially"
+          " split model (mesh.spatial > 1); keep rollout_saves='window', host_targets=False"
+      )
     if space_axis not in mesh.axis_names:
       raise ValueError(
           f"space_axis={space_axis!r} is not an axis of the mesh " f"{mesh.axis_names}"
@@ -148,18 +169,35 @@ class SpatialPredictor(Predictor):
     self.space_axis = space_axis
     self.data_axis = data_axis
     self.partition = partition_lib.partition_graphs(graphs, mesh.shape[space_axis])
+    # The network each device runs on its part (blocks scaled to the part).
+    self._part_net = predictor_lib.network(part_blocks(model, mesh.shape[space_axis]), self.task)
     self._num_grid = graphs.grid_node_features.shape[0]
-    # The padding appended to the grid order is all that maps it to parts:
-    # whole latitude rows, so the parts are the bands of a lat-padded field.
+    # The padding appended to the grid order is all that maps it to parts.
     grid_nodes = self.partition.grid.nodes.reshape(-1)
     assert np.array_equal(grid_nodes[: self._num_grid], np.arange(self._num_grid))
-    self._padded_lat = grid_nodes.size // self._grid_shape[1]
-    assert self._padded_lat * self._grid_shape[1] == grid_nodes.size
     parts = NamedSharding(mesh, P(space_axis))
-    self._parts = jax.device_put(graph_parts(graphs, self.partition, space_axis), parts)
-    self._part_weights = jax.device_put(
+    self._parts = _place(graph_parts(graphs, self.partition, space_axis), parts)
+    self._part_weights = _place(
         _take_rows(self._loss.node_weights.astype(np.float32), self.partition.grid.nodes), parts
     )
+
+  def graph_arrays(self):
+    """(graph parts, node weights): the per-device arrays the loss reads,
+    stacked on a leading [K] axis (split over the space axis)."""
+    return self._parts, self._part_weights
+
+  @contextlib.contextmanager
+  def graph_arrays_as(self, parts, weights):
+    """The loss reads these instead while tracing: to compile it with them
+    as arguments (as device arrays are passed) where they cannot be placed
+    (`analysis.xla_cost` on a described TPU; as numpy they would be
+    inlined into the program as constants, 0.1-0.2 GB at 0.25 deg)."""
+    saved = self._parts, self._part_weights
+    self._parts, self._part_weights = parts, weights
+    try:
+      yield
+    finally:
+      self._parts, self._part_weights = saved
 
   def exchanged_bytes_per_step(self, batch_size: int, num_steps: int) -> int:
     """Bytes one device sends in one loss+grad of a `num_steps` rollout
@@ -168,81 +206,98 @@ class SpatialPredictor(Predictor):
     row_bytes = batch_size * self.model.latent_size * jnp.dtype(self._dtype).itemsize
     return 2 * num_steps * rows * row_bytes
 
-  def _to_parts(self, x: jax.Array) -> jax.Array:
-    """[..., n_grid] -> [..., K * part size], zero padding at the end (none
-    for a batch `place_batch` padded already)."""
-    pad = self.partition.grid.nodes.size - x.shape[-1]
-    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+  @property
+  def _band_rows(self) -> int:
+    """Grid rows per part (the partition's bands are whole rows)."""
+    return self.partition.grid.size // self._grid_shape[1]
+
+  def _spec(self, name: str, x, band_axis: int) -> P:
+    """Examples over the data axis; for an array with grid dims [..., lat,
+    lon], also the space axis on dim `band_axis` (-2: lat, -1: lon)."""
+    if name.startswith(GRIDLESS):
+      return P(self.data_axis)
+    spec = [self.data_axis] + [None] * (np.ndim(x) - 1)
+    spec[np.ndim(x) + band_axis] = self.space_axis
+    return P(*spec)
+
+  def batch_shardings(self, batch: Batch) -> Batch:
+    """A NamedSharding per array of `batch` (arrays or shapes, padded by
+    `place_batch` or not) to place it with and to jit the train step with:
+    examples over the data axis and each grid array's latitude rows over the
+    space axis, so that each device holds only its band of each example
+    (no exchange: the loss reads its band as it is). The batch must be
+    padded to K bands (`place_batch`): 721 rows split into no even bands.
+    """
+
+    def place(path, x):
+      name = str(path[-1].key)
+      return NamedSharding(self.mesh, self._spec(name, x, -2))
+
+    return jax.tree_util.tree_map_with_path(place, batch)
 
   def place_batch(self, batch: Batch):
-    """(host batch padded to K latitude bands, the shardings that give each
-    device its band): for `train.sharding.to_global`.
+    """(batch padded to K latitude bands, `batch_shardings` of it): the
+    trainer places training batches so (`train.sharding.to_global`), and
+    `analysis.xla_cost` compiles the step for them.
 
-    Arrays with a latitude axis (all but day/year progress) get zero rows at
-    the end, as `_to_parts` would add inside the step, and split along it
-    over the space axis; all split over the data axis.
+    A host batch (numpy) gets zero rows at the end of its latitude axis, as
+    `_pad_rows` would add inside the step; shapes (jax.ShapeDtypeStruct)
+    get the padded shape. Day and year progress have no latitude axis.
     """
     n_lat = self._grid_shape[0]
-    pad = self._padded_lat - n_lat
-
-    def has_lat(path):
-      return not str(path[-1].key).startswith(("day_progress", "year_progress"))
+    pad = self.mesh.shape[self.space_axis] * self._band_rows - n_lat
 
     def padded(path, x):
-      x = np.asarray(x)
-      if not has_lat(path) or not pad:
-        return x
+      if str(path[-1].key).startswith(GRIDLESS) or not pad:
+        return x if isinstance(x, jax.ShapeDtypeStruct) else np.asarray(x)
       if x.shape[-2] != n_lat:
         raise ValueError(
             f"batch {jax.tree_util.keystr(path)}: {x.shape[-2]} latitudes, not {n_lat}"
         )
-      return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
-
-    def sharding(path, x):
-      if not has_lat(path):
-        return NamedSharding(self.mesh, P(self.data_axis))
-      spec = [self.data_axis] + [None] * (x.ndim - 3) + [self.space_axis, None]
-      return NamedSharding(self.mesh, P(*spec))
+      if isinstance(x, jax.ShapeDtypeStruct):
+        shape = x.shape[:-2] + (n_lat + pad, x.shape[-1])
+        return jax.ShapeDtypeStruct(shape, x.dtype)
+      return np.pad(np.asarray(x), [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
 
     batch = jax.tree_util.tree_map_with_path(padded, batch)
-    return batch, jax.tree_util.tree_map_with_path(sharding, batch)
+    return batch, self.batch_shardings(batch)
+
+  def _pad_rows(self, name: str, x: jax.Array) -> jax.Array:
+    """[..., lat, lon] -> [..., K * band rows, lon]: zero rows at the end."""
+    if name.startswith(GRIDLESS):
+      return x
+    pad = self.mesh.shape[self.space_axis] * self._band_rows - x.shape[-2]
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
 
   def loss(self, params, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """`Predictor.loss`, computed split over the mesh (same value)."""
     for name in self.task.target_variables:
       if name not in batch.targets:
         raise KeyError(f"target variable {name!r} is missing from the targets")
-    first = batch.targets[self.task.target_variables[0]]
-    num_steps = first.shape[1]
-    # Placed by `place_batch`: padded latitude rows (else as loaded).
-    grid_shape = (first.shape[-2], self._grid_shape[1])
-    inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps, grid_shape)
-    targets = channels.stack_steps(
-        {n: jnp.asarray(batch.targets[n], jnp.float32) for n in self.task.target_variables},
-        grid_shape,
+    num_steps = batch.targets[self.task.target_variables[0]].shape[1]
+    self._check(batch.inputs, batch.forcings, num_steps)
+    groups = (
+        {n: batch.inputs[n] for n in self.task.input_variables},
+        {n: batch.targets[n] for n in self.task.target_variables},
+        {n: batch.forcings[n][:, :num_steps] for n in self.task.forcing_variables},
     )
-    space, data = self.space_axis, self.data_axis
+    # Each device receives its latitude band of every grid array.
+    groups = tuple({n: self._pad_rows(n, x) for n, x in g.items()} for g in groups)
+    specs = tuple({n: self._spec(n, x, -2) for n, x in g.items()} for g in groups)
+    space = self.space_axis
     local = jax.shard_map(
         lambda *args: self._local_loss(num_steps, *args),
         mesh=self.mesh,
-        in_specs=(
-            P(),
-            P(space),
-            P(space),
-            P(data, None, space),
-            P(None, data, None, space),
-            P(None, data, None, space),
-        ),
+        in_specs=(P(), P(space), P(space)) + specs,
         out_specs=P(),
     )
-    return local(
-        params,
-        self._parts,
-        self._part_weights,
-        self._to_parts(inputs),
-        self._to_parts(targets),
-        self._to_parts(forcings),
-    )
+    return local(params, self._parts, self._part_weights, *groups)
+
+  def _to_parts(self, x: jax.Array) -> jax.Array:
+    """[..., n_grid] -> [..., K * part size]: zero padding at the end (whole
+    latitude rows)."""
+    pad = self.partition.grid.nodes.size - x.shape[-1]
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
 
   def rollout(self, params, inputs, forcings, num_steps: int) -> dict[str, jax.Array]:
     """`Predictor.rollout`, each step split over the mesh (same values): a
@@ -274,7 +329,7 @@ class SpatialPredictor(Predictor):
           self._norm.inputs(inputs).astype(self._dtype),
           self._norm.forcings(forcing).astype(self._dtype),
       )
-      outputs = self._net.apply({"params": params}, graph, parts)
+      outputs = self._part_net.apply({"params": params}, graph, parts)
       predictions = self._norm.prediction(outputs, inputs)
       return self._layout.next_inputs(inputs, predictions, forcing), predictions
 
@@ -282,17 +337,25 @@ class SpatialPredictor(Predictor):
     return predictions
 
   def _local_loss(self, num_steps, params, graph, weights, inputs, targets, forcings):
-    """One device's part: the body of `Predictor.loss` on its nodes."""
+    """One device's band: the body of `Predictor.loss` on its nodes."""
     graph = jax.tree.map(lambda x: x[0], graph)
     weights = weights[0]
+    band = (self._band_rows, self._grid_shape[1])
+    f32 = lambda arrays: {n: jnp.asarray(x, jnp.float32) for n, x in arrays.items()}
+    inputs = channels.stack_inputs(f32(inputs), self._layout.static, band)
+    forcings = channels.stack_steps(f32(forcings), band)
 
     def body(inputs, step):
-      target, forcing = step
+      t, forcing = step
+      # Only this step's targets are stacked (as in `Predictor.loss`).
+      target = channels.stack_steps(
+          f32({n: jax.lax.dynamic_index_in_dim(x, t, 1) for n, x in targets.items()}), band
+      )[0]
       parts = (
           self._norm.inputs(inputs).astype(self._dtype),
           self._norm.forcings(forcing).astype(self._dtype),
       )
-      outputs = self._net.apply({"params": params}, graph, parts)
+      outputs = self._part_net.apply({"params": params}, graph, parts)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
       per_channel = jax.lax.psum(
           self._loss.channel_means(outputs, norm_target, weights, self._num_grid), self.space_axis
@@ -301,7 +364,9 @@ class SpatialPredictor(Predictor):
       predictions = self._norm.prediction(outputs, inputs)
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
-    _, (total, per_variable) = self._scan(body, inputs, (targets, forcings), num_steps)
+    _, (total, per_variable) = self._scan(
+        body, inputs, (jnp.arange(num_steps), forcings), num_steps
+    )
     mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
     out = mean(total), {k: mean(v) for k, v in per_variable.items()}
     if self.data_axis is not None:

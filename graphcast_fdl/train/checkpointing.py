@@ -8,6 +8,9 @@ when resuming:
   loop       global step, rng, non-finite counters
   meta       JSON: phase name, rollout, experiment name for people; the shape
              and checksum of every saved array for the restore
+and, when the data pipeline has a state, a fifth:
+  data_iterator  the training input pipeline's state, one JSON file per
+             process (Grain's Orbax checkpoint handler)
 Checkpoints live in `<workdir>/checkpoints/<global step>`.
 
 Weeks of training hang on these files, so a restore trusts none of them: the
@@ -24,6 +27,7 @@ import os
 import shutil
 
 from absl import logging
+import grain
 import jax
 import orbax.checkpoint as ocp
 
@@ -36,6 +40,7 @@ from graphcast_fdl.train.train_step import TrainState
 CHECKPOINT_SUBDIR = orbax_params.CHECKPOINT_SUBDIR
 DAMAGED_SUBDIR = "damaged_checkpoints"
 _ITEMS = (orbax_params.PARAMS_ITEM, "opt_state", "loop")
+DATA_ITEM = "data_iterator"
 
 
 class CheckpointSaveError(OSError):
@@ -89,6 +94,17 @@ def _join(items: dict) -> TrainState:
   )
 
 
+class _SavedState:
+  """An iterator's state taken when `save` is called: the async save writes
+  it later, when the iterator itself has moved on."""
+
+  def __init__(self, state: bytes):
+    self._state = state
+
+  def get_state(self) -> bytes:
+    return self._state
+
+
 def _os_cause(error: BaseException) -> str | None:
   """The strerror of the first OSError with an errno in the chain."""
   seen = set()
@@ -129,8 +145,13 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
-  def save(self, state: TrainState, meta: dict, force: bool = False) -> bool:
-    """Saves at multiples of `every_steps`, or any step when `force`d."""
+  def save(
+      self, state: TrainState, meta: dict, force: bool = False, data_state: bytes | None = None
+  ) -> bool:
+    """Saves at multiples of `every_steps`, or any step when `force`d.
+
+    `data_state`: the input pipeline's `get_state()` at this step, if any.
+    """
     step = int(jax.device_get(state.step))
     if not force and (not self._every_steps or step % self._every_steps):
       return False
@@ -140,6 +161,8 @@ class Checkpointer:
     meta = dict(meta, shapes=integrity.shapes(items), checksums=integrity.checksums(items))
     args = {k: ocp.args.StandardSave(v) for k, v in items.items()}
     args["meta"] = ocp.args.JsonSave(meta)
+    if data_state is not None:
+      args[DATA_ITEM] = grain.checkpoint.CheckpointSave(_SavedState(data_state))
     try:
       saved = self._manager.save(step, args=ocp.args.Composite(**args), force=True)
     except Exception as e:  # pylint: disable=broad-except
@@ -168,6 +191,30 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     items = orbax_params.restore_verified(self._manager, step, _split(target))
     return _join({k: items[k] for k in _ITEMS})
+
+  def restore_iterator(self, step: int, iterator) -> bool:
+    """Sets `iterator` to the input pipeline state saved at `step`.
+
+    False (and `iterator` left as it was) when the checkpoint holds none for
+    this process (saved before iterator states were, or by another number of
+    processes) or it does not read: the order of the examples is a function
+    of the step, so the caller's iterator, started at `step`, is the fallback.
+    """
+    if not os.path.isdir(os.path.join(self.directory, str(step), DATA_ITEM)):
+      return False
+    try:
+      self._manager.restore(
+          step, args=ocp.args.Composite(**{DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator)})
+      )
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning(
+          "Input pipeline state of checkpoint step %d not used (%s): the data "
+          "continues from the step instead",
+          step,
+          integrity.first_line(e),
+      )
+      return False
+    return True
 
   def restore_latest_intact(self, target: TrainState) -> tuple[int | None, TrainState | None]:
     """(step, state) of the newest checkpoint that verifies, or (None, None).

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.train.config import MeshConfig
 
 
@@ -58,6 +59,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading axis split over the data axis, the rest whole."""
   return NamedSharding(mesh, P(mesh.axis_names[0]))
+
+
+def train_batch_sharding(mesh: Mesh, host_targets: bool = False):
+  """`batch_sharding` for every leaf of a train batch (a `Batch`-prefix
+  tree); with `host_targets` (`RematConfig.host_targets`) its targets live in
+  pinned host memory, each rollout step copying its own to the device."""
+  sharding = batch_sharding(mesh)
+  if not host_targets:
+    return sharding
+  return Batch(inputs=sharding, targets=sharding.with_memory_kind("pinned_host"), forcings=sharding)
 
 
 def _sharded_spec(shape, axis_name: str, axis_size: int) -> P:
@@ -154,12 +165,20 @@ def to_global(local_tree, mesh: Mesh, shardings=None):
 
   Each process passes its block of the global batch (leading axis,
   `process_rows`); with one process that block is the whole batch.
-  `shardings` (a tree prefix, default `batch_sharding`) may also split
-  other axes, e.g. latitude bands over the space axis: each device then
-  receives only its part of the examples.
+  `shardings`: a prefix tree of `local_tree` (default: `batch_sharding` for
+  every leaf); it may also split other axes, e.g. latitude bands over the
+  space axis (each device then receives only its part of the examples) or
+  put targets in host memory (`train_batch_sharding`).
   """
   count = process_rows(mesh)[1]
-  shardings = batch_sharding(mesh) if shardings is None else shardings
-  local_tree = jax.tree.map(np.asarray, local_tree)
-  global_shapes = jax.tree.map(lambda x: (x.shape[0] * count,) + x.shape[1:], local_tree)
-  return jax.make_array_from_process_local_data(shardings, local_tree, global_shapes)
+  if shardings is None:
+    shardings = batch_sharding(mesh)
+
+  def place(sharding, leaf):
+    leaf = np.asarray(leaf)
+    shape = (leaf.shape[0] * count,) + leaf.shape[1:]
+    return jax.make_array_from_process_local_data(sharding, leaf, shape)
+
+  return jax.tree.map(
+      lambda s, x: jax.tree.map(lambda leaf: place(s, leaf), x), shardings, local_tree
+  )

@@ -123,17 +123,23 @@ def make_train_step(
   return train_step
 
 
-def jit_train_step(train_step, shardings: TrainState, mesh, batch_as_placed: bool = False):
+def jit_train_step(
+    train_step, shardings: TrainState, mesh, batch_shardings=None, host_targets: bool = False
+):
   """The step jitted with explicit shardings; the input state is donated.
 
-  `batch_as_placed`: the batch keeps the shardings it was placed with (a
-  spatial predictor's latitude bands) instead of `batch_sharding`.
+  `batch_shardings`: how batches arrive (default: split over the data axis;
+  `model.spatial.SpatialPredictor.batch_shardings` splits them by space too).
+  `host_targets`: with the default shardings, the batch's targets are taken in
+  pinned host memory (`RematConfig.host_targets`; place them with
+  `sharding.train_batch_sharding`).
   """
   rep = sharding_lib.replicated(mesh)
-  batch = None if batch_as_placed else sharding_lib.batch_sharding(mesh)
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.train_batch_sharding(mesh, host_targets)
   return jax.jit(
       train_step,
-      in_shardings=(shardings, batch),
+      in_shardings=(shardings, batch_shardings),
       out_shardings=(shardings, rep),
       donate_argnums=(0,),
   )

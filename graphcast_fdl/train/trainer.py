@@ -54,7 +54,10 @@ class RunState:
     state: the TrainState (restored, or initialised).
     step: the global step `state` is at.
     iterator: training batches of the phase `step` is in (None: made when
-      needed); first_batch: the batch of `step`, read to learn the shapes.
+      needed); its state, if it has one, is checkpointed with the train state.
+    first_batch: the batch of `step`, already on the devices (read at setup
+      to learn the shapes, then one step ahead so that its transfer overlaps
+      the step before).
     num_params: parameter count.
   """
 
@@ -81,6 +84,11 @@ def _default_predictor_factory(model, task, stats, graphs=None, mesh=None, **spa
   return Predictor(model, task, stats, graphs=graphs)
 
 
+def _close(iterator) -> None:
+  """Stops an iterator's reader threads and worker processes, if any."""
+  getattr(iterator, "close", lambda: None)()
+
+
 def _default_data_module():
   from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
 
@@ -99,7 +107,8 @@ class Trainer:
       `Predictor`. Tests pass small stand-ins. With `mesh.spatial` > 1 it
       also gets `mesh`, `space_axis` and `data_axis`.
     data_module: provides `normalization_stats`, `train_batches` and
-      `eval_batches` as `graphcast_fdl.data` does (the default).
+      `eval_batches` as `graphcast_fdl.data` does (the default). Iterators
+      with `get_state`/`set_state` (Grain's) are saved in checkpoints.
     devices: devices to build the mesh from (default all visible).
     step_seconds: estimated seconds per step of each phase (the estimator's);
       the ETA prices the phases ahead with their ratios.
@@ -129,6 +138,8 @@ class Trainer:
     self._meshes = {}
     self._mesh_config = None
     self._abstract_state = None
+    self._pending_state = None
+    self._batch_shapes = None
     self.state = None
     self.run_state = None
 
@@ -203,14 +214,23 @@ class Trainer:
     )
 
   def _global(self, local_batch, phase: Phase | None = None):
-    """A host-local batch -> global arrays on the current mesh. A training
-    batch of a predictor that places its own (`place_batch`: a spatial one's
-    latitude bands) is placed so: each device gets only its band."""
-    predictor = self._predictor(phase) if phase is not None else None
+    """A host-local batch -> global arrays on the current mesh. A phase's
+    train batch of a predictor that places its own (`place_batch`: a spatial
+    one's latitude bands) is placed so, each device getting only its band;
+    with `remat.host_targets` its targets go straight into host memory
+    (never the device's)."""
+    # Names and ranks of the batch arrays, for the shardings a step is
+    # jitted with (`train_step_for`); the same in every phase.
+    self._batch_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), local_batch)
+    if phase is None:
+      return sharding_lib.to_global(local_batch, self._mesh)
+    predictor = self._predictor(phase)
     if hasattr(predictor, "place_batch"):
       local_batch, shardings = predictor.place_batch(local_batch)
       return sharding_lib.to_global(local_batch, self._mesh, shardings)
-    return sharding_lib.to_global(local_batch, self._mesh)
+    host_targets = predictor.model.remat.host_targets
+    shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
+    return sharding_lib.to_global(local_batch, self._mesh, shardings)
 
   def _eval_batches(self):
     """Held-out batches, loaded once; each process keeps its slice (placed
@@ -338,7 +358,7 @@ class Trainer:
     # the batch of the step the run resumes at, so the loop trains on it.
     rng = jax.random.PRNGKey(experiment.seed)
     init_rng, state_rng = jax.random.split(rng)
-    iterator, first_batch = self._first_batch(expected_step)
+    iterator, first_batch = self._first_batch(expected_step, checkpointer)
     abstract_state = jax.eval_shape(
         lambda b: train_step_lib.create_state(predictor.init_params(init_rng, b), tx, state_rng),
         first_batch,
@@ -382,23 +402,42 @@ class Trainer:
         first_batch=first_batch,
         num_params=int(sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))),
     )
+    run = self.run_state
     if step != expected_step:  # An older checkpoint: its batches come first.
+      _close(run.iterator)
       self._use_layout(self._span_or_last(step).phase)
-      self.run_state.iterator, self.run_state.first_batch = self._first_batch(step)
+      run.iterator, run.first_batch = self._first_batch(step, checkpointer)
     if schedule.span_at(step) is None:
-      self.run_state.iterator, self.run_state.first_batch = None, None  # Nothing left to train.
+      _close(run.iterator)
+      run.iterator, run.first_batch = None, None  # Nothing left to train.
     return self.run_state
 
   def _span_or_last(self, step: int) -> PhaseSpan:
     schedule = self.experiment.schedule
     return schedule.span_at(step) or schedule.spans()[-1]
 
-  def _first_batch(self, step: int):
-    """(iterator, its first batch) at `step` (past the end: the last phase's)."""
+  def _first_batch(self, step: int, checkpointer: checkpointing.Checkpointer):
+    """(iterator, its first batch) at `step` (past the end: the last phase's),
+    continuing from the pipeline state saved at `step` when there is one."""
     schedule = self.experiment.schedule
     span = self._span_or_last(step)
     iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
-    return iterator, self._global(next(iterator), span.phase)
+    if span.start < step < span.end and hasattr(iterator, "set_state"):
+      # Saved mid-phase, by this phase's pipeline (a phase-end one is not).
+      checkpointer.restore_iterator(step, iterator)
+    return iterator, self._pull(iterator, span.phase)
+
+  def _pull(self, iterator, phase: Phase):
+    """The iterator's next batch on the devices; keeps the state before it."""
+    self._pending_state = iterator.get_state() if hasattr(iterator, "get_state") else None
+    return self._global(next(iterator), phase)
+
+  def _iterator_state(self):
+    """The pipeline state whose next batch is the next step's, or None."""
+    run = self.run_state
+    if run.first_batch is not None:  # Already read: the state before it.
+      return self._pending_state
+    return run.iterator.get_state() if hasattr(run.iterator, "get_state") else None
 
   def train_step_for(self, phase: Phase):
     """The jitted step of a phase; phases with the same precision and remat
@@ -407,6 +446,9 @@ class Trainer:
     phase_predictor = self._predictor(phase)
     key = id(phase_predictor)
     if key not in self._train_steps:
+      batch_shardings = None  # Split over the data axis.
+      if hasattr(phase_predictor, "place_batch"):  # As `_global` places it.
+        batch_shardings = phase_predictor.batch_shardings(self._batch_shapes)
       self._train_steps[key] = train_step_lib.jit_train_step(
           train_step_lib.make_train_step(
               sharding_lib.data_parallel(phase_predictor.loss, run.mesh),
@@ -415,7 +457,8 @@ class Trainer:
           ),
           run.state_shardings,
           run.mesh,
-          batch_as_placed=hasattr(phase_predictor, "place_batch"),
+          batch_shardings,
+          host_targets=phase_predictor.model.remat.host_targets,
       )
     return self._train_steps[key]
 
@@ -427,6 +470,12 @@ class Trainer:
     if run.iterator is None:
       run.iterator = self._train_iterator(span, step)
     return self._global(next(run.iterator), span.phase)
+
+  def _prefetch(self, span: PhaseSpan, step: int) -> None:
+    """Reads `step`'s batch and starts its transfer while the step before runs."""
+    run = self.run_state
+    if step < span.end and run.iterator is not None and run.first_batch is None:
+      run.first_batch = self._pull(run.iterator, span.phase)
 
   def _nonfinite_error(
       self, phase: Phase, step: int, in_a_row: int, learning_rate: float
@@ -454,7 +503,11 @@ class Trainer:
   def run(self) -> dict:
     """Runs (or resumes) the schedule to the end; returns final metrics."""
     with workdir_lib.locked(self.workdir, jax.process_index()):
-      return self._run()
+      try:
+        return self._run()
+      finally:  # Whatever ended the run, the reader threads and workers stop.
+        if self.run_state is not None:
+          _close(self.run_state.iterator)
 
   def _run(self) -> dict:
     experiment, workdir = self.experiment, self.workdir
@@ -517,6 +570,7 @@ class Trainer:
           with jax.profiler.StepTraceAnnotation("train", step_num=step):
             run.state, step_metrics = train_step(run.state, batch)
           step += 1
+          self._prefetch(span, step)
           # Reading back the counters waits for the step: with several
           # devices (and gloo across processes) this also avoids hangs.
           step_metrics, in_a_row, total_nonfinite = metrics_lib.to_host(
@@ -557,7 +611,12 @@ class Trainer:
 
           # Checkpoint on the cadence and at phase ends, never mid-streak.
           if not in_a_row:
-            checkpointer.save(run.state, self._meta(step), force=step == span.end)
+            checkpointer.save(
+                run.state,
+                self._meta(step),
+                force=step == span.end,
+                data_state=self._iterator_state(),
+            )
 
           # On SIGTERM/SIGINT (any process), checkpoint and exit.
           signum = stop.any_process()
@@ -567,7 +626,9 @@ class Trainer:
                   "Stopping during a non-finite streak: keeping " "the last good checkpoint"
               )
             else:
-              checkpointer.save(run.state, self._meta(step), force=True)
+              checkpointer.save(
+                  run.state, self._meta(step), force=True, data_state=self._iterator_state()
+              )
             checkpointer.close()
             writer.flush()
             logging.warning(
@@ -576,6 +637,7 @@ class Trainer:
                 step,
             )
             raise Preempted(128 + signum)
+        _close(run.iterator)
         run.iterator = None
         logging.info("Finished phase %s at global step %d", phase.name, step)
 
