@@ -134,7 +134,9 @@ def main() -> None:
       f"model: {args.resolution} deg, mesh {args.mesh_size}, latent "
       f"{args.latent_size}, {args.gnn_msg_steps} msg steps, "
       f"{args.precision}, batch {args.batch}, rollout {args.rollout}, "
-      f"remat {model.remat}, edge blocks {model.edge_block_size}"
+      f"remat {model.remat}, edge blocks {model.edge_block_size}; split: edge blocks "
+      f"{split.model.edge_block_size}, grid blocks {split.model.remat.grid_block_size} "
+      "(scaled to the parts)"
   )
   print(
       "halo rows per part: "

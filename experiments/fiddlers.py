@@ -74,9 +74,15 @@ def set_phase(
     num_steps: int | None = None,
     rollout_steps: int | None = None,
     lr: float | None = None,
+    spatial: int | None = None,
 ):
-  """Edits one phase by name: its steps, rollout length or (peak) LR."""
+  """Edits one phase by name: its steps, rollout length, (peak) LR or the
+  devices sharing each example in it (`spatial`; the batch stays as it is)."""
   phase = cfg.schedule.phases[_phase_index(cfg, name)]
+  if spatial is not None:
+    if isinstance(spatial, bool) or not isinstance(spatial, int) or spatial < 1:
+      raise FiddlerError(f"set_phase({name!r}, spatial={spatial!r}): must be a whole number >= 1")
+    phase.spatial = spatial
   if num_steps is not None:
     phase.num_steps = num_steps
   if rollout_steps is not None:

@@ -5,6 +5,8 @@ mesh 1, latent 16, 2 processor steps, 13 levels; a synthetic_weather record
 of 12 + 4 days built in `data_dir` (a few seconds).
 """
 
+import dataclasses
+
 # Registers the synthetic_weather data source the worker processes read.
 from graphcast_fdl import datasets  # noqa: F401  (registers the data sources)
 from graphcast_fdl import task as task_lib
@@ -16,8 +18,13 @@ from graphcast_fdl.train.experiment import Experiment
 
 
 def small_experiment(
-    data_dir: str, num_devices: int = 1, global_batch_size: int = 4, spatial: int = 1
+    data_dir: str,
+    num_devices: int = 1,
+    global_batch_size: int = 4,
+    spatial: int = 1,
+    phase_spatial: dict | None = None,
 ) -> Experiment:
+  """`phase_spatial`: {phase name: its spatial split} overrides."""
   data = DataConfig(
       source="synthetic_weather",
       resolution=10.0,
@@ -26,11 +33,14 @@ def small_experiment(
       synthetic_days=(12, 4),
       prefetch=1,
   )
-  schedule = schedule_lib.Schedule(
+  phases = (
       schedule_lib.single_step(8, warmup_steps=2, peak_lr=3e-3)
       + schedule_lib.finetune(3, lr=1e-3)
       + schedule_lib.annealing([2], steps_each=3, lr=1e-3)
   )
+  phase_spatial = phase_spatial or {}
+  phases = [dataclasses.replace(p, spatial=phase_spatial.get(p.name)) for p in phases]
+  schedule = schedule_lib.Schedule(phases)
   return Experiment(
       name="small",
       data=data,

@@ -2,7 +2,8 @@
 
 Prints one JSON line: for spatial splits K of the tiny model on real graphs,
 without and with every remat policy, the float32 loss and the relative
-differences of loss and gradients from the unsplit `Predictor`.
+differences of loss and gradients (and of a 2-step forecast rollout) from
+the unsplit `Predictor`.
 """
 
 import json
@@ -22,7 +23,9 @@ import model_fakes  # pylint: disable=g-import-not-at-top
 from graphcast_fdl import graph  # pylint: disable=g-import-not-at-top
 from graphcast_fdl.model import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
 from graphcast_fdl.model import spatial  # pylint: disable=g-import-not-at-top
+from graphcast_fdl.cli import eval_flags  # pylint: disable=g-import-not-at-top
 from graphcast_fdl.model.config import ModelConfig, RematConfig  # pylint: disable=g-import-not-at-top
+from graphcast_fdl.train import config as config_lib  # pylint: disable=g-import-not-at-top
 
 
 def rel_diff(a, b) -> float:
@@ -75,6 +78,17 @@ def main():
       )
       out[f"{name}_same_tree_{k}"] = jax.tree.structure(grads) == jax.tree.structure(grads_1)
       out[f"{name}_halo_{k}"] = split.partition.mesh_edges.halo_size
+      if name == "plain":  # The forecast rollout, split the same way.
+        rollout = lambda p: jax.jit(p.rollout, static_argnums=3)(
+            params, batch.inputs, batch.forcings, 2
+        )  # pylint: disable=cell-var-from-loop
+        out[f"rollout_rel_{k}"] = rel_diff(rollout(split), rollout(base))
+  # `evaluate` and `forecast` build a split predictor from mesh.spatial.
+  mesh_config = config_lib.MeshConfig(spatial=4)
+  built = eval_flags.predictor_for(
+      config("plain"), model_fakes.TASK, model_fakes.stats(), mesh_config
+  )
+  out["eval_predictor_parts"] = built.partition.num_parts
   print(json.dumps(out))
 
 

@@ -48,6 +48,11 @@ def test_every_node_and_edge_once_and_edges_read_back(graphs, num_parts):
   assert parts.grid.size == rows * n_lon
   real = (parts.grid.nodes >= 0).sum(axis=1)
   assert real.max() - real.min() < num_parts * n_lon
+  # The grid parts are the bands of the [lat, lon] grid padded to K bands.
+  n_lat = len(graphs.grid_lat)
+  padded = np.full(rows * num_parts * n_lon, -1)
+  padded[: n_lat * n_lon] = np.arange(n_lat * n_lon)
+  np.testing.assert_array_equal(parts.grid.nodes.reshape(-1), padded)
   # Mesh bands end where the grid's do: each mesh node lies between its
   # part's cuts (halfway between the grid bands' edge rows).
   mesh_lat, _ = partition.lat_lon(graphs.mesh_node_features)

@@ -125,6 +125,35 @@ def test_tiny_kill_and_resume_equals_uninterrupted(tmp_path):
   kill_and_resume("tiny", tmp_path, spec, kill_after_checkpoint=5, term_after=12)
 
 
+def _two_processes(tmp_path, spatial=1):
+  """Trains on 2 processes x 2 devices; (params, examples each process read)."""
+  port = free_port()
+  out = str(tmp_path / f"two{spatial}.npz")
+  procs = [
+      start_worker(
+          {
+              "kind": "tiny",
+              "devices": 2,
+              "spatial": spatial,
+              "num_processes": 2,
+              "process_id": i,
+              "port": port,
+              "workdir": str(tmp_path / f"two{spatial}"),
+              "out": out,
+          }
+      )
+      for i in range(2)
+  ]
+  for proc in procs:
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+  read = []
+  for i in range(2):
+    with open(f"{out}.{i}.json", encoding="utf-8") as f:
+      read.append(json.load(f)["examples_read"])
+  return load(out), read
+
+
 @pytest.mark.slow
 def test_tiny_two_processes_equal_one_process(tmp_path):
   one = {
@@ -134,27 +163,25 @@ def test_tiny_two_processes_equal_one_process(tmp_path):
       "out": str(tmp_path / "one.npz"),
   }
   run_worker(one)
-  port = free_port()
-  procs = [
-      start_worker(
-          {
-              "kind": "tiny",
-              "devices": 2,
-              "num_processes": 2,
-              "process_id": i,
-              "port": port,
-              "workdir": str(tmp_path / "two"),
-              "out": str(tmp_path / "two.npz"),
-          }
-      )
-      for i in range(2)
-  ]
-  for proc in procs:
-    _, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+  params, read = _two_processes(tmp_path)
+  assert read == [[2] * 22, [2] * 22]  # Each process its half of the batch of 4.
   # Equal up to the order of the cross-device gradient sum (XLA's in one
   # process, gloo's across two): about 1e-6 relative after 22 steps.
-  assert_same_params(load(one["out"]), load(str(tmp_path / "two.npz")), rtol=2e-5, atol=1e-6)
+  assert_same_params(load(one["out"]), params, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_tiny_two_processes_split_examples_equal_one_process(tmp_path):
+  """(data 2, space 2): each process's two devices share its examples;
+  (data 1, space 4): both processes' devices share every example."""
+  one = {"kind": "tiny", "devices": 4, "workdir": str(tmp_path / "one")}
+  one["out"] = str(tmp_path / "one.npz")
+  run_worker(one)
+  for spatial, examples in ((2, 2), (4, 4)):
+    params, read = _two_processes(tmp_path, spatial)
+    # Each process loads the examples its devices hold, once.
+    assert read == [[examples] * 22, [examples] * 22], spatial
+    assert_same_params(load(one["out"]), params, rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
 """Small stand-ins for the GraphCast predictor and data layer, for trainer tests.
 
 `TinyPredictor` follows the Predictor protocol (init_params, loss, rollout,
-persistence_loss) with a tiny Flax network; `TinyData` follows the data
+persistence_loss) with a tiny Flax network; `TinySpatialPredictor` splits its
+loss over a mesh's space axis in latitude bands as `model.spatial` does
+(`tiny_predictor` picks one as the trainer's factory); `TinyData` follows the data
 layer's (normalization_stats, train_batches, eval_batches): a field advected
 one grid column per step, deterministic in (seed, source, global step).
 """
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.data.config import DataConfig
@@ -75,6 +78,49 @@ class TinyPredictor:
     return per_variable["x"], per_variable
 
 
+class TinySpatialPredictor(TinyPredictor):
+  """TinyPredictor whose loss runs split over (data, space) of `mesh`.
+
+  TinyNet's stencil runs along longitude only, so latitude bands need no
+  halo: each device computes its band's squared errors and the means over
+  the mesh equal the unsplit loss up to summation order.
+  """
+
+  splits_batch = True
+
+  def __init__(self, model, task, stats, graphs=None, *, mesh, space_axis, data_axis):
+    super().__init__(model, task, stats, graphs)
+    self.mesh, self.space_axis, self.data_axis = mesh, space_axis, data_axis
+
+  def batch_shardings(self, batch):
+    """ "x" (arrays or shapes) in latitude bands over the space axis."""
+    band = NamedSharding(self.mesh, P(self.data_axis, None, self.space_axis))
+    rows = NamedSharding(self.mesh, P(self.data_axis))
+    return jax.tree.map(lambda x: band if len(x.shape) == 4 else rows, batch)
+
+  def place_batch(self, batch):
+    """(batch, its `batch_shardings`): no padding needed (even bands)."""
+    return batch, self.batch_shardings(batch)
+
+  def loss(self, params, batch):
+    band = P(self.data_axis, None, self.space_axis)
+
+    def local(params, inputs, targets):
+      pred = super(TinySpatialPredictor, self).rollout(params, {"x": inputs}, {}, targets.shape[1])
+      mean = jax.lax.pmean(jnp.mean((pred["x"] - targets) ** 2), (self.data_axis, self.space_axis))
+      return mean, {"x": mean}
+
+    split = jax.shard_map(local, mesh=self.mesh, in_specs=(P(), band, band), out_specs=P())
+    return split(params, batch.inputs["x"], batch.targets["x"])
+
+
+def tiny_predictor(model, task, stats, graphs=None, mesh=None, **axes):
+  """The trainer's predictor factory for the tiny model (spatial if `mesh`)."""
+  if mesh is not None:
+    return TinySpatialPredictor(model, task, stats, graphs, mesh=mesh, **axes)
+  return TinyPredictor(model, task, stats, graphs)
+
+
 def _example(seed: int, rollout_steps: int) -> np.ndarray:
   """[2 + rollout, lat, lon]: a random field moving one column east per step."""
   rng = np.random.default_rng(seed)
@@ -90,6 +136,7 @@ class TinyData:
     signal_at: global step at whose batch this process sends itself SIGTERM.
     delay: seconds to wait before each batch (to leave time for a kill).
     yielded: global steps handed out, in order (to test resume positions).
+    examples_read: examples of each training batch this process loaded.
     restored: steps iterators were set to from a checkpoint's state.
   """
 
@@ -98,6 +145,7 @@ class TinyData:
     self.signal_at = signal_at
     self.delay = delay
     self.yielded = []
+    self.examples_read = []
     self.restored = []
 
   def normalization_stats(self, data, task, stats_dir=None):
@@ -149,6 +197,7 @@ class _TinyIterator:
       os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(source.delay)
     source.yielded.append(step)
+    source.examples_read.append(len(self.rows))
     self.step += 1
     return batch
 
@@ -199,7 +248,7 @@ def run_trainer(experiment, workdir, data=None):
   trainer = trainer_lib.Trainer(
       experiment,
       str(workdir),
-      predictor_factory=TinyPredictor,
+      predictor_factory=tiny_predictor,
       data_module=data or TinyData(),
   )
   return trainer.run()

@@ -4,17 +4,22 @@ Usage: python tests/train_worker.py '<json spec>' with keys
   kind: "tiny" (stand-in model and data) or "demo" (the real model and data,
     see test_trainer_real.py's small experiment)
   workdir, devices (CPU devices in this process), spatial (devices sharing
-    each example, demo only), out (.npz of final params,
-    written by process 0), delay (seconds per training batch; demo: from
-    global step delay_from on),
+    each example), phase_spatial ({phase: its split}, demo only),
+  out: .npz of final params, written by process 0; each process writes
+    `<out>.<process>.json`: the examples it read per batch (tiny only),
+  delay (seconds per training batch; demo: from global step delay_from on),
   num_processes, process_id, port (for jax.distributed; 1 process: omitted),
+  sigterm_at (demo only): the process sends itself SIGTERM with this global
+    step's batch (it saves after that step and exits 143),
   break_checkpoints_at (tiny only): at this step's batch, a file takes the
     place of checkpoints/ so that the next save fails.
 The run goes through the commands' failure guard (one line, exit 1).
 """
 
+import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 
@@ -40,35 +45,40 @@ def _BreakingData(step, workdir, **kwargs):  # pylint: disable=invalid-name
   return Breaking(**kwargs)
 
 
-class _SlowData:
+class _Data:
   """graphcast_fdl.data (its Grain pipeline) with `delay` seconds added to
-  each training batch from step `delay_from`, to leave time for a kill there."""
+  each training batch from step `delay_from`, to leave time for a kill there,
+  and a SIGTERM to this process with the training batch of global step
+  `sigterm_at` (a preemption at a known step)."""
 
-  def __init__(self, delay, delay_from):
+  def __init__(self, delay=0.0, delay_from=0, sigterm_at=None):
     from graphcast_fdl import data  # pylint: disable=g-import-not-at-top
 
-    self._data, self._delay, self._from = data, delay, delay_from
+    self._data, self._delay, self._from, self._sigterm_at = data, delay, delay_from, sigterm_at
 
   def __getattr__(self, name):
     return getattr(self._data, name)
 
   def train_batches(self, *args, **kwargs):
-    iterator, delay, first = self._data.train_batches(*args, **kwargs), self._delay, self._from
+    iterator = self._data.train_batches(*args, **kwargs)
+    delay, first, sigterm_at = self._delay, self._from, self._sigterm_at
 
-    class Slow:
+    class Wrapped:
 
       def __iter__(self):
         return self
 
       def __next__(self):
-        if iterator.step >= first:
+        if delay and iterator.step >= first:
           time.sleep(delay)
+        if sigterm_at is not None and iterator.step == sigterm_at:
+          os.kill(os.getpid(), signal.SIGTERM)
         return next(iterator)
 
       def __getattr__(self, name):  # get_state, set_state, close, ...
         return getattr(iterator, name)
 
-    return Slow()
+    return Wrapped()
 
 
 def main(spec):
@@ -86,6 +96,7 @@ def main(spec):
         num_processes=num_processes,
         process_id=spec["process_id"],
     )
+  from graphcast_fdl.train import config  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
   total_devices = spec.get("devices", 1) * num_processes
@@ -97,10 +108,12 @@ def main(spec):
       data = _BreakingData(
           spec["break_checkpoints_at"], spec["workdir"], delay=spec.get("delay", 0.0)
       )
+    experiment = train_fakes.tiny_experiment(num_devices=total_devices)
+    mesh = config.MeshConfig(num_devices=total_devices, spatial=spec.get("spatial", 1))
     trainer = trainer_lib.Trainer(
-        train_fakes.tiny_experiment(num_devices=total_devices),
+        dataclasses.replace(experiment, mesh=mesh),
         spec["workdir"],
-        predictor_factory=train_fakes.TinyPredictor,
+        predictor_factory=train_fakes.tiny_predictor,
         data_module=data,
     )
   else:
@@ -108,18 +121,24 @@ def main(spec):
 
     trainer = trainer_lib.Trainer(
         real_experiment.small_experiment(
-            spec["data_dir"], total_devices, spatial=spec.get("spatial", 1)
+            spec["data_dir"],
+            total_devices,
+            spatial=spec.get("spatial", 1),
+            phase_spatial=spec.get("phase_spatial"),
         ),
         spec["workdir"],
-        data_module=_SlowData(spec["delay"], spec.get("delay_from", 0))
-        if spec.get("delay")
-        else None,
+        data_module=_Data(
+            spec.get("delay", 0.0), spec.get("delay_from", 0), spec.get("sigterm_at")
+        ),
     )
   from absl import flags  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.cli import errors  # pylint: disable=g-import-not-at-top
 
   flags.FLAGS(["train_worker"])
   result = errors.exit_on_failure(trainer.run)
+  read = data.examples_read if spec["kind"] == "tiny" else None
+  with open(f"{spec['out']}.{jax.process_index()}.json", "w", encoding="utf-8") as f:
+    json.dump({"examples_read": read}, f)
   if jax.process_index() == 0:
     from graphcast_fdl.train import metrics  # pylint: disable=g-import-not-at-top
 

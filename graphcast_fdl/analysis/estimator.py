@@ -38,6 +38,8 @@ class PhaseEstimate:
   bodies times their trip counts) by `xla_priced_seconds`.
   `host_input_bytes_per_second` is what each host's loader must deliver
   (float32 frames of its devices' examples per step time): a requirement.
+  `spatial` is the devices sharing each example in the phase
+  (`Phase.spatial`, else `mesh.spatial`).
   """
 
   name: str
@@ -176,12 +178,6 @@ def num_devices_of(experiment: Experiment) -> int:
   return experiment.mesh.num_devices or 1
 
 
-def phase_spatial(experiment: Experiment, phase) -> int:
-  """Devices sharing each example in `phase`: its own split where phases
-  can set one, else the mesh's."""
-  return getattr(phase, "spatial", None) or experiment.mesh.spatial
-
-
 def estimate(
     experiment: Experiment,
     hardware: str = "tpu_v4",
@@ -224,9 +220,9 @@ def estimate(
   xla_cache, phases = {}, []
   for span in experiment.schedule.spans():
     phase = span.phase
-    settings = phase_settings(experiment, phase).model
-    remat, precision = settings.remat, settings.precision
-    spatial = phase_spatial(experiment, phase)
+    resolved = phase_settings(experiment, phase)
+    remat, precision = resolved.model.remat, resolved.model.precision
+    spatial = resolved.mesh.spatial
     # Examples per device, or per group of `spatial` devices sharing them.
     phase_batch = max(1, experiment.data.global_batch_size * spatial // n)
     parts = splits.setdefault(spatial, spatial_cost.part_sizes(model, spatial))
@@ -438,14 +434,14 @@ def format_table(est: Estimate) -> str:
       f"example(s) per {per}; efficiency {est.efficiency:.3g} "
       f"({est.efficiency_source})",
       "",
-      f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'s/step':>8s} {'duration':>9s}"
+      f"{'phase':16s} {'steps':>8s} {'roll':>4s} {'spc':>3s} {'s/step':>8s} {'duration':>9s}"
       f" {'dev-hours':>10s} {'bound':>7s} {'in GB/s':>7s} | {'params':>6s} {'optim':>6s}"
       f" {'grads':>6s} {'batch':>6s} {'activ':>6s} {'temps':>6s} {'peak':>6s}"
       f" {'fits':>4s}  remat / source",
   ]
   for p in est.phases:
     lines.append(
-        f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.step_seconds:8.3g}"
+        f"{p.name:16s} {p.steps:8d} {p.rollout_steps:4d} {p.spatial:3d} {p.step_seconds:8.3g}"
         f" {format_seconds(p.duration_seconds):>9s} {p.device_hours:10.4g}"
         f" {p.bound:>7s} {p.host_input_bytes_per_second / 1e9:7.2f}"
         f" | {gib(p.params_bytes):>6s} {gib(p.optimizer_bytes):>6s}"
@@ -455,7 +451,7 @@ def format_table(est: Estimate) -> str:
         f"  {p.remat} / {p.source}"
     )
   lines.append(
-      f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':8s}"
+      f"{'total':16s} {sum(p.steps for p in est.phases):8d} {'':4s} {'':3s} {'':8s}"
       f" {format_seconds(est.total_duration_seconds):>9s}"
       f" {est.total_device_hours:10.4g}"
   )

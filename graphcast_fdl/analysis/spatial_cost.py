@@ -43,7 +43,7 @@ class PartSizes(sizes_lib.GraphSizes):
   """One device's part of the graphs (`graph.partition`), padded as run.
 
   The edge counts are edges per part; `grid_part` the grid rows of a part
-  (latitude bands need not be whole rows, so `grid_lat`/`grid_lon` keep the
+  (bands of whole latitude rows, padded; `grid_lat`/`grid_lon` keep the
   whole grid's shape); `*_halo` the rows of each of the K halo blocks an
   edge set's sender table is extended by.
   """

@@ -404,8 +404,8 @@ def analyze(
   )
   shardings = train_step_lib.state_shardings(abstract_state, mesh, experiment.mesh.shard_params)
   batch_shardings = None
-  if hasattr(predictor, "batch_shardings"):  # split by space as well
-    batch_shardings = predictor.batch_shardings(batch)
+  if hasattr(predictor, "place_batch"):  # As the trainer places it: latitude bands.
+    batch, batch_shardings = predictor.place_batch(batch)
   train_step = train_step_lib.make_train_step(
       sharding_lib.data_parallel(predictor.loss, mesh),
       tx,

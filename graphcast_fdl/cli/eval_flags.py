@@ -70,6 +70,29 @@ class Setup:
   description: str
 
 
+def predictor_for(model, task, stats, mesh_config, devices=None):
+  """The predictor forecasts run with: with `mesh.spatial` > 1 each forecast
+  is split over that many devices (as training split each example), for
+  examples that do not fit one device."""
+  from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
+
+  spatial = mesh_config.spatial
+  if spatial == 1:
+    return Predictor(model, task, stats)
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.model.spatial import SpatialPredictor  # pylint: disable=g-import-not-at-top
+
+  devices = list(jax.devices() if devices is None else devices)
+  if len(devices) < spatial:
+    raise UsageError(
+        f"mesh.spatial={spatial} but {len(devices)} device(s) are visible: "
+        "use --config=set:mesh.spatial=1 to forecast on one device"
+    )
+  mesh = jax.sharding.Mesh(np.asarray(devices[:spatial]), (mesh_config.space_axis,))
+  return SpatialPredictor(model, task, stats, mesh=mesh, space_axis=mesh_config.space_axis)
+
+
 def setup() -> Setup:
   """Builds the experiment, loads the checkpoint, opens the split's frames."""
   experiment = config_flags.build_experiment()
@@ -80,7 +103,6 @@ def setup() -> Setup:
   # Loaded after the flags are checked, so a bad flag fails without JAX.
   from graphcast_fdl import checkpoints  # pylint: disable=g-import-not-at-top
   from graphcast_fdl import data as data_lib  # pylint: disable=g-import-not-at-top
-  from graphcast_fdl.model.predictor import Predictor  # pylint: disable=g-import-not-at-top
 
   try:
     loaded = checkpoints.load_params(
@@ -101,7 +123,7 @@ def setup() -> Setup:
     stats = data_lib.normalization_stats(data, loaded.task, experiment.stats_dir)
   except data_lib.DataError as e:
     raise UsageError(str(e)) from e
-  predictor = Predictor(loaded.model, loaded.task, stats)
+  predictor = predictor_for(loaded.model, loaded.task, stats, experiment.mesh)
   return Setup(
       experiment=experiment,
       model=loaded.model,

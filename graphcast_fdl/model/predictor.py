@@ -108,20 +108,22 @@ class Predictor:
             f"forcing variable {name!r} has " f"{forcings[name].shape[1]} steps, need {num_steps}"
         )
 
-  def _stack(self, inputs, forcings, num_steps):
-    """Batch-layout dicts -> [B, C_in, n_grid], [T, B, C_f, n_grid]."""
+  def _stack(self, inputs, forcings, num_steps, grid_shape=None):
+    """Batch-layout dicts -> [B, C_in, n_grid], [T, B, C_f, n_grid] (the
+    arrays' grid may be `grid_shape`, e.g. padded with latitude rows)."""
     self._check(inputs, forcings, num_steps)
+    grid_shape = grid_shape or self._grid_shape
     stacked_inputs = channels.stack_inputs(
         {n: jnp.asarray(inputs[n], jnp.float32) for n in self.task.input_variables},
         self._layout.static,
-        self._grid_shape,
+        grid_shape,
     )
     stacked_forcings = channels.stack_steps(
         {
             n: jnp.asarray(forcings[n], jnp.float32)[:, :num_steps]
             for n in self.task.forcing_variables
         },
-        self._grid_shape,
+        grid_shape,
     )
     return stacked_inputs, stacked_forcings
 

@@ -14,7 +14,9 @@ then averages over the data axis if the mesh has one.
 The grid parts are bands of whole latitude rows, so each device takes its
 rows of the example's [..., lat, lon] arrays (padded with zero rows at the
 end to K bands) and stacks its channels itself: no device stacks or holds
-the whole example (see `batch_shardings` for how it arrives).
+the whole example. `place_batch` pads a batch on the host and places each
+device's band alone (the trainer's layout; `batch_shardings` describes it).
+`rollout` (forecasts, evaluation) runs split the same way.
 """
 
 from __future__ import annotations
@@ -125,11 +127,13 @@ def _can_hold_data(mesh: Mesh) -> bool:
 
 
 class SpatialPredictor(Predictor):
-  """A `Predictor` whose loss runs split over the `space` axis of `mesh`.
+  """A `Predictor` whose loss and rollout run split over the `space` axis of
+  `mesh`.
 
-  Same parameters as `Predictor` (checkpoints are interchangeable). If the
-  mesh also has `data_axis`, the batch is split over it as well. Only the
-  loss (training, evaluation) is split; `rollout` runs unsplit.
+  Same parameters as `Predictor` (checkpoints are interchangeable); each
+  device runs edge and grid-node blocks cut to its part (`part_blocks`). If
+  the mesh also has `data_axis`, the batch is split over it as well (a
+  rollout's only where its batch divides). `persistence_loss` runs unsplit.
   """
 
   # `train.sharding.data_parallel` leaves this loss as it is.
@@ -217,22 +221,46 @@ class SpatialPredictor(Predictor):
     return P(*spec)
 
   def batch_shardings(self, batch: Batch) -> Batch:
-    """A NamedSharding per array of `batch` (arrays or shapes) to place it
-    with and to jit the train step with: examples over the data axis and,
-    where the longitudes divide evenly, each device only 1 / K of them (the
-    loss regroups them into latitude bands on the chips, an all_to_all),
-    so that no device holds a whole example's inputs and targets (10 of the
-    12.8 GiB of arguments at 0.25 deg, rollout 12). Latitudes cannot be
-    split directly: 721 rows split into no even bands.
+    """A NamedSharding per array of `batch` (arrays or shapes, padded by
+    `place_batch` or not) to place it with and to jit the train step with:
+    examples over the data axis and each grid array's latitude rows over the
+    space axis, so that each device holds only its band of each example
+    (no exchange: the loss reads its band as it is). The batch must be
+    padded to K bands (`place_batch`): 721 rows split into no even bands.
     """
-    split_lon = self._grid_shape[1] % self.mesh.shape[self.space_axis] == 0
 
-    def place(name, x):
-      spec = self._spec(name, x, -1) if split_lon else P(self.data_axis)
-      return NamedSharding(self.mesh, spec)
+    def place(path, x):
+      name = str(path[-1].key)
+      return NamedSharding(self.mesh, self._spec(name, x, -2))
 
-    groups = (batch.inputs, batch.targets, batch.forcings)
-    return Batch(*({n: place(n, x) for n, x in group.items()} for group in groups))
+    return jax.tree_util.tree_map_with_path(place, batch)
+
+  def place_batch(self, batch: Batch):
+    """(batch padded to K latitude bands, `batch_shardings` of it): the
+    trainer places training batches so (`train.sharding.to_global`), and
+    `analysis.xla_cost` compiles the step for them.
+
+    A host batch (numpy) gets zero rows at the end of its latitude axis, as
+    `_pad_rows` would add inside the step; shapes (jax.ShapeDtypeStruct)
+    get the padded shape. Day and year progress have no latitude axis.
+    """
+    n_lat = self._grid_shape[0]
+    pad = self.mesh.shape[self.space_axis] * self._band_rows - n_lat
+
+    def padded(path, x):
+      if str(path[-1].key).startswith(GRIDLESS) or not pad:
+        return x if isinstance(x, jax.ShapeDtypeStruct) else np.asarray(x)
+      if x.shape[-2] != n_lat:
+        raise ValueError(
+            f"batch {jax.tree_util.keystr(path)}: {x.shape[-2]} latitudes, not {n_lat}"
+        )
+      if isinstance(x, jax.ShapeDtypeStruct):
+        shape = x.shape[:-2] + (n_lat + pad, x.shape[-1])
+        return jax.ShapeDtypeStruct(shape, x.dtype)
+      return np.pad(np.asarray(x), [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
+
+    batch = jax.tree_util.tree_map_with_path(padded, batch)
+    return batch, self.batch_shardings(batch)
 
   def _pad_rows(self, name: str, x: jax.Array) -> jax.Array:
     """[..., lat, lon] -> [..., K * band rows, lon]: zero rows at the end."""
@@ -264,6 +292,49 @@ class SpatialPredictor(Predictor):
         out_specs=P(),
     )
     return local(params, self._parts, self._part_weights, *groups)
+
+  def _to_parts(self, x: jax.Array) -> jax.Array:
+    """[..., n_grid] -> [..., K * part size]: zero padding at the end (whole
+    latitude rows)."""
+    pad = self.partition.grid.nodes.size - x.shape[-1]
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+
+  def rollout(self, params, inputs, forcings, num_steps: int) -> dict[str, jax.Array]:
+    """`Predictor.rollout`, each step split over the mesh (same values): a
+    forecast whose example does not fit one device."""
+    inputs, forcings = self._stack(inputs, forcings, num_steps)
+    space, data = self.space_axis, self.data_axis
+    if data is not None and inputs.shape[0] % self.mesh.shape[data]:
+      data = None  # E.g. one forecast: each data row computes it.
+    local = jax.shard_map(
+        lambda *args: self._local_rollout(num_steps, *args),
+        mesh=self.mesh,
+        in_specs=(P(), P(space), P(data, None, space), P(None, data, None, space)),
+        out_specs=P(None, data, None, space),
+    )
+    predictions = local(params, self._parts, self._to_parts(inputs), self._to_parts(forcings))
+    return channels.unstack_steps(
+        predictions[..., : self._num_grid],
+        self.task.target_variables,
+        self.task.num_levels,
+        self._grid_shape,
+    )
+
+  def _local_rollout(self, num_steps, params, graph, inputs, forcings):
+    """One device's part of `rollout`: [T, B, C_out, part size]."""
+    graph = jax.tree.map(lambda x: x[0], graph)
+
+    def body(inputs, forcing):
+      parts = (
+          self._norm.inputs(inputs).astype(self._dtype),
+          self._norm.forcings(forcing).astype(self._dtype),
+      )
+      outputs = self._part_net.apply({"params": params}, graph, parts)
+      predictions = self._norm.prediction(outputs, inputs)
+      return self._layout.next_inputs(inputs, predictions, forcing), predictions
+
+    _, predictions = self._scan(body, inputs, forcings, num_steps)
+    return predictions
 
   def _local_loss(self, num_steps, params, graph, weights, inputs, targets, forcings):
     """One device's band: the body of `Predictor.loss` on its nodes."""

@@ -69,11 +69,13 @@ class PhaseSettings:
     model: the experiment's model with the phase's precision and remat.
     data: the phase's data source, else the experiment's.
     eval_every_steps: the phase's evaluation cadence, else the experiment's.
+    mesh: the experiment's mesh with the phase's spatial split.
   """
 
   model: ModelConfig
   data: DataConfig
   eval_every_steps: int
+  mesh: train_config.MeshConfig
 
 
 def phase_settings(experiment: Experiment, phase: Phase) -> PhaseSettings:
@@ -83,11 +85,35 @@ def phase_settings(experiment: Experiment, phase: Phase) -> PhaseSettings:
     model = dataclasses.replace(
         model, precision=phase.precision or model.precision, remat=phase.remat or model.remat
     )
+  mesh = experiment.mesh
+  if phase.spatial is not None and phase.spatial != mesh.spatial:
+    mesh = dataclasses.replace(mesh, spatial=phase.spatial)
   return PhaseSettings(
       model=model,
       data=phase.data or experiment.data,
       eval_every_steps=phase.eval_every_steps or experiment.eval.every_steps,
+      mesh=mesh,
   )
+
+
+def _check_split(
+    spatial: int, spatial_field: str, num_devices: int | None, batch_size: int, batch_field: str
+) -> None:
+  """`spatial` devices per example and the batch over the rest must divide."""
+  if not num_devices:
+    return
+  if num_devices % spatial:
+    raise ExperimentError(
+        f"{spatial_field}={spatial} does not divide mesh.num_devices="
+        f"{num_devices}: use devices(n=..., spatial=...)"
+    )
+  if batch_size % (num_devices // spatial):
+    raise ExperimentError(
+        f"{batch_field}={batch_size} is not divisible by "
+        f"mesh.num_devices={num_devices}"
+        + (f" / {spatial_field}={spatial}" if spatial > 1 else "")
+        + ": use devices(n=..., per_device_batch=...)"
+    )
 
 
 def validate(experiment: Experiment, num_visible_devices: int | None = None) -> None:
@@ -110,20 +136,20 @@ def validate(experiment: Experiment, num_visible_devices: int | None = None) -> 
   num_devices = mesh.num_devices or num_visible_devices
   if mesh.num_devices is not None and mesh.num_devices < 1:
     raise ExperimentError(f"mesh.num_devices={mesh.num_devices}: must be >= 1")
-  if num_devices and num_devices % mesh.spatial:
-    raise ExperimentError(
-        f"mesh.spatial={mesh.spatial} does not divide mesh.num_devices="
-        f"{num_devices}: use devices(n=..., spatial=...)"
-    )
-  if num_devices and data.global_batch_size % (num_devices // mesh.spatial):
-    raise ExperimentError(
-        f"data.global_batch_size={data.global_batch_size} is not divisible by "
-        f"mesh.num_devices={num_devices}"
-        + (f" / mesh.spatial={mesh.spatial}" if mesh.spatial > 1 else "")
-        + ": use devices(n=..., per_device_batch=...)"
-    )
+  _check_split(
+      mesh.spatial, "mesh.spatial", num_devices, data.global_batch_size, "data.global_batch_size"
+  )
   for span in experiment.schedule.spans():
     phase_data = span.phase.data
+    if span.phase.spatial is not None or phase_data is not None:
+      where = f"schedule.phases[{span.index}]"
+      _check_split(
+          phase_settings(experiment, span.phase).mesh.spatial,
+          f"{where}.spatial" if span.phase.spatial is not None else "mesh.spatial",
+          num_devices,
+          (phase_data or data).global_batch_size,
+          f"{where}.data.global_batch_size" if phase_data else "data.global_batch_size",
+      )
     if phase_data is not None and phase_data.resolution != model.resolution:
       raise ExperimentError(
           f"schedule.phases[{span.index}].data.resolution={phase_data.resolution}"

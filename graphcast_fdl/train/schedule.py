@@ -53,6 +53,10 @@ class Phase:
     remat: per-phase activation recomputation (long rollouts need more).
     precision: per-phase compute precision override.
     eval_every_steps: evaluation cadence in this phase (None: experiment default).
+    spatial: devices sharing each example in this phase (None: the
+      experiment's `mesh.spatial`). Long rollouts may need their example
+      split where 1-step phases run faster unsplit; the trainer moves the
+      training state to the phase's mesh at its start.
   """
 
   name: str
@@ -63,6 +67,7 @@ class Phase:
   remat: RematConfig | None = None
   precision: str | None = None
   eval_every_steps: int | None = None
+  spatial: int | None = None
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -72,6 +77,12 @@ class Phase:
     if self.eval_every_steps is not None and self.eval_every_steps < 0:
       raise ValueError(
           f"phase {self.name!r}: eval_every_steps=" f"{self.eval_every_steps} must be >= 0 or None"
+      )
+    if self.spatial is not None and (
+        isinstance(self.spatial, bool) or not isinstance(self.spatial, int) or self.spatial < 1
+    ):
+      raise ValueError(
+          f"phase {self.name!r}: spatial={self.spatial!r} must be a whole number >= 1 or None"
       )
 
 

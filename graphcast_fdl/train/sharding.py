@@ -124,12 +124,38 @@ def data_parallel(loss_fn, mesh: Mesh):
   return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis)), out_specs=P())
 
 
-def per_process_batch_size(global_batch_size: int) -> int:
-  """Examples each host loads; the global batch splits evenly over hosts."""
-  count = jax.process_count()
+def process_rows(mesh: Mesh) -> tuple[int, int]:
+  """(index, count): this process loads block `index` of the global batch cut
+  into `count` equal blocks, the examples of the data rows its devices hold.
+
+  Each example is loaded once per process that needs it: processes whose
+  devices share data rows (a space group spread over hosts) load the same
+  block, and no process loads examples only other hosts' devices hold.
+  """
+  rows = mesh.devices.reshape(mesh.devices.shape[0], -1)
+  by_process = {}
+  for row, devices in enumerate(rows):
+    for device in devices:
+      by_process.setdefault(device.process_index, set()).add(row)
+  blocks = {p: sorted(r) for p, r in by_process.items()}
+  size = len(blocks[jax.process_index()])
+  for process, block in blocks.items():
+    if len(block) != size or block != list(range(block[0], block[0] + size)) or block[0] % size:
+      raise MeshError(
+          f"mesh {dict(mesh.shape)}: process {process} holds data rows {block}; every process "
+          "must hold an equal, aligned run of rows"
+      )
+  first = blocks[jax.process_index()][0]
+  return first // size, rows.shape[0] // size
+
+
+def per_process_batch_size(global_batch_size: int, mesh: Mesh | None = None) -> int:
+  """Examples each host loads (`process_rows`: blocks of the global batch)."""
+  count = process_rows(mesh)[1] if mesh is not None else jax.process_count()
   if global_batch_size % count:
     raise MeshError(
-        f"data.global_batch_size={global_batch_size} is not divisible by the " f"{count} processes"
+        f"data.global_batch_size={global_batch_size} is not divisible by the "
+        f"{count} processes' data rows"
     )
   return global_batch_size // count
 
@@ -137,16 +163,22 @@ def per_process_batch_size(global_batch_size: int) -> int:
 def to_global(local_tree, mesh: Mesh, shardings=None):
   """Host-local batch arrays -> global arrays split over the data axis.
 
-  Each process passes its own slice of the global batch (leading axis); with
-  one process that slice is the whole batch. `shardings`: a prefix tree of
-  `local_tree` (default: `batch_sharding` for every leaf).
+  Each process passes its block of the global batch (leading axis,
+  `process_rows`); with one process that block is the whole batch.
+  `shardings`: a prefix tree of `local_tree` (default: `batch_sharding` for
+  every leaf); it may also split other axes, e.g. latitude bands over the
+  space axis (each device then receives only its part of the examples) or
+  put targets in host memory (`train_batch_sharding`).
   """
+  count = process_rows(mesh)[1]
   if shardings is None:
     shardings = batch_sharding(mesh)
+
+  def place(sharding, leaf):
+    leaf = np.asarray(leaf)
+    shape = (leaf.shape[0] * count,) + leaf.shape[1:]
+    return jax.make_array_from_process_local_data(sharding, leaf, shape)
+
   return jax.tree.map(
-      lambda s, x: jax.tree.map(
-          lambda leaf: jax.make_array_from_process_local_data(s, np.asarray(leaf)), x
-      ),
-      shardings,
-      local_tree,
+      lambda s, x: jax.tree.map(lambda leaf: place(s, leaf), x), shardings, local_tree
   )

@@ -45,8 +45,9 @@ class RunState:
   """What `Trainer.setup` builds and the loop reads (and advances).
 
   Attributes:
-    mesh: the device mesh; the global batch splits over its data axis.
-    state_shardings: a TrainState of shardings, one per leaf.
+    mesh: the device mesh of the current phase; the global batch splits over
+      its data axis (and each example over its space axis, if any).
+    state_shardings: a TrainState of shardings on `mesh`, one per leaf.
     stats: normalisation statistics the predictors were built with.
     tx: the optimiser; learning_rate_fn: global step -> rate.
     checkpointer: saves and restores `<workdir>/checkpoints`.
@@ -134,63 +135,119 @@ class Trainer:
     self._step_seconds = step_seconds
     self._predictors = {}
     self._train_steps = {}
+    self._meshes = {}
+    self._mesh_config = None
+    self._abstract_state = None
     self._pending_state = None
+    self._batch_shapes = None
     self.state = None
     self.run_state = None
 
   # -- Pieces -------------------------------------------------------------
 
   def _predictor(self, phase: Phase | None):
-    """The predictor of a phase: the model with its precision/remat overrides."""
-    model = self.experiment.model
+    """The predictor of a phase: the model with its precision/remat overrides
+    on the phase's mesh (None: the experiment's model on the current mesh)."""
+    model, mesh_config = self.experiment.model, self._mesh_config
     if phase is not None:
-      model = experiment_lib.phase_settings(self.experiment, phase).model
-    key = (model.precision, model.remat)
+      settings = experiment_lib.phase_settings(self.experiment, phase)
+      model, mesh_config = settings.model, settings.mesh
+    key = (model.precision, model.remat, mesh_config.spatial)
     if key not in self._predictors:
       base = next(iter(self._predictors.values()), None)
       graphs = getattr(base, "graphs", None)
       spatial = {}
-      mesh_config = self.experiment.mesh
       if mesh_config.spatial > 1:
         spatial = dict(
-            mesh=self._mesh, space_axis=mesh_config.space_axis, data_axis=mesh_config.data_axis
+            mesh=self._layout(mesh_config)[0],
+            space_axis=mesh_config.space_axis,
+            data_axis=mesh_config.data_axis,
         )
       self._predictors[key] = self._predictor_factory(
           model, self.experiment.task, self._stats, graphs=graphs, **spatial
       )
     return self._predictors[key]
 
+  def _layout(self, mesh_config):
+    """(mesh, state shardings or None before setup knows the state's shapes)
+    of a spatial split; one mesh per split, over the same devices."""
+    key = mesh_config.spatial
+    if key not in self._meshes:
+      mesh = sharding_lib.make_mesh(mesh_config, self._devices)
+      self._meshes[key] = (mesh, None)
+    mesh, shardings = self._meshes[key]
+    if shardings is None and self._abstract_state is not None:
+      shardings = train_step_lib.state_shardings(
+          self._abstract_state, mesh, mesh_config.shard_params
+      )
+      self._meshes[key] = (mesh, shardings)
+    return mesh, shardings
+
+  def _use_layout(self, phase: Phase):
+    """Makes `phase`'s mesh the current one, moving the state onto it."""
+    mesh_config = experiment_lib.phase_settings(self.experiment, phase).mesh
+    if mesh_config == self._mesh_config and self.run_state is not None:
+      return
+    self._mesh_config = mesh_config
+    self._mesh, state_shardings = self._layout(mesh_config)
+    if state_shardings is None:
+      return
+    self._param_shardings = state_shardings.params
+    run = self.run_state
+    if run is not None:
+      logging.info("Phase %s runs on mesh %s", phase.name, dict(self._mesh.shape))
+      run.mesh, run.state_shardings = self._mesh, state_shardings
+      run.state = jax.jit(lambda s: s, out_shardings=state_shardings)(run.state)
+
   def _train_iterator(self, span: PhaseSpan, step: int):
+    """Batches of the phase's data: this process's block of each, the
+    examples its devices' data rows hold (`sharding.process_rows`)."""
     data = experiment_lib.phase_settings(self.experiment, span.phase).data
+    block, blocks = sharding_lib.process_rows(self._mesh)
     return self._data.train_batches(
         data,
         self.experiment.task,
         span.phase.rollout_steps,
         step,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
+        process_index=block,
+        process_count=blocks,
     )
 
   def _global(self, local_batch, phase: Phase | None = None):
-    """The global batch; a phase's train batch with `remat.host_targets`
-    gets its targets straight into host memory (never the device's)."""
-    host_targets = phase is not None and self._predictor(phase).model.remat.host_targets
+    """A host-local batch -> global arrays on the current mesh. A phase's
+    train batch of a predictor that places its own (`place_batch`: a spatial
+    one's latitude bands) is placed so, each device getting only its band;
+    with `remat.host_targets` its targets go straight into host memory
+    (never the device's)."""
+    # Names and ranks of the batch arrays, for the shardings a step is
+    # jitted with (`train_step_for`); the same in every phase.
+    self._batch_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), local_batch)
+    if phase is None:
+      return sharding_lib.to_global(local_batch, self._mesh)
+    predictor = self._predictor(phase)
+    if hasattr(predictor, "place_batch"):
+      local_batch, shardings = predictor.place_batch(local_batch)
+      return sharding_lib.to_global(local_batch, self._mesh, shardings)
+    host_targets = predictor.model.remat.host_targets
     shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
     return sharding_lib.to_global(local_batch, self._mesh, shardings)
 
   def _eval_batches(self):
-    """Held-out batches, loaded once; each process keeps its slice."""
-    if self._eval_cache is None:
+    """Held-out batches, loaded once; each process keeps its slice (placed
+    on each mesh the evaluations run on)."""
+    if self._eval_whole is None:
       cfg = self.experiment.eval
-      batches = self._data.eval_batches(
+      self._eval_whole = self._data.eval_batches(
           self.experiment.data, self.experiment.task, cfg.rollout_steps, cfg.num_batches
       )
-      self._eval_cache = [self._global(self._local_slice(b)) for b in batches]
-    return self._eval_cache
+    key = self._mesh_config.spatial
+    if key not in self._eval_cache:
+      self._eval_cache = {key: [self._global(self._local_slice(b)) for b in self._eval_whole]}
+    return self._eval_cache[key]
 
   def _local_slice(self, batch):
-    """This process's rows of a batch that every process loaded whole."""
-    count, index = jax.process_count(), jax.process_index()
+    """This process's block of a batch that every process loaded whole."""
+    index, count = sharding_lib.process_rows(self._mesh)
     if count == 1:
       return batch
 
@@ -201,25 +258,31 @@ class Trainer:
     return jax.tree.map(leaf, batch)
 
   def evaluate(self, params) -> dict[str, float]:
-    """Mean loss (and per variable) on the held-out split, and persistence's."""
+    """Mean loss (and per variable) on the held-out split, and persistence's,
+    on the current phase's mesh (where `params` are)."""
     predictor = self._predictor(None)
-    if self._eval_step is None:
-      self._eval_step = train_step_lib.jit_eval_step(
-          sharding_lib.data_parallel(predictor.loss, self._mesh), self._param_shardings, self._mesh
+    if self._mesh_config.spatial not in self._eval_steps:
+      self._eval_steps[self._mesh_config.spatial] = (
+          train_step_lib.jit_eval_step(
+              sharding_lib.data_parallel(predictor.loss, self._mesh),
+              self._param_shardings,
+              self._mesh,
+          ),
+          jax.jit(
+              predictor.persistence_loss,
+              in_shardings=(sharding_lib.batch_sharding(self._mesh),),
+              out_shardings=sharding_lib.replicated(self._mesh),
+          ),
       )
-      self._persistence_step = jax.jit(
-          predictor.persistence_loss,
-          in_shardings=(sharding_lib.batch_sharding(self._mesh),),
-          out_shardings=sharding_lib.replicated(self._mesh),
-      )
+    eval_step, persistence_step = self._eval_steps[self._mesh_config.spatial]
     model_metrics = metrics_lib.EvalMetrics.empty()
     persistence_metrics = metrics_lib.EvalMetrics.empty()
     for batch in self._eval_batches():
-      loss, per_variable = metrics_lib.to_host(self._eval_step(params, batch))
+      loss, per_variable = metrics_lib.to_host(eval_step(params, batch))
       model_metrics = model_metrics.merge(
           metrics_lib.EvalMetrics.from_step({"loss": loss, "per_variable": per_variable})
       )
-      loss, per_variable = metrics_lib.to_host(self._persistence_step(batch))
+      loss, per_variable = metrics_lib.to_host(persistence_step(batch))
       persistence_metrics = persistence_metrics.merge(
           metrics_lib.EvalMetrics.from_step({"loss": loss, "per_variable": per_variable})
       )
@@ -250,6 +313,7 @@ class Trainer:
         "global_step": step,
         "next_phase": span.phase.name if span else None,
         "next_rollout_steps": span.phase.rollout_steps if span else None,
+        "saved_on_mesh": dict(self._mesh.shape),
     }
 
   # -- Setup --------------------------------------------------------------
@@ -269,13 +333,15 @@ class Trainer:
           "jax_compilation_cache_dir", os.path.join(os.path.abspath(workdir), cache_dir)
       )
       jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    self._eval_cache = None
-    self._eval_step = None
-    self._persistence_step = None
+    self._eval_whole, self._eval_cache, self._eval_steps = None, {}, {}
+    self._abstract_state, self.run_state = None, None
 
-    # Lay out the device mesh; the global batch splits over its data axis.
-    self._mesh = sharding_lib.make_mesh(experiment.mesh, self._devices)
-    sharding_lib.per_process_batch_size(experiment.data.global_batch_size)
+    # Lay out the device mesh of the phase the run resumes in; the global
+    # batch splits over its data axis. Phases may split examples otherwise.
+    checkpointer = checkpointing.Checkpointer(workdir, experiment.checkpoint)
+    expected_step = checkpointer.latest_step() or 0
+    self._use_layout(self._span_or_last(expected_step).phase)
+    sharding_lib.per_process_batch_size(experiment.data.global_batch_size, self._mesh)
     logging.info("Mesh %s over %d process(es)", dict(self._mesh.shape), jax.process_count())
 
     # Normalisation statistics and the model.
@@ -290,19 +356,17 @@ class Trainer:
 
     # The first batch gives the shapes to initialise (or restore) with; it is
     # the batch of the step the run resumes at, so the loop trains on it.
-    checkpointer = checkpointing.Checkpointer(workdir, experiment.checkpoint)
     rng = jax.random.PRNGKey(experiment.seed)
     init_rng, state_rng = jax.random.split(rng)
-    expected_step = checkpointer.latest_step() or 0
     iterator, first_batch = self._first_batch(expected_step, checkpointer)
     abstract_state = jax.eval_shape(
         lambda b: train_step_lib.create_state(predictor.init_params(init_rng, b), tx, state_rng),
         first_batch,
     )
-    state_shardings = train_step_lib.state_shardings(
-        abstract_state, self._mesh, experiment.mesh.shard_params
-    )
+    self._abstract_state = abstract_state
+    _, state_shardings = self._layout(self._mesh_config)
     self._param_shardings = state_shardings.params
+    # A checkpoint restores onto this mesh whatever mesh it was saved on.
     target = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         abstract_state,
@@ -324,12 +388,6 @@ class Trainer:
           lambda p: train_step_lib.create_state(p, tx, state_rng), out_shardings=state_shardings
       )(params)
       parameter_overview.log_parameter_overview(state.params)
-    if step != expected_step:  # An older checkpoint: its batches come first.
-      _close(iterator)
-      iterator, first_batch = self._first_batch(step, checkpointer)
-    if schedule.span_at(step) is None:
-      _close(iterator)
-      iterator, first_batch = None, None  # Nothing left to train.
 
     self.run_state = RunState(
         mesh=self._mesh,
@@ -344,13 +402,25 @@ class Trainer:
         first_batch=first_batch,
         num_params=int(sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))),
     )
+    run = self.run_state
+    if step != expected_step:  # An older checkpoint: its batches come first.
+      _close(run.iterator)
+      self._use_layout(self._span_or_last(step).phase)
+      run.iterator, run.first_batch = self._first_batch(step, checkpointer)
+    if schedule.span_at(step) is None:
+      _close(run.iterator)
+      run.iterator, run.first_batch = None, None  # Nothing left to train.
     return self.run_state
+
+  def _span_or_last(self, step: int) -> PhaseSpan:
+    schedule = self.experiment.schedule
+    return schedule.span_at(step) or schedule.spans()[-1]
 
   def _first_batch(self, step: int, checkpointer: checkpointing.Checkpointer):
     """(iterator, its first batch) at `step` (past the end: the last phase's),
     continuing from the pipeline state saved at `step` when there is one."""
     schedule = self.experiment.schedule
-    span = schedule.span_at(step) or schedule.spans()[-1]
+    span = self._span_or_last(step)
     iterator = self._train_iterator(span, step if schedule.span_at(step) else span.start)
     if span.start < step < span.end and hasattr(iterator, "set_state"):
       # Saved mid-phase, by this phase's pipeline (a phase-end one is not).
@@ -376,6 +446,9 @@ class Trainer:
     phase_predictor = self._predictor(phase)
     key = id(phase_predictor)
     if key not in self._train_steps:
+      batch_shardings = None  # Split over the data axis.
+      if hasattr(phase_predictor, "place_batch"):  # As `_global` places it.
+        batch_shardings = phase_predictor.batch_shardings(self._batch_shapes)
       self._train_steps[key] = train_step_lib.jit_train_step(
           train_step_lib.make_train_step(
               sharding_lib.data_parallel(phase_predictor.loss, run.mesh),
@@ -384,6 +457,7 @@ class Trainer:
           ),
           run.state_shardings,
           run.mesh,
+          batch_shardings,
           host_targets=phase_predictor.model.remat.host_targets,
       )
     return self._train_steps[key]
@@ -487,6 +561,7 @@ class Trainer:
             phase.rollout_steps,
             step,
         )
+        self._use_layout(phase)
         train_step = self.train_step_for(phase)
         eval_every = experiment_lib.phase_settings(experiment, phase).eval_every_steps
         while step < span.end:
