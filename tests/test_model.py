@@ -234,6 +234,29 @@ def test_rollout_residual_knobs_give_the_same_loss_and_gradients(steps, remat):
   )
 
 
+def test_offloaded_rollout_runs_inside_shard_map():
+  """The trainer runs the loss inside `shard_map` (`train.sharding`), whose
+  loop carries vary over the data axis: the custom-VJP rollout's carries
+  must too (a one-device mesh has the same types)."""
+  from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
+
+  batch = model_fakes.batch(steps=3)
+  remat = RematConfig(rollout_step=True, rollout_saves="prediction", offload_rollout=True)
+  predictor = _predictor(dataclasses.replace(MODEL, remat=remat))
+  params = predictor.init_params(jax.random.PRNGKey(1), batch)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+  local = lambda p, b: jax.lax.pmean(predictor.loss(p, b)[0], "data")
+  sharded = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data")), out_specs=P())
+  loss, grads = jax.jit(jax.value_and_grad(sharded))(params, batch)
+  want, want_grads = jax.jit(jax.value_and_grad(lambda p, b: predictor.loss(p, b)[0]))(
+      params, batch
+  )
+  np.testing.assert_allclose(loss, want, rtol=1e-6)
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads, want_grads
+  )
+
+
 def test_keeping_predictions_shrinks_what_each_rollout_step_keeps():
   """XLA (CPU) temporaries of loss+grad grow per rollout step by about one
   input window with rollout_saves="window", by one prediction with

@@ -135,6 +135,21 @@ class ChannelLayout:
             f"input variable {v!r} changes over time but is " "neither a target nor a forcing"
         )
     self.next_index = np.array(next_index)
+    # The same as runs of consecutive channels of one source (inputs,
+    # outputs, forcings): (source, start, stop) slices whose concatenation is
+    # the next inputs. Slices transpose to pads in the backward pass, where a
+    # gather by `next_index` transposes to a scatter-add into a buffer of all
+    # three sources (2.8 GiB at 0.25 deg / 37 levels).
+    bounds = (0, n_in, n_in + n_out, n_in + n_out + len(self.forcings))
+    runs = []
+    for i in next_index:
+      source = int(np.searchsorted(bounds, i, side="right")) - 1
+      local = i - bounds[source]
+      if runs and runs[-1][0] == source and runs[-1][2] == local:
+        runs[-1][2] += 1
+      else:
+        runs.append([source, local, local + 1])
+    self.next_runs = tuple(tuple(r) for r in runs)
 
   def vector(self, table: Mapping[str, np.ndarray], channels, default: float) -> np.ndarray:
     """Per-channel values of a per-variable (per-level) statistic."""
@@ -150,7 +165,11 @@ class ChannelLayout:
   def next_inputs(self, inputs: jax.Array, outputs: jax.Array, forcings: jax.Array) -> jax.Array:
     """[B, C, n_grid] inputs without the oldest frame, plus predictions (or
     forcings) as the newest."""
-    pool = jnp.concatenate(
-        [inputs, outputs.astype(inputs.dtype), forcings.astype(inputs.dtype)], axis=1
+    sources = (inputs, outputs.astype(inputs.dtype), forcings.astype(inputs.dtype))
+    return jnp.concatenate(
+        [
+            jax.lax.slice_in_dim(sources[source], start, stop, axis=1)
+            for source, start, stop in self.next_runs
+        ],
+        axis=1,
     )
-    return jnp.take(pool, self.next_index, axis=1)
