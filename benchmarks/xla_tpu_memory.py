@@ -9,7 +9,11 @@ figures beside the analytic model's, one row per (config, rollout, remat):
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,12 --spatial=4
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
-      --remat="rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_saves='prediction',offload_rollout=True,host_targets=True"
+      --remat="rollout_step=True,processor_every_k=3,encoder_decoder=True"
+
+(`config:graphcast` keeps rollout predictions in host memory and its targets
+there too, `RematConfig.rollout_saves/offload_rollout/host_targets`; the last
+line compiles the published policy without them.)
 
 With --spatial=K each example is split over K chips (`model.spatial`), one
 example per group of K unless --per_group_batch says otherwise.

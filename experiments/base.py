@@ -67,10 +67,12 @@ def graphcast() -> fdl.Config:
   annealing on 32 TPU v4 (32 GB each), one example per chip. It fits 32 GB
   only with recomputation: every rollout step, every 3 processor steps, the
   whole encoder and decoder, and encoder/decoder edges in blocks. That
-  published policy is kept here for every phase; add
+  published policy is kept here for every phase, with our rollout memory
+  knobs (`model/rollout.py`): each rollout step keeps only its prediction,
+  in host memory, and the targets wait in host memory (by XLA:TPU 79 -> 33
+  GiB per chip at 12 steps: benchmarks/RESULTS.md). Add
   `--config=fiddler:fit_memory()` to give each phase the fastest policy that
-  fits (our model then fits rollouts up to 8 steps in 32 GB; 9-12 steps need
-  about 34-39 GB, e.g. TPU v5p or an 80 GB GPU).
+  fits.
   """
   model = ModelConfig(
       resolution=0.25,
@@ -80,7 +82,14 @@ def graphcast() -> fdl.Config:
       radius_query_fraction_edge_length=RELEASED_RADIUS_FRACTION,
       mesh2grid_edge_normalization_factor=RELEASED_MESH2GRID_NORMALIZATION,
       precision="bfloat16",
-      remat=RematConfig(rollout_step=True, processor_every_k=3, encoder_decoder=True),
+      remat=RematConfig(
+          rollout_step=True,
+          processor_every_k=3,
+          encoder_decoder=True,
+          rollout_saves="prediction",
+          offload_rollout=True,
+          host_targets=True,
+      ),
       edge_block_size=262_144,
   )
   data = DataConfig(source="era5", resolution=0.25, global_batch_size=32)

@@ -48,7 +48,11 @@ def resolution(cfg: fdl.Config, degrees: float, mesh_size: int | None = None):
 
 def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1):
   """Trains on `n` devices, `spatial` of them sharing each example (a data x
-  space mesh), with `per_device_batch` examples per group of `spatial`."""
+  space mesh), with `per_device_batch` examples per group of `spatial`.
+
+  A split (spatial > 1) turns off the rollout knobs the split model does not
+  have (`RematConfig.rollout_saves`, `offload_rollout`, `host_targets`).
+  """
   if n < 1 or per_device_batch < 1 or spatial < 1:
     raise FiddlerError(
         f"devices(n={n}, per_device_batch={per_device_batch}, "
@@ -58,6 +62,10 @@ def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1
     raise FiddlerError(f"devices(n={n}, spatial={spatial}): spatial must " "divide n")
   selectors.select(cfg, tag=tags.DeviceCount).replace(value=n)
   cfg.mesh.spatial = spatial
+  if spatial > 1 and cfg.model.remat is not None:
+    cfg.model.remat.rollout_saves = "window"
+    cfg.model.remat.offload_rollout = False
+    cfg.model.remat.host_targets = False
   selectors.select(cfg, tag=tags.GlobalBatchSize).replace(value=n // spatial * per_device_batch)
 
 

@@ -169,6 +169,53 @@ def test_grid_blocks_bound_grid_node_activations():
   assert cheap.recompute_fraction - plain.recompute_fraction == pytest.approx(share)
 
 
+def test_rollout_knobs_priced():
+  """Keeping predictions replaces each step's saved float32 window by its
+  prediction (plus a fixed KEPT_WINDOWS windows); offloading moves the
+  predictions, and host targets the targets, from the device to the host."""
+  experiment = build("graphcast")
+  model, task = experiment.model, experiment.task
+  g, c = sizes.graph_sizes(model), sizes.channels(task)
+  window = 4 * g.grid_nodes * c.input_frames * c.input_frame
+  prediction = 4 * g.grid_nodes * c.output
+  published = RematConfig(rollout_step=True, processor_every_k=3, encoder_decoder=True)
+
+  def cost(r, **knobs):
+    remat = dataclasses.replace(published, **knobs)
+    return cost_model.step_cost(model, task, rollout_steps=r, remat=remat, retention="unfused")
+
+  base, keep = cost(12), cost(12, rollout_saves="prediction")
+  assert base.activation_bytes - keep.activation_bytes == pytest.approx(
+      12 * (window - prediction) - cost_model.KEPT_WINDOWS * window
+  )
+  offload = cost(12, rollout_saves="prediction", offload_rollout=True)
+  assert keep.activation_bytes - offload.activation_bytes == pytest.approx(12 * prediction)
+  assert offload.host_bytes == pytest.approx(12 * prediction)
+  both = cost(12, rollout_saves="prediction", offload_rollout=True, host_targets=True)
+  assert offload.data_bytes - both.data_bytes == pytest.approx(11 * prediction)
+  assert both.host_bytes == pytest.approx(24 * prediction)
+  # 0.25 deg / 37 levels: 0.88 GiB per step's prediction or targets.
+  assert prediction / 2**30 == pytest.approx(0.878, abs=0.001)
+  # At one step the knobs keep nothing (no rollout) and only move targets.
+  assert cost(1, rollout_saves="prediction").peak_bytes == cost(1).peak_bytes
+  assert cost(1, host_targets=True).host_bytes == pytest.approx(prediction)
+
+
+def test_fit_searches_rollout_knobs():
+  """Both searches try the rollout knobs (offloading only what is kept as
+  predictions), but not for a split model, which has none of them."""
+  assert any(r.rollout_saves == "prediction" and r.host_targets for r in fit_lib.REMAT_POLICIES)
+  assert not any(
+      r.offload_rollout and r.rollout_saves != "prediction" for r in fit_lib.REMAT_POLICIES
+  )
+  assert not any(
+      (r.rollout_saves != "window" or r.host_targets) and (r.rollout_segment or not r.rollout_step)
+      for r in fit_lib.REMAT_POLICIES
+  )
+  knobs = RematConfig(rollout_step=True, rollout_saves="prediction", host_targets=True)
+  assert fit_lib.runs_split(knobs, 1) and not fit_lib.runs_split(knobs, 2)
+
+
 def test_phase_policies_fit_each_phase_at_least_cost():
   experiment = build("graphcast", n=32)
   policies = fit_lib.phase_policies(experiment, "tpu_v4")
@@ -182,12 +229,17 @@ def test_phase_policies_fit_each_phase_at_least_cost():
   by_name = {p.phase: p for p in policies}
   # Priced like XLA:TPU: from 3 steps on, the rollout's input windows,
   # targets and the processor's activations (which processor groups do not
-  # lower inside a rematerialised step) need more than 32 GiB under every
-  # policy; 2 steps fit only without per-step remat, where they do.
-  fits = [p.fits for p in policies]
-  assert fits == [p.rollout_steps <= 2 for p in experiment.schedule.phases]
+  # lower inside a rematerialised step that keeps its window) need more than
+  # 32 GiB unless the step keeps its prediction, offloaded, with the targets
+  # in host memory (`model/rollout.py`); 2 steps also fit without per-step
+  # remat.
+  assert all(p.fits for p in policies)
   assert not by_name["rollout_2"].remat.rollout_step
-  assert by_name["rollout_12"].remat.rollout_step
+  for phase in experiment.schedule.phases:
+    if phase.rollout_steps >= 3:
+      remat = by_name[phase.name].remat
+      assert remat.rollout_step and remat.rollout_saves == "prediction"
+      assert remat.offload_rollout and remat.host_targets
 
 
 def test_fit_memory_fiddler_sets_phase_policies():
@@ -349,16 +401,16 @@ def test_cli_json_schema(tmp_path):
 
 
 def test_cli_fit_explains_what_cannot_fit():
-  out = _run_cli("--config=config:graphcast_small", "--fit", "--memory_gib=3")
+  out = _run_cli("--config=config:graphcast_small", "--fit", "--memory_gib=2")
   assert out.returncode == 0, out.stderr
   lines = out.stdout.strip().splitlines()
   assert lines[0] == (
-      "no single setting fits every phase in 3.0 GiB per " "device on 32 device(s)."
+      "no single setting fits every phase in 2.0 GiB per " "device on 32 device(s)."
   )
   assert "single_step" in lines[1] and "rollout_12" in lines[1]
-  # No remat policy is enough on 32 chips; under XLA:TPU's retention (inside
-  # a recomputed rollout step only whole steps lower the peak), 4 chips per
-  # example are not either: 8 on 256 are.
+  # No remat policy is enough on 32 chips (3 GiB is, with the rollout
+  # knobs); 4 chips per example are not either (the split model has no
+  # rollout knobs): 8 on 256 are.
   split = "'--config=fiddler:devices(n=256,per_device_batch=1,spatial=8)'"
   assert lines[2] == (
       f"try: each example over 8 devices, 256 in all: {split} "

@@ -190,6 +190,53 @@ def test_fit_memory_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatc
   assert fourth.remat not in (analytic.remat, second.remat)
 
 
+def test_fit_search_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatch):
+  """`estimate --fit` (`fit.search`) judges each setting by the cached
+  XLA:TPU figures of its phases' programs where there are any."""
+  from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  experiment = _demo()
+  phase = experiment.schedule.phases[0]
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
+  )
+  devices = experiment.mesh.num_devices
+  search = lambda: fit.search(experiment, "tpu_v4", None, devices, precisions=("bfloat16",))
+  first = search()[0]
+  assert first.decided_by == "analytic"
+  candidate = fit.with_settings(
+      experiment,
+      first.remat,
+      first.edge_block_size,
+      first.precision,
+      devices,
+      first.per_device_batch,
+  )
+  _, target, _ = xla_cost._target(candidate, "tpu_v4", first.per_device_batch)  # pylint: disable=protected-access
+  key = xla_cost.program_key(
+      candidate,
+      rollout_steps=phase.rollout_steps,
+      remat=first.remat,
+      precision=first.precision,
+      batch_per_device=first.per_device_batch,
+      target=target,
+  )
+  over = xla_cost.XlaCost(True, backend="tpu", peak_bytes=40 * GiB, temp_bytes=40 * GiB, fits=False)
+  xla_cost._cache_save(key, over)  # pylint: disable=protected-access
+  results = search()
+  assert all((r.remat, r.edge_block_size) != (first.remat, first.edge_block_size) for r in results)
+  fitting = xla_cost.XlaCost(True, backend="tpu", peak_bytes=1 * GiB, temp_bytes=GiB, fits=True)
+  xla_cost._cache_save(key, fitting)  # pylint: disable=protected-access
+  (again,) = [
+      r
+      for r in fit.search(experiment, "tpu_v4", None, devices, precisions=("bfloat16",), top=500)
+      if (r.remat, r.edge_block_size) == (first.remat, first.edge_block_size)
+  ]
+  assert (again.decided_by, again.peak_bytes) == ("xla:tpu", 1 * GiB)
+
+
 def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypatch):
   """XLA:TPU-priced time: FLOPs and bytes of the compiled program (scan
   bodies times trip counts) on the roofline; a rollout whose program did not

@@ -34,6 +34,9 @@ ELEMENTWISE_FLOPS = 6
 # swish (x * sigmoid(x)), LayerNorm (mean, variance, normalise, scale),
 # residual add. Unfused, each reads and writes the element once.
 ELEMENTWISE_PASSES = 10
+# Window-sized float32 buffers the backward pass of a rollout that keeps
+# predictions (`RematConfig.rollout_saves="prediction"`) holds at once.
+KEPT_WINDOWS = 4
 BACKWARD_FACTOR = 2  # backward FLOPs and bytes per forward FLOP and byte
 ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
 
@@ -152,6 +155,10 @@ class StepCost:
   temporary_bytes: float
   recompute_fraction: float
   num_params: int
+  # Pinned host memory the step uses (saved predictions under
+  # `remat.offload_rollout`, the targets under `remat.host_targets`): not
+  # part of the device's peak.
+  host_bytes: float = 0.0
 
   @property
   def peak_bytes(self) -> float:
@@ -450,14 +457,22 @@ def step_cost(
   weight_reads = passes * r * n_params * act
 
   # Inputs (float32): input frames and statics, then per rollout step the
-  # targets and forcings.
-  data_elems = g.grid_nodes * (c.grid_input + r * (c.output + c.forcing))
-  data_bytes = 4 * b * data_elems
+  # targets and forcings. With `host_targets` the targets wait in host
+  # memory and the device holds one step's at a time.
+  target_bytes = 4 * b * g.grid_nodes * c.output  # one step's, float32
+  on_device_targets = 1 if remat.host_targets else r
+  data_elems = g.grid_nodes * (c.grid_input + r * c.forcing)
+  data_bytes = 4 * b * data_elems + on_device_targets * target_bytes
+  host_bytes = r * target_bytes if remat.host_targets else 0.0
 
   kept = RETENTION[retention]
   saving = remat  # the checkpoints that lower the peak under this compiler
+  keeps_predictions = remat.rollout_step and r > 1 and remat.rollout_saves == "prediction"
+  # The custom-VJP rollout (`model/rollout.py`) differentiates each step with
+  # an explicit vjp, where inner checkpoints act as in a one-step program.
   if r > 1 and remat.rollout_step and not kept.loop_checkpoints_in_rollout:
-    saving = dataclasses.replace(remat, processor_every_k=0, grid_block_size=None)
+    if not keeps_predictions:
+      saving = dataclasses.replace(remat, processor_every_k=0, grid_block_size=None)
   saved, recompute_peak = step_activation_elements(apps, model, saving, b, kept, graph=g)
   # The scan carry (the float32 input window) is saved at every step; the
   # loss is accumulated inside the step, so predictions are not kept.
@@ -467,7 +482,19 @@ def step_cost(
   # with segments the segment inputs plus one recomputed segment (or the
   # remainder steps, which come first).
   live_steps = num_segments + max(k, rest) if k else r
-  if remat.rollout_step and r > 1:
+  if keeps_predictions:
+    # `model/rollout.py`: each step keeps its predicted frame (float32,
+    # output channels) instead of its input window. The backward pass holds
+    # KEPT_WINDOWS window-sized buffers: the first window, the one it
+    # rebuilds, and the window's cotangent coming in and going out (read
+    # off XLA:TPU's buffers at the 0.25 deg rollout-12 peak). Offloaded, the
+    # predictions sit in host memory.
+    kept_predictions = r * target_bytes
+    if remat.offload_rollout:
+      host_bytes += kept_predictions
+      kept_predictions = 0.0
+    activations = KEPT_WINDOWS * carry + kept_predictions + act * (saved + recompute_peak)
+  elif remat.rollout_step and r > 1:
     # The step being differentiated is re-materialised under the inner policy.
     activations = live_steps * carry + act * (saved + recompute_peak)
   elif k:
@@ -477,8 +504,8 @@ def step_cost(
   temporary = act * max(
       temporary_elements(a, model, _block(a, model, saving)) * per_batch(a) for a in apps
   )
-  if kept.target_copy and r > 1:
-    activations += 4 * b * r * g.grid_nodes * c.output
+  if kept.target_copy and r > 1 and not remat.host_targets:
+    activations += r * target_bytes
   activations *= kept.heap_overhead
   temporary *= kept.heap_overhead
   return StepCost(
@@ -492,4 +519,5 @@ def step_cost(
       temporary_bytes=temporary,
       recompute_fraction=extra,
       num_params=n_params,
+      host_bytes=host_bytes,
   )

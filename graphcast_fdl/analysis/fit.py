@@ -22,6 +22,16 @@ from graphcast_fdl.analysis import xla_cost
 from graphcast_fdl.model.config import RematConfig
 from graphcast_fdl.train.experiment import Experiment
 
+# What a recomputed rollout step keeps and where (`model/rollout.py`):
+# its window (default), its prediction, offloaded to host memory, with the
+# targets in host memory too. Only with per-step remat and no segments.
+ROLLOUT_KNOBS = (
+    {},
+    {"host_targets": True},
+    {"rollout_saves": "prediction"},
+    {"rollout_saves": "prediction", "offload_rollout": True},
+    {"rollout_saves": "prediction", "offload_rollout": True, "host_targets": True},
+)
 REMAT_POLICIES = tuple(
     RematConfig(
         rollout_step=s,
@@ -29,13 +39,15 @@ REMAT_POLICIES = tuple(
         encoder_decoder=e,
         rollout_segment=seg,
         grid_block_size=grid,
+        **knobs,
     )
     for s in (False, True)
     for k in (0, 1, 2, 3, 4, 8)
     for e in (False, True)
     for seg in (0, 3, 4)
     for grid in (None, 65_536, 262_144)
-    if s or not seg
+    for knobs in ROLLOUT_KNOBS
+    if (s or not seg) and (not knobs or (s and not seg))
 )  # segments without per-step remat keep whole segments
 EDGE_BLOCKS = (None, 65_536, 262_144, 1_048_576)
 PRECISIONS = ("bfloat16", "float32")
@@ -65,6 +77,9 @@ class FitResult:
   # Devices sharing each example (mesh.spatial); `per_device_batch` is then
   # the examples of each group of them.
   spatial: int = 1
+  # Whose peak judged it: "analytic", or the compiler's ("xla:tpu", ...)
+  # when the on-disk cache held the figures of at least one phase's program.
+  decided_by: str = "analytic"
 
   def to_dict(self) -> dict:
     d = dataclasses.asdict(self)
@@ -177,16 +192,26 @@ def search(
       splits += [(spatial, b) for b in per_device_batches]
   g = sizes.graph_sizes(experiment.model)
   most_edges = max(g.grid2mesh_edges, g.mesh2grid_edges)
+  target = hardware if hardware in xla_cost.TPU_TARGETS else None
   results = []
   for remat, block, precision, (spatial, batch) in itertools.product(
       REMAT_POLICIES, EDGE_BLOCKS, precisions, splits
   ):
     if (block is not None and block >= most_edges) or (remat.grid_block_size or 0) >= g.grid_nodes:
       continue  # a block as large as its set changes nothing: seen unblocked
+    if not runs_split(remat, spatial):
+      continue
     candidate = with_settings(experiment, remat, block, precision, devices, batch, spatial)
     est = estimator.estimate(candidate, hardware)
     budget = est.memory_bytes_per_device if memory_bytes is None else memory_bytes
-    peak = max(p.peak_bytes_per_device for p in est.phases)
+    peak, decided_by = 0.0, "analytic"
+    for p in est.phases:  # the compiler's peak where its figures are cached
+      compiled = compiled_peak(candidate, p.rollout_steps, remat, p.precision, batch, target)
+      if compiled is None:
+        peak = max(peak, p.peak_bytes_per_device)
+      else:
+        peak = max(peak, compiled[0] if compiled[1] else float("inf"))
+        decided_by = compiled[2]
     if peak > budget:
       continue
     examples = sum(p.steps for p in est.phases) * devices // spatial * batch
@@ -201,10 +226,42 @@ def search(
             peak_bytes=peak,
             changes=changes(experiment, remat, block, precision, batch, spatial),
             spatial=spatial,
+            decided_by=decided_by,
         )
     )
   results.sort(key=lambda r: (r.total_duration_seconds, r.peak_bytes, len(r.changes)))
   return results[:top]
+
+
+def runs_split(remat: RematConfig, spatial: int) -> bool:
+  """Whether the model split over `spatial` devices per example runs `remat`:
+  the split model (`model/spatial.py`) has no prediction-keeping rollout and
+  no host targets."""
+  return spatial == 1 or (remat.rollout_saves == "window" and not remat.host_targets)
+
+
+def compiled_peak(
+    experiment: Experiment,
+    rollout_steps: int,
+    remat: RematConfig,
+    precision: str,
+    batch_per_device: int,
+    target: str | None,
+) -> tuple[float, bool, str] | None:
+  """(peak bytes, fits, "xla:<backend>") of this program from the on-disk
+  cache of compiled figures (`xla_cost.cached`; compiles nothing), or None.
+  `fits` is False where the compiler refused it (over its device memory)."""
+  compiled = xla_cost.cached(
+      experiment,
+      rollout_steps=rollout_steps,
+      remat=remat,
+      precision=precision,
+      batch_per_device=batch_per_device,
+      hardware=target,
+  )
+  if compiled is None or not compiled.available or compiled.peak_bytes is None:
+    return None
+  return compiled.peak_bytes, compiled.fits is not False, f"xla:{compiled.backend}"
 
 
 def spatial_splits(experiment: Experiment, devices: int) -> tuple[int, ...]:
@@ -267,7 +324,8 @@ def phase_policies(
   results = []
   for phase in experiment.schedule.phases:
     priced = []
-    for remat in policies:
+    spatial = phase.spatial or experiment.mesh.spatial
+    for remat in (r for r in policies if runs_split(r, spatial)):
       candidate = dataclasses.replace(
           experiment,
           schedule=dataclasses.replace(
