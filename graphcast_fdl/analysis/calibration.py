@@ -216,6 +216,18 @@ XLA_TPU_PEAKS = (
         33.25,
         _BR,
     ),
+    CompiledPeak(
+        "graphcast",
+        2,
+        dataclasses.replace(
+            _PUBLISHED_REMAT,
+            rollout_saves="prediction",
+            offload_rollout=True,
+            host_targets=True,
+        ),
+        33.14,
+        _BR + " (required; 2026-12-02, session 5)",
+    ),
 )
 
 # Roofline of XLA:TPU's own FLOPs and bytes (scan bodies times their trip
