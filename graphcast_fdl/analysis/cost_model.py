@@ -35,8 +35,11 @@ ELEMENTWISE_FLOPS = 6
 # residual add. Unfused, each reads and writes the element once.
 ELEMENTWISE_PASSES = 10
 # Window-sized float32 buffers the backward pass of a rollout that keeps
-# predictions (`RematConfig.rollout_saves="prediction"`) holds at once.
-KEPT_WINDOWS = 4
+# predictions (`RematConfig.rollout_saves="prediction"`) holds at once: at
+# the 0.25 deg peak about 5 (first window, window cotangent, prediction-sized
+# buffers, the bfloat16 window); 6 matches XLA:TPU's final 33.1-33.3 GiB at
+# rollouts 2 and 12 (benchmarks/RESULTS.md).
+KEPT_WINDOWS = 6
 BACKWARD_FACTOR = 2  # backward FLOPs and bytes per forward FLOP and byte
 ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
 
@@ -486,8 +489,8 @@ def step_cost(
     # `model/rollout.py`: each step keeps its predicted frame (float32,
     # output channels) instead of its input window. The backward pass holds
     # KEPT_WINDOWS window-sized buffers: the first window, the one it
-    # rebuilds, and the window's cotangent coming in and going out (read
-    # off XLA:TPU's buffers at the 0.25 deg rollout-12 peak). Offloaded, the
+    # rebuilds, the window's and the prediction's cotangents (read off
+    # XLA:TPU's buffers at the 0.25 deg rollout-12 peak). Offloaded, the
     # predictions sit in host memory.
     kept_predictions = r * target_bytes
     if remat.offload_rollout:
