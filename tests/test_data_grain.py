@@ -105,6 +105,29 @@ def test_state_resumes_the_stream_exactly(tiny_data, num_workers):
   assert _equal(_take(other, 1)[0], reference[2])
 
 
+def test_state_across_a_change_of_process_layout(tiny_data):
+  # A run saved by 2 processes (or spatial groups: 2 blocks of each global
+  # batch) and resumed by 1, or the other way, or by the other block,
+  # continues with the same global examples of each step.
+  task = tiny_task()
+  whole = _take(data.train_batches(tiny_data, task, 1, 3, 0, 1), 3)
+  halves = [_take(data.train_batches(tiny_data, task, 1, 3, i, 2), 3) for i in (0, 1)]
+  two = data.train_batches(tiny_data, task, 1, 3, 0, 2)
+  _take(two, 2)
+  one = data.train_batches(tiny_data, task, 1, 0, 0, 1)
+  one.set_state(two.get_state())
+  assert one.step == 5
+  assert all(_equal(a, b) for a, b in zip(_take(one, 1), whole[2:]))
+  other_block = data.train_batches(tiny_data, task, 1, 0, 1, 2)
+  other_block.set_state(two.get_state())
+  assert _equal(_take(other_block, 1)[0], halves[1][2])
+  single = data.train_batches(tiny_data, task, 1, 3, 0, 1)
+  _take(single, 1)
+  back = data.train_batches(tiny_data, task, 1, 0, 1, 2)
+  back.set_state(single.get_state())
+  assert back.step == 4 and _equal(_take(back, 1)[0], halves[1][1])
+
+
 def test_eval_batches_fixed_and_match_xarray_windows(tiny_data):
   task = tiny_task()
   batches = data.eval_batches(tiny_data, task, 2, 2)

@@ -116,9 +116,16 @@ class TrainIterator:
     step: the global step of the next batch.
   """
 
-  def __init__(self, make: Callable[[int], grain.IterDataset], start_step: int, num_workers: int):
+  def __init__(
+      self,
+      make: Callable[[int], grain.IterDataset],
+      start_step: int,
+      num_workers: int,
+      layout: tuple[int, int] = (0, 1),
+  ):
     self._make = make
     self._num_workers = num_workers
+    self._layout = [int(x) for x in layout]  # (block, blocks) of each global batch.
     self._start(int(start_step))
 
   def _start(self, first_step: int, grain_state=None):
@@ -136,22 +143,32 @@ class TrainIterator:
     return batch
 
   def get_state(self) -> bytes:
-    """JSON: the next step, the step the stream began at, Grain's state."""
+    """JSON: the next step, the step the stream began at, the layout it
+    was read with (worker count; block of the global batch and the number
+    of blocks), Grain's state."""
     return json.dumps(
         {
             "step": self.step,
             "first_step": self._first_step,
             "num_workers": self._num_workers,
+            "layout": self._layout,
             "grain": self._iterator.get_state(),
         }
     ).encode()
 
   def set_state(self, state: bytes | str) -> None:
-    """Continues where `get_state` was taken (positioned by the step alone if
-    the worker count changed: Grain's state is per worker)."""
+    """Continues where `get_state` was taken.
+
+    Grain's state belongs to one worker count and one share of the global
+    batch; a run resumed with other workers, another number of processes or
+    spatial groups (another block of each batch) is positioned by the step
+    alone, which gives the same global examples: they are a function of
+    (seed, step).
+    """
     saved = json.loads(state)
     self.close()
-    if saved["num_workers"] == self._num_workers:
+    same = saved["num_workers"] == self._num_workers and saved.get("layout") == self._layout
+    if same:
       self._start(int(saved["first_step"]), saved["grain"])
       self.step = int(saved["step"])
     else:
@@ -186,7 +203,7 @@ def train_batches(
   def make(first_step):
     return train_dataset(data, task, rollout_steps, first_step, process_index, process_count)
 
-  return TrainIterator(make, start_step, data.num_workers)
+  return TrainIterator(make, start_step, data.num_workers, (process_index, process_count))
 
 
 def eval_batches(
