@@ -69,6 +69,12 @@ def test_processes_take_contiguous_shares_of_each_global_batch():
   halves = [grain_pipeline.window_order(7, 3, 4, i, 2) for i in (0, 1)]
   for step in (0, 5, 10**9):
     np.testing.assert_array_equal(np.concatenate([h[step] for h in halves]), whole[step])
+  # One example per process (global batch 1, or 2 over 2 processes).
+  singles = [grain_pipeline.window_order(7, 3, 2, i, 2) for i in (0, 1)]
+  whole = grain_pipeline.window_order(7, 3, 2, 0, 1)
+  for step in (0, 9, 10**12):
+    np.testing.assert_array_equal(np.concatenate([h[step] for h in singles]), whole[step])
+  assert grain_pipeline.window_order(7, 3, 1, 0, 1)[10**12].shape == (1,)
   with pytest.raises(ValueError, match="global_batch_size=4 does not split over 3"):
     grain_pipeline.window_order(7, 3, 4, 0, 3)
 
@@ -177,3 +183,21 @@ def test_loader_reads_the_windows_the_order_names(tiny_data):
     example = maker.example(int(maker.starts[window]))
     for key, value in example.inputs.items():
       np.testing.assert_array_equal(batch.inputs[key][row], value, err_msg=key)
+
+
+def test_evaluate_command_reads_its_batches_through_grain(tiny_data):
+  # `evaluate` (the command) loads each chunk of initial times in Grain's
+  # reader threads, ahead of the rollout: the same arrays, in order.
+  from graphcast_fdl.evaluation import windows  # pylint: disable=g-import-not-at-top
+
+  task = tiny_task()
+  frames = data.split_frames(tiny_data, task, tiny_data.eval_split)
+  indices = windows.init_indices(frames, task, 2, 5)
+  chunks = [indices[:2], indices[2:4], indices[4:]]
+  loaded = list(windows.load_batches(frames, task, chunks, 2, prefetch=2))
+  assert len(loaded) == 3
+  for chunk, (batch, template, valid) in zip(chunks, loaded):
+    direct, direct_template, direct_valid = windows.make_examples(frames, task, chunk, 2)
+    assert _equal(batch, direct)
+    np.testing.assert_array_equal(valid, direct_valid)
+    assert template.identical(direct_template)

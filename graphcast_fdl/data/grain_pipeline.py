@@ -72,7 +72,10 @@ def window_order(
         f"{process_count} processes"
     )
   per_process = global_batch_size // process_count
-  order = grain.MapDataset.range(num_windows).shuffle(seed=int(seed)).repeat()
+  # 2**62 / num_windows epochs, "without end": Grain's endless repeat has
+  # length sys.maxsize, which `batch(1)` rounds (in floats) past an index.
+  epochs = max((1 << 62) // max(num_windows, 1), 1)
+  order = grain.MapDataset.range(num_windows).shuffle(seed=int(seed)).repeat(epochs)
   return order.batch(per_process)[process_index::process_count]
 
 
