@@ -216,3 +216,15 @@ def test_tensorstore_names_a_stored_fill_value(tmp_path):
   frames.frame(2)
   with pytest.raises(data.DataError, match="temperature"):
     frames.frame(3)
+
+
+def test_zarr_frames_read_by_tensorstore_are_a_grain_source(zarr_path):
+  import grain  # pylint: disable=g-import-not-at-top
+
+  frames = _open(zarr_path)
+  assert frames._arrays is not None  # pylint: disable=protected-access
+  loaded = list(grain.MapDataset.source(frames)[::5].to_iter_dataset(grain.ReadOptions(2, 2)))
+  assert len(loaded) == 4
+  for position, frame in zip((0, 5, 10, 15), loaded):
+    for name, value in _open(zarr_path).frame(position).items():
+      np.testing.assert_array_equal(frame[name], value, err_msg=name)

@@ -201,3 +201,28 @@ def test_evaluate_command_reads_its_batches_through_grain(tiny_data):
     assert _equal(batch, direct)
     np.testing.assert_array_equal(valid, direct_valid)
     assert template.identical(direct_template)
+
+
+def test_record_source_is_a_grain_data_source(tiny_data):
+  # Our direct reader behind Grain's RandomAccessDataSource protocol: the
+  # same records as Grain's ArrayRecordDataSource (the library), by index,
+  # also after pickling (worker processes).
+  import pickle  # pylint: disable=g-import-not-at-top
+
+  import grain  # pylint: disable=g-import-not-at-top
+
+  frames = data.split_frames(tiny_data, tiny_task(), tiny_data.train_split)
+  source = frames.records
+  assert isinstance(source, grain.sources.RandomAccessDataSource) and source.direct
+  library = grain.sources.ArrayRecordDataSource(list(source._instructions))  # pylint: disable=protected-access
+  assert len(source) == len(library) == len(frames)
+  dataset = grain.MapDataset.source(pickle.loads(pickle.dumps(source)))
+  for index in (0, 3, len(frames) - 1):
+    assert dataset[index] == library[index]
+  with pytest.raises(IndexError):
+    source[len(source)]
+  # Frames are a Grain source too: frame i by index.
+  assert isinstance(frames, grain.sources.RandomAccessDataSource)
+  frame = grain.MapDataset.source(frames)[2]
+  for name, value in frames.frame(2).items():
+    np.testing.assert_array_equal(frame[name], value, err_msg=name)
