@@ -6,11 +6,13 @@ All are slow on a shared 2-core CPU (each phase compiles the model for
 `demo` config end to end through the command line.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+from absl import flags
 import fiddle as fdl
 import numpy as np
 import pytest
@@ -121,3 +123,25 @@ def test_demo_config_trains_and_beats_persistence(tmp_path):
   demo = fdl.build(experiments.demo())
   assert result["global_step"] == sum(p.num_steps for p in demo.schedule.phases) == 360
   assert result["eval/loss"] < result["persistence/loss"]
+
+
+@pytest.mark.slow
+def test_worker_processes_train_exactly_as_reader_threads(data_dir, tmp_path):
+  # data.num_workers=2: Grain's worker processes (real processes, fed the
+  # pickled loader) read the batches; the run ends where the run with reader
+  # threads ends, to the bit.
+  if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags (app.run parses them).
+    flags.FLAGS.mark_as_parsed()
+  results = {}
+  for workers in (0, 2):
+    experiment = real_experiment.small_experiment(data_dir)
+    experiment = dataclasses.replace(
+        experiment, data=dataclasses.replace(experiment.data, num_workers=workers, prefetch=2)
+    )
+    results[workers] = trainer_lib.Trainer(experiment, str(tmp_path / f"w{workers}")).run()
+  losses = sorted(k for k in results[0] if k.startswith(("eval/", "persistence/")))
+  assert "eval/loss" in losses and "persistence/loss/geopotential" in losses
+  assert {k: results[2][k] for k in losses} == {k: results[0][k] for k in losses}
+  assert np.isfinite(results[2]["eval/loss"])
+  saved = tmp_path / "w2" / "checkpoints" / "12" / "data_iterator" / "process_0-of-1.json"
+  assert json.loads(saved.read_bytes())["num_workers"] == 2
