@@ -10,9 +10,15 @@ takes its contiguous share of every global batch (a strided slice of the
 dataset, as Grain's process sharding does), so the union over processes is
 the batch one process would load and the order is a function of
 (data.seed, step) alone. Each element is read by `LoadBatch`: the fast
-assembly (`assembly`, straight from the array_record files, or from a zarr
-store through tensorstore) in Grain's reader threads or, with
-`data.num_workers`, its worker processes, `data.prefetch` batches ahead.
+assembly (`assembly`) from the split's frames, which are Grain data sources
+themselves (`record_source.RecordSource` over the array_record files, each
+field read straight into its batch slot; or a zarr store read through
+tensorstore), in Grain's reader threads or, with `data.num_workers`, its
+worker processes, `data.prefetch` batches ahead. Order and state live in a
+window-index dataset (range -> shuffle -> repeat -> batch -> process
+share) rather than in `MapDataset.source(frames)`: an element is a window of
+consecutive frames, and the batch is filled in place (one copy) instead of
+stacked from per-frame elements (a second copy of every byte).
 
 `TrainIterator` counts the global step it is at; its state (that step and
 Grain's own) is written per process into the Orbax checkpoint by Grain's
