@@ -145,3 +145,47 @@ def test_worker_processes_train_exactly_as_reader_threads(data_dir, tmp_path):
   assert np.isfinite(results[2]["eval/loss"])
   saved = tmp_path / "w2" / "checkpoints" / "12" / "data_iterator" / "process_0-of-1.json"
   assert json.loads(saved.read_bytes())["num_workers"] == 2
+
+
+@pytest.mark.slow
+def test_two_process_run_resumed_by_one_process_continues_the_example_order(data_dir, tmp_path):
+  # 2 processes x 2 devices are preempted (SIGTERM) mid-phase at step 9;
+  # 1 process x 4 devices resumes. Grain's saved state is per process and
+  # layout, so the new layout is positioned by the step: the same global
+  # examples follow, and the run ends where 1 x 4 throughout ends.
+  cache = str(tmp_path / "cache")
+  one = dict(kind="demo", data_dir=data_dir, devices=4, cache_dir=cache)
+  processes.run_worker(dict(one, workdir=str(tmp_path / "ref"), out=str(tmp_path / "ref.npz")))
+  port = processes.free_port()
+  procs = [
+      processes.start_worker(
+          dict(
+              kind="demo",
+              data_dir=data_dir,
+              devices=2,
+              num_processes=2,
+              process_id=i,
+              port=port,
+              sigterm_at=9,
+              workdir=str(tmp_path / "run"),
+              out=str(tmp_path / "first.npz"),
+          )
+      )
+      for i in range(2)
+  ]
+  for proc in procs:
+    _, err = proc.communicate()
+    assert proc.returncode == 128 + 15, err[-3000:]
+  saved = os.listdir(tmp_path / "run" / "checkpoints" / "9" / "data_iterator")
+  assert sorted(saved) == ["process_0-of-2.json", "process_1-of-2.json"]
+  last = processes.run_worker(
+      dict(one, workdir=str(tmp_path / "run"), out=str(tmp_path / "run.npz"))
+  )
+  assert "Resumed from checkpoint at global step 9" in last.stderr
+  assert "the data continues from the step instead" in last.stderr
+  processes.assert_same_params(
+      processes.load(str(tmp_path / "ref.npz")),
+      processes.load(str(tmp_path / "run.npz")),
+      rtol=1e-4,
+      atol=1e-6,
+  )
