@@ -148,11 +148,14 @@ def test_worker_processes_train_exactly_as_reader_threads(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_run_resumed_by_one_process_continues_the_example_order(data_dir, tmp_path):
+def test_two_process_run_resumed_by_one_process_continues_the_example_order(
+    data_dir, tmp_path, monkeypatch
+):
   # 2 processes x 2 devices are preempted (SIGTERM) mid-phase at step 9;
   # 1 process x 4 devices resumes. Grain's saved state is per process and
   # layout, so the new layout is positioned by the step: the same global
   # examples follow, and the run ends where 1 x 4 throughout ends.
+  monkeypatch.setattr(processes, "TIMEOUT_S", 900)  # Three real runs on a loaded CPU.
   cache = str(tmp_path / "cache")
   one = dict(kind="demo", data_dir=data_dir, devices=4, cache_dir=cache)
   processes.run_worker(dict(one, workdir=str(tmp_path / "ref"), out=str(tmp_path / "ref.npz")))
