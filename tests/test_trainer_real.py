@@ -126,6 +126,7 @@ def test_demo_config_trains_and_beats_persistence(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # Two runs of the real model.
 def test_worker_processes_train_exactly_as_reader_threads(data_dir, tmp_path):
   # data.num_workers=2: Grain's worker processes (real processes, fed the
   # pickled loader) read the batches; the run ends where the run with reader
@@ -148,6 +149,7 @@ def test_worker_processes_train_exactly_as_reader_threads(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # Three runs of the real model, one in 2 processes.
 def test_two_process_run_resumed_by_one_process_continues_the_example_order(
     data_dir, tmp_path, monkeypatch
 ):
@@ -180,7 +182,7 @@ def test_two_process_run_resumed_by_one_process_continues_the_example_order(
     _, err = proc.communicate()
     assert proc.returncode == 128 + 15, err[-3000:]
   saved = os.listdir(tmp_path / "run" / "checkpoints" / "9" / "data_iterator")
-  assert sorted(saved) == ["process_0-of-2.json", "process_1-of-2.json"]
+  assert {"process_0-of-2.json", "process_1-of-2.json"} <= set(saved)
   last = processes.run_worker(
       dict(one, workdir=str(tmp_path / "run"), out=str(tmp_path / "run.npz"))
   )
