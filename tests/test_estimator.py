@@ -529,3 +529,35 @@ def test_tpu_retention_keeps_less_than_cpu():
   groups = RematConfig(rollout_step=True, processor_every_k=1)
   assert step(groups, "fused") == step(_STEP, "fused")
   assert step(groups, "unfused") < step(_STEP, "unfused") / 2
+
+
+def test_recorded_xla_figures_price_phases_without_a_cache(monkeypatch):
+  """Recorded XLA:TPU figures (`calibration.XLA_TPU_COSTS`) price the phases
+  of their config: the 1-step phase from its own program, every rollout
+  from the recorded rollout's per-step figures; the host link carries each
+  step's batch and the program's host copies."""
+  experiment = build("graphcast_small", n=32)
+  remat = experiment.model.remat
+  tpu = hardware.get("tpu_v4")
+  points = (
+      calibration.CompiledCost("graphcast_small", 1, remat, 2.75e13, 1.2e12, 0.0, "test"),
+      calibration.CompiledCost("graphcast_small", 4, remat, 4 * 2.75e13, 4 * 2.4e12, 4e9, "test"),
+      calibration.CompiledCost("graphcast", 1, remat, 1e20, 1e20, 0.0, "another config"),
+  )
+  monkeypatch.setattr(calibration, "XLA_TPU_COSTS", points)
+  est = estimator.take_recorded_xla(experiment, estimator.estimate(experiment, "tpu_v4"))
+  estimator.price_from_xla(est.phases, tpu, est.num_devices, efficiency=0.5)
+  by_name = {p.name: p for p in est.phases}
+  one, seven = by_name["single_step"], by_name["rollout_7"]
+  allreduce = 2 * one.gradient_bytes * 31 / 32 / tpu.interconnect_bandwidth
+  assert one.xla["recorded"] == "test" and seven.xla is None
+  assert one.xla_terms["flops"] == pytest.approx(0.1) and one.xla_terms["bytes"] == 1.0
+  assert one.xla_terms["host"] == pytest.approx(one.data_bytes / tpu.host_link_bandwidth)
+  assert one.xla_step_seconds == pytest.approx(1.0 / 0.5 + allreduce)
+  # Rollout 7 from rollout 4's figures: 7 steps of 2.4e12 bytes (2 s each).
+  assert seven.xla_terms["bytes"] == pytest.approx(7 * 2.0)
+  assert seven.xla_terms["host"] == pytest.approx(
+      (seven.data_bytes + 7e9) / tpu.host_link_bandwidth
+  )
+  assert seven.xla_step_seconds == pytest.approx(7 * 2.0 / 0.5 + allreduce)
+  assert seven.xla_terms["bound"] == "bytes"

@@ -203,6 +203,47 @@ XLA_TPU_PEAKS = (
     ),
 )
 
+
+@dataclasses.dataclass(frozen=True)
+class CompiledCost:
+  """XLA:TPU's figures for one train step of a config on 32 x TPU v4 (one
+  example per chip), read off the optimised program (`hlo_loops` on its HLO
+  text: loop bodies times their trips, so recomputation and the compiler's
+  own rematerialisation are in): per chip and train step.
+
+  Attributes:
+    config: experiments registry name.
+    rollout_steps: the program's rollout length.
+    remat: its remat policy.
+    flops: matmul FLOPs.
+    bytes_accessed: HBM bytes (unfused instructions' operands and results).
+    host_bytes: bytes copied between host memory and the chip in the program.
+    source: which compile.
+  """
+
+  config: str
+  rollout_steps: int
+  remat: RematConfig
+  flops: float
+  bytes_accessed: float
+  host_bytes: float
+  source: str
+
+
+# Per-step figures the XLA-priced column of benchmarks/estimator_vs_published.py
+# uses where the on-disk cache lacks them (it is keyed by the source of the
+# model, so every change to it would otherwise need hours of recompiling).
+XLA_TPU_COSTS: tuple[CompiledCost, ...] = ()
+
+
+def compiled_cost(config: str, rollout_steps: int, remat: RematConfig) -> CompiledCost | None:
+  """The recorded figures of `config`'s program of that rollout and policy."""
+  for c in XLA_TPU_COSTS:
+    if c.config == config and c.rollout_steps == rollout_steps and c.remat == remat:
+      return c
+  return None
+
+
 # Roofline of XLA:TPU's own FLOPs and bytes (scan bodies times their trip
 # counts) / the step time, fitted to one figure whose every phase has
 # compiled figures (`benchmarks/estimator_vs_published.py --refit` under

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -111,6 +112,10 @@ class XlaCost:
   capacity_bytes: float | None = None
   loops_weighted: bool = False
   host_bytes: float | None = None
+  # Bytes rescaled by the module's own loop-weighted byte count (not its
+  # FLOPs'), and arrays copied host<->device per step (`hlo_loops`).
+  bytes_weighted: bool = False
+  host_transfer_bytes: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -300,6 +305,21 @@ def _cache_load(key: str) -> XlaCost | None:
     return None
 
 
+def hlo_path(key: str) -> pathlib.Path:
+  """Where the optimised HLO text of a cached program is kept (gzip), so
+  its loops can be re-weighed (`hlo_loops`) without recompiling."""
+  return cache_dir() / f"{key}.hlo.gz"
+
+
+def _save_hlo(key: str, text: str) -> None:
+  directory = cache_dir()
+  directory.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  with os.fdopen(fd, "wb") as f:
+    f.write(gzip.compress(text.encode()))
+  os.replace(tmp, hlo_path(key))
+
+
 def _cache_save(key: str, cost: XlaCost) -> None:
   directory = cache_dir()
   directory.mkdir(parents=True, exist_ok=True)
@@ -438,7 +458,10 @@ def analyze(
         capacity_bytes=capacity,
     )
   else:
-    result = _figures(compiled, rollout_steps, backend, described, start)
+    text = compiled.as_text()
+    result = _figures(compiled, text, rollout_steps, backend, described, start)
+    if use_cache and text:
+      _save_hlo(key, text)
     if hardware:
       _judge(result, hardware)
   if progress:
@@ -596,19 +619,24 @@ def _judge(result: XlaCost, hardware: str) -> None:
   )
 
 
-def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: float) -> XlaCost:
+def _figures(
+    compiled, text: str, rollout_steps: int, backend: str, devices: str, start: float
+) -> XlaCost:
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  # XLA counts each loop body once: rescale by the loops' trips, as the
-  # module's matmul FLOPs weigh them (`hlo_loops`); the rollout length when
-  # the text cannot be read.
-  scale, weighted = rollout_steps, False
+  # XLA counts each loop body once: rescale FLOPs and bytes by the loops'
+  # trips, as the module's own matmul FLOPs and memory bytes weigh them
+  # (`hlo_loops`); the rollout length when the text cannot be read.
+  flop_scale = byte_scale = rollout_steps
+  weighted, host_transfer = False, None
   try:
-    loop_weighted, counted_once = hlo_loops.matmul_flops(compiled.as_text())
-    if counted_once > 0:
-      scale, weighted = loop_weighted / counted_once, True
+    loops = hlo_loops.loop_totals(text)
+    if loops.flops_once > 0 and loops.bytes_once > 0:
+      flop_scale = loops.flops_weighted / loops.flops_once
+      byte_scale = loops.bytes_weighted / loops.bytes_once
+      weighted, host_transfer = True, loops.host_bytes_weighted
   except Exception:  # pylint: disable=broad-except
     pass
   temp = float(memory.temp_size_in_bytes)
@@ -622,8 +650,8 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   return XlaCost(
       True,
       backend=backend,
-      flops=float(cost.get("flops", 0.0)) * scale,
-      bytes_accessed=float(cost.get("bytes accessed", 0.0)) * scale,
+      flops=float(cost.get("flops", 0.0)) * flop_scale,
+      bytes_accessed=float(cost.get("bytes accessed", 0.0)) * byte_scale,
       temp_bytes=temp,
       argument_bytes=args,
       output_bytes=out,
@@ -632,4 +660,6 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       compile_seconds=time.perf_counter() - start,
       devices=devices,
       loops_weighted=weighted,
+      bytes_weighted=weighted,
+      host_transfer_bytes=host_transfer,
   )
