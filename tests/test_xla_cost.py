@@ -5,6 +5,7 @@ TPU v4 when libtpu is installed (`pip install -e ".[tpu]"`).
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -273,6 +274,13 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
   assert estimator.xla_forward_passes(three) is None
   table = estimator.format_table(est)
   assert " host " in table and "fwd/step" in table
+  # `estimate --xla --format=json` prints `to_json`: per phase the compiler's figures.
+  doc = json.loads(est.to_json())["phases"]
+  assert doc[0]["xla"]["backend"] == "tpu" and doc[0]["xla"]["peak_bytes"] == GiB
+  assert (doc[0]["xla"]["flops"], doc[0]["xla"]["bytes_accessed"]) == (2.75e12, 1.2e11)
+  assert doc[0]["xla"]["compile_seconds"] == 1.0 and doc[0]["xla"]["cached"]
+  assert doc[3]["xla_terms"]["bound"] == "host" and doc[2]["xla"]["flops"] is None
+  assert doc[1]["xla_step_seconds"] == pytest.approx(two.xla_step_seconds)
   # Figures whose bytes were rescaled by the FLOP ratio (before `hlo_loops`
   # weighed bytes by their own loops) price nothing.
   for r in (1, 2):
