@@ -2,21 +2,28 @@
 
   python benchmarks/estimator_vs_published.py           # the table
   python benchmarks/estimator_vs_published.py --refit   # new EFFICIENCY constants
-  .venv-tpu/bin/python benchmarks/estimator_vs_published.py  # + XLA:TPU-priced
+  python benchmarks/estimator_vs_published.py --hlo F   # figures of a dumped HLO module
 
-With libtpu installed, a second prediction prices each phase from XLA:TPU's
-own FLOPs and bytes of the compiled train step (`estimate --xla`'s cached
-figures; a rollout phase whose program does not fit takes the per-step
-figures of the nearest compiled rollout of the same policy), with its own
-factor fitted to one figure (`calibration.XLA_FIT`; `--refit` prints it).
+Two predictions per figure. The analytic one prices each phase from the
+closed-form cost model. The XLA:TPU one prices it from the compiled train
+step's own figures (32 x TPU v4): matmul FLOPs and HBM bytes with every loop
+body times its trips (`analysis/hlo_loops.py`: recomputation and XLA's own
+rematerialisation included) and the bytes it copies between host memory and
+the chip, taken from `estimate --xla`'s on-disk cache (with libtpu) or else
+from the figures recorded in `calibration.XLA_TPU_COSTS`; a rollout phase
+without its own program takes the per-step figures of the longest recorded
+rollout of the same policy. Its step time is max(FLOPs / peak, bytes / HBM
+bandwidth) / factor, or the host link's time where that is longer, plus the
+gradient all-reduce (`estimator.xla_priced_seconds`).
 
-One efficiency factor per hardware family is fitted to one figure
-(`calibration.TPU_FIT` for TPUs; this CPU's factor comes from our own measured
-step, `benchmarks/estimator_vs_measured.py`); every other row is a prediction. The goal is a ratio
-within 0.75..1.25. The last
-block shows how the ratios move if the TPU factor were fitted to another row.
-It also prints the XLA reference points measured from the published
-implementation beside the analytic cost model.
+Each prediction has one factor per hardware family, fitted to one figure
+(`calibration.TPU_FIT` and `calibration.XLA_FIT`; this CPU's factor comes
+from our own measured step, `benchmarks/estimator_vs_measured.py`); every
+other row is a prediction. The goal is a ratio within 0.75..1.25. Then: what
+a rollout step costs over a 1-step step by the compiler's figures, how the
+analytic ratios move if the TPU factor were fitted to another row, and the
+XLA reference points of the published implementation beside the analytic
+cost model.
 """
 
 from __future__ import annotations

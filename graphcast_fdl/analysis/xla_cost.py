@@ -24,11 +24,13 @@ by everything that defines the program (`program_key`): the configs,
 rollout, batch, target, jax and libtpu versions and the source of the model,
 graph and train step.
 
-XLA counts a loop body once: FLOPs and bytes are rescaled by the ratio of the
-module's matmul FLOPs with each while body times its trip count to those
-counted once (`hlo_loops`; `loops_weighted`; entries cached before it were
-scaled by the rollout length only, which misses processor-group, edge- and
-grid-block loops); memory figures are for the whole program.
+XLA's cost analysis counts a loop body once, so bytes and host copies are
+read off the optimised HLO text instead, each while body times its trip
+count (`hlo_loops`; `bytes_weighted`), and XLA's FLOPs are scaled by the
+ratio of the module's matmul FLOPs so weighted to those counted once, with
+XLA's counted-once figures kept beside them; the text is cached too
+(`hlo_path`). Entries cached before that scaled XLA's figures by a FLOP
+ratio and are not used for time. Memory figures are for the whole program.
 """
 
 from __future__ import annotations
@@ -112,10 +114,13 @@ class XlaCost:
   capacity_bytes: float | None = None
   loops_weighted: bool = False
   host_bytes: float | None = None
-  # Bytes rescaled by the module's own loop-weighted byte count (not its
-  # FLOPs'), and arrays copied host<->device per step (`hlo_loops`).
+  # FLOPs and bytes read off the optimised program with each loop body times
+  # its trips, bytes copied host<->device per step (`hlo_loops`); XLA's own
+  # cost analysis (loop bodies once) beside them.
   bytes_weighted: bool = False
   host_transfer_bytes: float | None = None
+  xla_flops_once: float | None = None
+  xla_bytes_once: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -626,16 +631,20 @@ def _figures(
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  # XLA counts each loop body once: rescale FLOPs and bytes by the loops'
-  # trips, as the module's own matmul FLOPs and memory bytes weigh them
-  # (`hlo_loops`); the rollout length when the text cannot be read.
-  flop_scale = byte_scale = rollout_steps
+  # XLA's cost analysis counts each loop body once: bytes and host copies are
+  # read off the optimised program instead, each loop body times its trips
+  # (`hlo_loops`), and XLA's FLOPs are scaled as its matmuls weigh (XLA's
+  # counted-once figures are kept beside them); XLA's times the rollout
+  # length when the text cannot be read.
+  xla_flops, xla_bytes = float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+  flops, nbytes = xla_flops * rollout_steps, xla_bytes * rollout_steps
   weighted, host_transfer = False, None
   try:
     loops = hlo_loops.loop_totals(text)
     if loops.flops_once > 0 and loops.bytes_once > 0:
-      flop_scale = loops.flops_weighted / loops.flops_once
-      byte_scale = loops.bytes_weighted / loops.bytes_once
+      # XLA's FLOPs (elementwise ones too) times the matmuls' loop weighting.
+      flops = xla_flops * loops.flops_weighted / loops.flops_once
+      nbytes = loops.bytes_weighted
       weighted, host_transfer = True, loops.host_bytes_weighted
   except Exception:  # pylint: disable=broad-except
     pass
@@ -650,8 +659,10 @@ def _figures(
   return XlaCost(
       True,
       backend=backend,
-      flops=float(cost.get("flops", 0.0)) * flop_scale,
-      bytes_accessed=float(cost.get("bytes accessed", 0.0)) * byte_scale,
+      flops=flops,
+      bytes_accessed=nbytes,
+      xla_flops_once=xla_flops,
+      xla_bytes_once=xla_bytes,
       temp_bytes=temp,
       argument_bytes=args,
       output_bytes=out,
