@@ -561,3 +561,12 @@ def test_recorded_xla_figures_price_phases_without_a_cache(monkeypatch):
   )
   assert seven.xla_step_seconds == pytest.approx(7 * 2.0 / 0.5 + allreduce)
   assert seven.xla_terms["bound"] == "bytes"
+  # With rollout 12 recorded too, rollout 7's per-step figures lie between.
+  twelve = calibration.CompiledCost("graphcast_small", 12, remat, 1e13, 12 * 3.4e12, 0.0, "test")
+  monkeypatch.setattr(calibration, "XLA_TPU_COSTS", points + (twelve,))
+  est = estimator.take_recorded_xla(experiment, estimator.estimate(experiment, "tpu_v4"))
+  estimator.price_from_xla(est.phases, tpu, est.num_devices, efficiency=0.5)
+  seven = next(p for p in est.phases if p.name == "rollout_7")
+  assert seven.xla_terms["bytes"] == pytest.approx(
+      7 * (2.0 + (7 - 4) / (12 - 4) * (3.4 - 2.4) / 1.2)
+  )

@@ -452,15 +452,19 @@ def price_from_xla(
   """Sets `xla_step_seconds` and `xla_terms` of each phase from its compiled
   figures (loop bodies times their trips: figures cached before `hlo_loops`
   weighed bytes by their own loops are not used); a phase whose compile ran
-  out of memory (no cost analysis) takes a compiled phase's per-rollout-step
-  figures of the same policy and precision times its own rollout length (a
-  rollout of 2+ steps is one scanned step). The host link carries the
+  out of memory (no cost analysis) takes per-rollout-step figures of compiled
+  rollouts of the same policy and precision (a rollout of 2+ steps is one
+  scanned step): linear in the rollout length between the nearest shorter
+  and longer ones, else the nearest one's, times its own rollout length. The host link carries the
   step's batch (`data_bytes`) and the compiler's host<->device copies (the
   rollout's offloaded frames and host-resident targets)."""
   compiled = [p for p in phases if p.xla and p.xla.get("flops") and p.xla.get("bytes_weighted")]
+  fields = ("flops", "bytes_accessed", "host_transfer_bytes")
+  per_step = lambda q, f: (q.xla.get(f) or 0.0) / q.rollout_steps
   for p in phases:
-    donor = p if p in compiled else None
-    if donor is None:
+    if p in compiled:
+      figures = {f: per_step(p, f) for f in fields}
+    else:
       same = [
           q
           for q in compiled
@@ -468,19 +472,33 @@ def price_from_xla(
           and q.precision == p.precision
           and (q.rollout_steps > 1) == (p.rollout_steps > 1)
       ]
-      donor = max(same, key=lambda q: q.rollout_steps, default=None)
-    if donor is None:
-      continue
-    scale = p.rollout_steps / donor.rollout_steps
+      below = max(
+          (q for q in same if q.rollout_steps < p.rollout_steps),
+          key=lambda q: q.rollout_steps,
+          default=None,
+      )
+      above = min(
+          (q for q in same if q.rollout_steps > p.rollout_steps),
+          key=lambda q: q.rollout_steps,
+          default=None,
+      )
+      if below is None and above is None:
+        continue
+      if below is None or above is None:
+        figures = {f: per_step(below or above, f) for f in fields}
+      else:  # per-step figures linear in the rollout length between the two
+        w = (p.rollout_steps - below.rollout_steps) / (above.rollout_steps - below.rollout_steps)
+        figures = {f: (1 - w) * per_step(below, f) + w * per_step(above, f) for f in fields}
+    r = p.rollout_steps
     p.xla_step_seconds, p.xla_terms = xla_priced_seconds(
-        donor.xla["flops"] * scale,
-        donor.xla["bytes_accessed"] * scale,
+        figures["flops"] * r,
+        figures["bytes_accessed"] * r,
         p.gradient_bytes,
         p.precision,
         hw,
         n,
         efficiency,
-        host_bytes=p.data_bytes + (donor.xla.get("host_transfer_bytes") or 0.0) * scale,
+        host_bytes=p.data_bytes + figures["host_transfer_bytes"] * r,
     )
 
 
