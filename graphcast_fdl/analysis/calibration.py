@@ -278,9 +278,17 @@ XLA_TPU_COSTS: tuple[CompiledCost, ...] = (
 
 
 def compiled_cost(config: str, rollout_steps: int, remat: RematConfig) -> CompiledCost | None:
-  """The recorded figures of `config`'s program of that rollout and policy."""
+  """The recorded figures of `config`'s program of that rollout and policy.
+
+  The rollout memory knobs (what a recomputed step keeps and where, where
+  the targets wait) move data, not compute: a policy that differs only in
+  them takes the recorded figures (an approximation: host copies are not
+  in them)."""
+  plain = lambda r: dataclasses.replace(
+      r, rollout_saves="window", offload_rollout=False, host_targets=False
+  )
   for c in XLA_TPU_COSTS:
-    if c.config == config and c.rollout_steps == rollout_steps and c.remat == remat:
+    if c.config == config and c.rollout_steps == rollout_steps and plain(c.remat) == plain(remat):
       return c
   return None
 
