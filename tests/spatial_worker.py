@@ -83,6 +83,9 @@ def main():
             params, batch.inputs, batch.forcings, 2
         )  # pylint: disable=cell-var-from-loop
         out[f"rollout_rel_{k}"] = rel_diff(rollout(split), rollout(base))
+        # Persistence (the trainer's eval bar), split like the loss.
+        persistence = lambda p: jax.jit(p.persistence_loss)(batch)  # pylint: disable=cell-var-from-loop
+        out[f"persistence_rel_{k}"] = rel_diff(persistence(split), persistence(base))
   # `evaluate` and `forecast` build a split predictor from mesh.spatial.
   mesh_config = config_lib.MeshConfig(spatial=4)
   built = eval_flags.predictor_for(

@@ -29,8 +29,9 @@ def test_two_and_four_way_splits_equal_one_device():
     assert out[f"{name}_rel_loss_{k}"] < 1e-6, out
     assert out[f"{name}_rel_grads_{k}"] < 2e-6, out
     assert out[f"{name}_leaf_rel_grads_{k}"] < 1e-5, out
-  for k in (2, 4):  # The forecast rollout split over the space axis.
+  for k in (2, 4):  # The forecast rollout and persistence, split.
     assert out[f"rollout_rel_{k}"] < 1e-6
+    assert out[f"persistence_rel_{k}"] < 1e-6
   assert out["eval_predictor_parts"] == 4
 
 
@@ -114,6 +115,61 @@ def test_demo_run_on_data2_space2_ends_equal_to_data4(tmp_path):
   for key, expected in params[1].items():
     scale = np.abs(expected).max()
     assert np.abs(params[2][key] - expected).max() <= 1e-5 * scale, key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # Three runs of the real model, one in 2 processes.
+def test_demo_two_processes_space2_equal_one_process(tmp_path):
+  """The real model on 2 processes x 2 devices, (data 2, space 2): each
+  process's devices share its examples (halo all_to_all within a process,
+  the data-axis mean across the two); ends equal to one process of 4
+  devices with the same layout and to (data 4)."""
+  import real_experiment  # pylint: disable=g-import-not-at-top
+  from test_trainer_processes import free_port  # pylint: disable=g-import-not-at-top
+
+  data_dir = str(tmp_path / "data")
+  real_experiment.prepare(data_dir)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+
+  def command(spec):
+    worker = os.path.join(HERE, "train_worker.py")
+    return ["timeout", "-s", "KILL", "900", sys.executable, worker, json.dumps(spec)]
+
+  def spec(name, **kw):
+    kw.setdefault("devices", 4)
+    out = str(tmp_path / f"{name}.npz")
+    return dict(kind="demo", data_dir=data_dir, workdir=str(tmp_path / name), out=out, **kw)
+
+  def load(path):
+    with np.load(path) as data:
+      return {k: data[k] for k in data.files}
+
+  port = free_port()
+  two = [
+      subprocess.Popen(
+          command(spec("two", devices=2, spatial=2, num_processes=2, process_id=i, port=port)),
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          text=True,
+      )
+      for i in range(2)
+  ]
+  for proc in two:
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+  for name, kw in (("one", dict(spatial=2)), ("data4", {})):
+    result = subprocess.run(
+        command(spec(name, **kw)), capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+  params = load(str(tmp_path / "two.npz"))
+  for name in ("one", "data4"):
+    expected = load(str(tmp_path / f"{name}.npz"))
+    assert params.keys() == expected.keys()
+    for key, value in expected.items():
+      assert np.abs(params[key] - value).max() <= 1e-5 * np.abs(value).max(), (name, key)
 
 
 @pytest.mark.slow
