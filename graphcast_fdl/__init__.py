@@ -4,8 +4,10 @@ The layer ladder. A module imports only from its own layer or lower ones;
 tests/test_layers.py parses every import (those inside functions too) and
 fails on one that climbs, reading the ladder from the lines below:
 
-  0. task grid: the domain facts, each once: variables and levels, the 6-hour
-     step, durations and input frames (task); grid shape and coordinates (grid)
+  0. task grid system: the domain facts, each once: variables and levels, the
+     6-hour step, durations and input frames (task); grid shape and
+     coordinates (grid); operating-system plumbing (system: the OSError in an
+     exception chain, stderr captured below Python)
   1. graph: icosahedral multi-mesh, grid<->mesh graphs, structural features
      and their widths
   2. model: the Flax network, normalisation, rollout and loss (the Predictor)

@@ -43,7 +43,6 @@ import json
 import os
 import pathlib
 import re
-import sys
 import tempfile
 import time
 
@@ -52,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from graphcast_fdl import system
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import hlo_loops
 from graphcast_fdl.analysis import sizes as sizes_lib
@@ -200,22 +200,6 @@ def topology_name(hardware: str, chips: int) -> str:
   return f"{prefix}:{'x'.join(str(d) for d in dims)}"
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-  """Drops what libtpu writes to stderr at start-up (warnings about
-  TPU_ACCELERATOR_TYPE and worker hostnames, meaningless without a TPU)."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as sink:
-    os.dup2(sink.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-
-
 @functools.cache
 def tpu_devices(hardware: str, chips: int) -> tuple:
   """Devices of a described (not attached) TPU slice, one per chip."""
@@ -226,7 +210,7 @@ def tpu_devices(hardware: str, chips: int) -> tuple:
 
   _, chip_config, _ = TPU_TARGETS[hardware]
   kwargs = {"chip_config_name": chip_config} if chip_config else {}
-  with _quiet_stderr():
+  with system.stderr_captured():
     topology = topologies.get_topology_desc(
         topology_name=topology_name(hardware, chips), platform="tpu", **kwargs
     )
@@ -427,7 +411,7 @@ def analyze(
   lowered = step.lower(*args)
   backend = "tpu" if hardware else jax.default_backend()
   try:
-    with _quiet_stderr() if hardware else contextlib.nullcontext():
+    with system.stderr_captured() if hardware else contextlib.nullcontext():
       compiled = lowered.compile()
   except Exception as e:  # pylint: disable=broad-except
     oom = parse_resource_exhausted(str(e))

@@ -15,6 +15,8 @@ import traceback
 from absl import flags
 from absl import logging
 
+from graphcast_fdl import system
+
 DEBUG = flags.DEFINE_bool("debug", False, "On a failure, print the full traceback (not one line).")
 
 
@@ -56,22 +58,11 @@ def _expected_types() -> tuple[type, ...]:
   return tuple(types)
 
 
-def _os_error_cause(error: BaseException) -> OSError | None:
-  """The OSError with an errno in `error`'s chain (disk full, read-only, ...)."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in _OS_CAUSES:
-      return error
-    error = error.__cause__ or error.__context__
-  return None
-
-
 def one_line(error: BaseException) -> str | None:
   """The one-line message for a failure a user can cause, else None (a bug)."""
   if isinstance(error, UsageError):
     return str(error)
-  os_error = _os_error_cause(error)
+  os_error = system.os_error_in_chain(error, _OS_CAUSES)
   if isinstance(error, _expected_types()):
     text = str(error).strip().splitlines()[0] if str(error).strip() else (type(error).__name__)
     if os_error is not None and _OS_CAUSES[os_error.errno] not in text:

@@ -9,13 +9,13 @@ losses. `--verbosity=1` (or `-v 1`) shows everything.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-import tempfile
 
 from absl import logging
+
+from graphcast_fdl import system
 
 # Set before TensorFlow, JAX or TFDS are imported, so only from the argv.
 _QUIET_ENV = {
@@ -60,31 +60,15 @@ def quiet_environment(argv: list[str]) -> None:
       os.environ.setdefault(name, value)
 
 
-@contextlib.contextmanager
-def _stderr_without(notices: tuple[str, ...]):
-  """Captures file descriptor 2 (C++ output too); replays all but `notices`."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile(mode="w+b") as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      for line in captured.read().decode(errors="replace").splitlines(True):
-        if not any(n in line for n in notices):
-          sys.stderr.write(line)
-      sys.stderr.flush()
+def _not_a_tf_notice(line: str) -> bool:
+  return not any(n in line for n in _TF_NOTICES)
 
 
 def import_tensorflow_quietly(argv: list[str]) -> None:
   """Imports TensorFlow (which CLU's writers import) without its notices."""
   if verbose(argv) or "tensorflow" in sys.modules:
     return
-  with _stderr_without(_TF_NOTICES):
+  with system.stderr_captured(keep=_not_a_tf_notice):
     import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
 
 

@@ -31,6 +31,7 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from graphcast_fdl import system
 from graphcast_fdl.checkpoints import integrity
 from graphcast_fdl.checkpoints import orbax_params
 from graphcast_fdl.checkpoints.integrity import CheckpointDamaged
@@ -107,13 +108,8 @@ class _SavedState:
 
 def _os_cause(error: BaseException) -> str | None:
   """The strerror of the first OSError with an errno in the chain."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno:
-      return os.strerror(error.errno).lower()
-    error = error.__cause__ or error.__context__
-  return None
+  os_error = system.os_error_in_chain(error)
+  return os.strerror(os_error.errno).lower() if os_error is not None else None
 
 
 class Checkpointer:
