@@ -9,9 +9,11 @@ from data_fixtures import tiny_data, tiny_task  # pylint: disable=unused-import 
 from graphcast_fdl import data
 from graphcast_fdl.data import examples
 from graphcast_fdl.data import record_reader
+from graphcast_fdl.data import record_source
 from graphcast_fdl.model.batch import Batch
 from test_data_era5 import TASK, _store
 from array_record.python import array_record_module
+from tensorflow_datasets.core.utils.shard_utils import FileInstruction
 
 
 def _stacked(maker, starts):
@@ -37,7 +39,7 @@ def _assert_batches_equal(a, b):
 @pytest.mark.parametrize("levels,rollout", [((500, 850, 1000), 1), ((1000, 500), 3)])
 def test_batch_in_place_equals_stacked_examples(tiny_data, levels, rollout):
   frames = data.split_frames(tiny_data, tiny_task(), "train")
-  assert frames._record_files()  # pylint: disable=protected-access
+  assert frames.records.direct
   maker = examples.ExampleMaker(
       frames, dataclasses.replace(tiny_task(), pressure_levels=levels), rollout
   )
@@ -55,7 +57,7 @@ def test_batch_in_place_from_a_zarr_store(tmp_path):
 
 def test_direct_reader_gives_the_library_bytes(tiny_data):
   frames = data.split_frames(tiny_data, tiny_task(), "validation")
-  for first, file in frames._record_files():  # pylint: disable=protected-access
+  for first, file in frames.records.files():
     library = array_record_module.ArrayRecordReader(file.path)
     assert len(file) == library.num_records()
     for i in range(len(file)):
@@ -82,6 +84,14 @@ def test_other_layouts_fall_back_to_the_library(tmp_path):
   file = record_reader.open_records(path, 4)
   assert [file.read(s, n) for s, n in zip(file.starts, file.sizes)] == records
   assert record_reader.open_records(path, 5) is None
+  # As a Grain data source: our reader for ours, the library for the other.
+  ours = record_source.RecordSource([FileInstruction(path, 0, -1, 4)])
+  grouped = record_source.RecordSource(
+      [FileInstruction(str(tmp_path / "grouped.array_record"), 1, 2, 4)]
+  )
+  assert ours.direct and [ours[i] for i in range(4)] == records
+  assert not grouped.direct and len(grouped) == 2
+  assert [grouped[i] for i in range(2)] == [bytes([1]) * 100, bytes([2]) * 100]
 
 
 def test_batch_arrays_are_reused_only_when_released(tiny_data):

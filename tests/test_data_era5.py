@@ -1,6 +1,10 @@
 """ERA5 / WeatherBench-2 stores: TFDS builder, direct reading, bad-data errors."""
 
 import dataclasses
+import sys
+
+import fsspec
+import fsspec.implementations.memory
 
 import numpy as np
 import pandas as pd
@@ -216,3 +220,86 @@ def test_tensorstore_names_a_stored_fill_value(tmp_path):
   frames.frame(2)
   with pytest.raises(data.DataError, match="temperature"):
     frames.frame(3)
+
+
+def test_zarr_frames_read_by_tensorstore_are_a_grain_source(zarr_path):
+  import grain  # pylint: disable=g-import-not-at-top
+
+  frames = _open(zarr_path)
+  assert frames._arrays is not None  # pylint: disable=protected-access
+  loaded = list(grain.MapDataset.source(frames)[::5].to_iter_dataset(grain.ReadOptions(2, 2)))
+  assert len(loaded) == 4
+  for position, frame in zip((0, 5, 10, 15), loaded):
+    for name, value in _open(zarr_path).frame(position).items():
+      np.testing.assert_array_equal(frame[name], value, err_msg=name)
+
+
+class _OfflineGcs(fsspec.implementations.memory.MemoryFileSystem):
+  """gs:// served from memory: the path a gcsfs store takes, without network."""
+
+  protocol = ("gs", "gcs")
+  store = {}  # Its own, not memory://'s.
+  pseudo_dirs = [""]
+
+  @classmethod
+  def _strip_protocol(cls, path):
+    for prefix in ("gs://", "gcs://"):
+      if path.startswith(prefix):
+        path = path[len(prefix) :]
+    return super()._strip_protocol(path)
+
+
+@pytest.fixture
+def offline_gcs():
+  fsspec.register_implementation("gs", _OfflineGcs, clobber=True)
+  try:
+    yield
+  finally:
+    sys.modules["fsspec.registry"]._registry.pop("gs", None)  # pylint: disable=protected-access
+    _OfflineGcs.store.clear()
+
+
+def test_gs_store_reads_as_the_local_store(offline_gcs, zarr_path, tmp_path):
+  # A gs:// WeatherBench-2 store ([gcs] extra: gcsfs) opens, fingerprints and
+  # reads through fsspec; the frames, statistics and training batches equal
+  # the local copy's (read through tensorstore).
+  del offline_gcs
+  path = "gs://wb2-offline/era5.zarr"
+  _store().to_zarr(path, mode="w")
+  remote, local = _open(path), _open(zarr_path)
+  assert remote._arrays is None and local._arrays is not None  # pylint: disable=protected-access
+  for index in (0, 9):
+    for name, value in local.frame(index).items():
+      np.testing.assert_array_equal(remote.frame(index)[name], value, err_msg=name)
+  configs = [
+      data.DataConfig(
+          source="zarr",
+          path=p,
+          resolution=10.0,
+          train_split="2018-01-01/2018-01-03T18",
+          eval_split="2018-01-04/2018-01-04T18",
+          data_dir=str(tmp_path / "cache"),
+          global_batch_size=2,
+      )
+      for p in (path, zarr_path)
+  ]
+  stats = [data.normalization_stats(c, TASK) for c in configs]
+  np.testing.assert_array_equal(stats[0].stddev.temperature, stats[1].stddev.temperature)
+  batches = []
+  for cfg in configs:
+    iterator = data.train_batches(cfg, TASK, 1, 3, 0, 1)
+    batches.append(next(iterator))
+    iterator.close()
+  for name, value in batches[1].inputs.items():
+    np.testing.assert_array_equal(batches[0].inputs[name], value, err_msg=name)
+
+
+def test_gs_store_without_gcsfs_names_the_extra():
+  try:
+    import gcsfs  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+
+    pytest.skip("gcsfs is installed")
+  except ImportError:
+    pass
+  with pytest.raises(data.DataError, match=r"pip install 'graphcast_fdl\[gcs\]'"):
+    xarray_frames.open_frames("gs://weatherbench2/era5.zarr", "all", TASK, 10.0)

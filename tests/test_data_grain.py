@@ -69,6 +69,12 @@ def test_processes_take_contiguous_shares_of_each_global_batch():
   halves = [grain_pipeline.window_order(7, 3, 4, i, 2) for i in (0, 1)]
   for step in (0, 5, 10**9):
     np.testing.assert_array_equal(np.concatenate([h[step] for h in halves]), whole[step])
+  # One example per process (global batch 1, or 2 over 2 processes).
+  singles = [grain_pipeline.window_order(7, 3, 2, i, 2) for i in (0, 1)]
+  whole = grain_pipeline.window_order(7, 3, 2, 0, 1)
+  for step in (0, 9, 10**12):
+    np.testing.assert_array_equal(np.concatenate([h[step] for h in singles]), whole[step])
+  assert grain_pipeline.window_order(7, 3, 1, 0, 1)[10**12].shape == (1,)
   with pytest.raises(ValueError, match="global_batch_size=4 does not split over 3"):
     grain_pipeline.window_order(7, 3, 4, 0, 3)
 
@@ -103,6 +109,29 @@ def test_state_resumes_the_stream_exactly(tiny_data, num_workers):
   )
   other.set_state(state)
   assert _equal(_take(other, 1)[0], reference[2])
+
+
+def test_state_across_a_change_of_process_layout(tiny_data):
+  # A run saved by 2 processes (or spatial groups: 2 blocks of each global
+  # batch) and resumed by 1, or the other way, or by the other block,
+  # continues with the same global examples of each step.
+  task = tiny_task()
+  whole = _take(data.train_batches(tiny_data, task, 1, 3, 0, 1), 3)
+  halves = [_take(data.train_batches(tiny_data, task, 1, 3, i, 2), 3) for i in (0, 1)]
+  two = data.train_batches(tiny_data, task, 1, 3, 0, 2)
+  _take(two, 2)
+  one = data.train_batches(tiny_data, task, 1, 0, 0, 1)
+  one.set_state(two.get_state())
+  assert one.step == 5
+  assert all(_equal(a, b) for a, b in zip(_take(one, 1), whole[2:]))
+  other_block = data.train_batches(tiny_data, task, 1, 0, 1, 2)
+  other_block.set_state(two.get_state())
+  assert _equal(_take(other_block, 1)[0], halves[1][2])
+  single = data.train_batches(tiny_data, task, 1, 3, 0, 1)
+  _take(single, 1)
+  back = data.train_batches(tiny_data, task, 1, 0, 1, 2)
+  back.set_state(single.get_state())
+  assert back.step == 4 and _equal(_take(back, 1)[0], halves[1][1])
 
 
 def test_eval_batches_fixed_and_match_xarray_windows(tiny_data):
@@ -154,3 +183,46 @@ def test_loader_reads_the_windows_the_order_names(tiny_data):
     example = maker.example(int(maker.starts[window]))
     for key, value in example.inputs.items():
       np.testing.assert_array_equal(batch.inputs[key][row], value, err_msg=key)
+
+
+def test_evaluate_command_reads_its_batches_through_grain(tiny_data):
+  # `evaluate` (the command) loads each chunk of initial times in Grain's
+  # reader threads, ahead of the rollout: the same arrays, in order.
+  from graphcast_fdl.evaluation import windows  # pylint: disable=g-import-not-at-top
+
+  task = tiny_task()
+  frames = data.split_frames(tiny_data, task, tiny_data.eval_split)
+  indices = windows.init_indices(frames, task, 2, 5)
+  chunks = [indices[:2], indices[2:4], indices[4:]]
+  loaded = list(windows.load_batches(frames, task, chunks, 2, prefetch=2))
+  assert len(loaded) == 3
+  for chunk, (batch, template, valid) in zip(chunks, loaded):
+    direct, direct_template, direct_valid = windows.make_examples(frames, task, chunk, 2)
+    assert _equal(batch, direct)
+    np.testing.assert_array_equal(valid, direct_valid)
+    assert template.identical(direct_template)
+
+
+def test_record_source_is_a_grain_data_source(tiny_data):
+  # Our direct reader behind Grain's RandomAccessDataSource protocol: the
+  # same records as Grain's ArrayRecordDataSource (the library), by index,
+  # also after pickling (worker processes).
+  import pickle  # pylint: disable=g-import-not-at-top
+
+  import grain  # pylint: disable=g-import-not-at-top
+
+  frames = data.split_frames(tiny_data, tiny_task(), tiny_data.train_split)
+  source = frames.records
+  assert isinstance(source, grain.sources.RandomAccessDataSource) and source.direct
+  library = grain.sources.ArrayRecordDataSource(list(source._instructions))  # pylint: disable=protected-access
+  assert len(source) == len(library) == len(frames)
+  dataset = grain.MapDataset.source(pickle.loads(pickle.dumps(source)))
+  for index in (0, 3, len(frames) - 1):
+    assert dataset[index] == library[index]
+  with pytest.raises(IndexError):
+    source[len(source)]
+  # Frames are a Grain source too: frame i by index.
+  assert isinstance(frames, grain.sources.RandomAccessDataSource)
+  frame = grain.MapDataset.source(frames)[2]
+  for name, value in frames.frame(2).items():
+    np.testing.assert_array_equal(frame[name], value, err_msg=name)

@@ -178,3 +178,50 @@ def test_nan_in_eval_split_found_before_training(tiny_data, tmp_path):
   pipeline._frames.cache_clear()  # pylint: disable=protected-access
   with pytest.raises(data.DataError, match=r"NaN in temperature level 500 at 2018-01-04"):
     preflight.check_eval_split(cfg, TASK, 1, 1)
+
+
+def test_constant_variable_in_a_given_stats_dir_is_named(tmp_path):
+  # Statistics brought from elsewhere (`stats_dir`) are checked on loading too.
+  path = str(tmp_path / "era5.zarr")
+  _store().to_zarr(path)
+  cfg = data.DataConfig(source="zarr", path=path, resolution=10.0, train_split="all")
+  stats = data.compute_stats(data.split_frames(cfg, TASK, "all"))
+  stats.diffs_stddev["mean_sea_level_pressure"][...] = 0.0
+  stats.save(str(tmp_path / "given"))
+  with pytest.raises(
+      data.DataError,
+      match=r"mean_sea_level_pressure is constant in time \(diffs_stddev 0 in .*given\)",
+  ):
+    data.normalization_stats(cfg, TASK, stats_dir=str(tmp_path / "given"))
+
+
+def test_train_command_stops_on_a_nan_in_the_eval_split(tmp_path):
+  # `train` reads the evaluation windows before the first step (cli.train
+  # calls check_eval_data before building the trainer): one line.
+  from graphcast_fdl import experiments  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.cli import train as train_command  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.cli.errors import UsageError  # pylint: disable=g-import-not-at-top
+
+  from graphcast_fdl.experiments import convert  # pylint: disable=g-import-not-at-top
+  import fiddle as fdl  # pylint: disable=g-import-not-at-top
+
+  ds = _store()
+  ds.temperature.values[13, 1, 2, 2] = np.inf  # 2018-01-04T06, in the eval split.
+  ds.to_zarr(str(tmp_path / "e.zarr"))
+  cfg = experiments.demo()
+  experiments.resolution(cfg, degrees=10.0)
+  cfg.data = convert.as_config(
+      data.DataConfig(
+          source="zarr",
+          path=str(tmp_path / "e.zarr"),
+          resolution=10.0,
+          train_split="2018-01-01/2018-01-03T18",
+          eval_split="2018-01-04/2018-01-04T18",
+          global_batch_size=2,
+      )
+  )
+  cfg.task = convert.as_config(TASK)
+  cfg.eval.rollout_steps, cfg.eval.num_batches = 1, 2
+  experiment = fdl.build(cfg)
+  with pytest.raises(UsageError, match=r"Inf in temperature level 850 at 2018-01-04T06"):
+    train_command.check_eval_data(experiment)

@@ -5,6 +5,7 @@ TPU v4 when libtpu is installed (`pip install -e ".[tpu]"`).
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -192,8 +193,9 @@ def test_fit_memory_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatc
 
 def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypatch):
   """XLA:TPU-priced time: FLOPs and bytes of the compiled program (scan
-  bodies times trip counts) on the roofline; a rollout whose program did not
-  fit (no cost analysis) takes a compiled rollout's per-step figures."""
+  bodies times trip counts) on the roofline; the host link's time where it
+  is longer; a rollout whose program did not fit (no cost analysis) takes a
+  compiled rollout's per-step figures."""
   from graphcast_fdl.analysis import calibration  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
@@ -201,17 +203,29 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
   monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
   experiment = _demo()
-  phases = tuple(schedule_lib.Phase(f"r{r}", num_steps=10, rollout_steps=r) for r in (1, 2, 3))
+  phases = tuple(schedule_lib.Phase(f"r{r}", num_steps=10, rollout_steps=r) for r in (1, 2, 3, 4))
   experiment = dataclasses.replace(
       experiment, schedule=dataclasses.replace(experiment.schedule, phases=phases)
   )
   tpu = hardware.get("tpu_v4")
-  figures = {1: (2.75e12, 1.2e11), 2: (2 * 4e12, 2 * 6e11), 3: (None, None)}
-  for r, (flops, nbytes) in figures.items():
+  pcie = tpu.host_link_bandwidth
+  assert pcie == pytest.approx(15.75e9, rel=1e-3)  # x16 PCIe Gen3
+  # (FLOPs, bytes, host<->device copies) per step; rollout 4: 40 s of host
+  # copies, far over its device time.
+  figures = {
+      1: (2.75e12, 1.2e11, 0.0),
+      2: (2 * 4e12, 2 * 6e11, 0.0),
+      3: (None, None, None),
+      4: (4 * 4e12, 4 * 6e11, 40 * pcie),
+  }
+  remat4 = dataclasses.replace(
+      experiment.model.remat, rollout_step=True, rollout_saves="prediction", offload_rollout=True
+  )
+  for r, (flops, nbytes, host) in figures.items():
     key = xla_cost.program_key(
         experiment,
         rollout_steps=r,
-        remat=experiment.model.remat,
+        remat=remat4 if r == 4 else experiment.model.remat,
         precision=experiment.model.precision,
         batch_per_device=2,
         target="tpu_v4:v4:2x2x1",
@@ -221,24 +235,54 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
         backend="tpu",
         flops=flops,
         bytes_accessed=nbytes,
+        host_transfer_bytes=host,
         peak_bytes=GiB,
         temp_bytes=GiB,
         compile_seconds=1.0,
         fits=flops is not None,
         loops_weighted=True,
+        bytes_weighted=True,
     )
     xla_cost._cache_save(key, cost)  # pylint: disable=protected-access
+  phases = tuple(
+      dataclasses.replace(p, remat=remat4) if p.rollout_steps == 4 else p for p in phases
+  )
+  experiment = dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=phases)
+  )
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
-  one, two, three = est.phases
+  one, two, three, four = est.phases
   eff = calibration.xla_efficiency("tpu")
   allreduce = one.xla_step_seconds - 0.1 / eff  # 1-step: bytes-bound, 0.1 s
-  assert one.xla_step_seconds == pytest.approx(
-      max(2.75e12 / tpu.peak("float32"), 0.1) / eff + allreduce
+  assert allreduce == pytest.approx(
+      estimator._allreduce_seconds(one.gradient_bytes, est.num_devices, tpu)  # pylint: disable=protected-access
   )
+  assert one.xla_terms["flops"] == pytest.approx(2.75e12 / tpu.peak("float32"))
+  assert one.xla_terms["bytes"] == pytest.approx(0.1) and one.xla_terms["bound"] == "bytes"
+  # The demo batch crosses the host link each step: far below the device time.
+  assert one.xla_terms["host"] == pytest.approx(one.data_bytes / pcie)
   assert two.xla_step_seconds == pytest.approx(1.0 / eff + allreduce)  # 1.2e12 B at 1.2e12 B/s
   assert three.xla_step_seconds == pytest.approx(1.5 / eff + allreduce)
   assert not three.fits and three.xla["flops"] is None
-  # Figures cached before loop weighting (loop bodies counted once) price nothing.
+  # Offloaded frames: the host link binds.
+  assert four.xla_terms["bound"] == "host"
+  assert four.xla_step_seconds == pytest.approx(40 + four.data_bytes / pcie + allreduce)
+  # Forward passes per rollout step: the compiler's FLOPs over the analytic forward.
+  assert estimator.xla_forward_passes(two) == pytest.approx(
+      4e12 / two.forward_flops_per_rollout_step
+  )
+  assert estimator.xla_forward_passes(three) is None
+  table = estimator.format_table(est)
+  assert " host " in table and "fwd/step" in table
+  # `estimate --xla --format=json` prints `to_json`: per phase the compiler's figures.
+  doc = json.loads(est.to_json())["phases"]
+  assert doc[0]["xla"]["backend"] == "tpu" and doc[0]["xla"]["peak_bytes"] == GiB
+  assert (doc[0]["xla"]["flops"], doc[0]["xla"]["bytes_accessed"]) == (2.75e12, 1.2e11)
+  assert doc[0]["xla"]["compile_seconds"] == 1.0 and doc[0]["xla"]["cached"]
+  assert doc[3]["xla_terms"]["bound"] == "host" and doc[2]["xla"]["flops"] is None
+  assert doc[1]["xla_step_seconds"] == pytest.approx(two.xla_step_seconds)
+  # Figures whose bytes were rescaled by the FLOP ratio (before `hlo_loops`
+  # weighed bytes by their own loops) price nothing.
   for r in (1, 2):
     key = xla_cost.program_key(
         experiment,
@@ -249,10 +293,10 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
         target="tpu_v4:v4:2x2x1",
     )
     old = xla_cost._cache_load(key)  # pylint: disable=protected-access
-    old.loops_weighted = False
+    old.bytes_weighted = False
     xla_cost._cache_save(key, old)  # pylint: disable=protected-access
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)
-  assert [p.xla_step_seconds for p in est.phases] == [None] * 3
+  assert [p.xla_step_seconds is None for p in est.phases] == [True, True, True, False]
   # Without cached figures nothing is compiled and nothing is XLA-priced.
   monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path / "empty"))
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True, xla_cached_only=True)

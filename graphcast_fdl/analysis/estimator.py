@@ -66,6 +66,13 @@ class PhaseEstimate:
   source: str = "analytic"
   xla: dict | None = None
   xla_step_seconds: float | None = None
+  # The terms of `xla_step_seconds` (`xla_time_terms`): seconds of the
+  # compiler's FLOPs at peak, of its bytes at HBM bandwidth, of the bytes
+  # crossing the host link; and the binding one.
+  xla_terms: dict | None = None
+  # Forward FLOPs of one rollout step (analytic): the compiler's FLOPs per
+  # rollout step over it are the forward passes it runs (recomputation).
+  forward_flops_per_rollout_step: float = 0.0
   # Halo exchange of a space-split example (`spatial_cost`): bytes each
   # device sends per step and seconds, per stage; included in step_seconds.
   spatial: int = 1
@@ -277,6 +284,8 @@ def estimate(
         exchange_bytes_per_step=halo.bytes,
         exchange_seconds=halo.seconds_per_stage if spatial > 1 else None,
         cut_fraction=getattr(parts, "cut_fraction", 0.0),
+        forward_flops_per_rollout_step=cost.flops
+        / (phase.rollout_steps * (1 + cost_model.BACKWARD_FACTOR + cost.recompute_fraction)),
     )
     if use_xla:
       key = (phase.rollout_steps, remat, precision)
@@ -372,6 +381,24 @@ def estimate(
   )
 
 
+def xla_time_terms(
+    flops: float,
+    bytes_accessed: float,
+    host_bytes: float,
+    precision: str,
+    hw: hardware_lib.Hardware,
+) -> dict:
+  """Seconds of each resource a compiled step uses, at its peak: FLOPs on
+  the matrix units, bytes through HBM, bytes over the host link."""
+  host = host_bytes / hw.host_link_bandwidth if hw.host_link_bandwidth else 0.0
+  terms = {
+      "flops": flops / hw.peak(precision),
+      "bytes": bytes_accessed / hw.memory_bandwidth,
+      "host": host,
+  }
+  return terms
+
+
 def xla_priced_seconds(
     flops: float,
     bytes_accessed: float,
@@ -380,28 +407,64 @@ def xla_priced_seconds(
     hw: hardware_lib.Hardware,
     num_devices: int,
     efficiency: float | None = None,
-) -> float:
-  """A step priced from the compiler's FLOPs and bytes: the same roofline
-  and all-reduce as `step_seconds`, with the family's XLA-priced factor
-  (`calibration.XLA_EFFICIENCY`, fitted to the same one published figure)."""
+    host_bytes: float = 0.0,
+) -> tuple[float, dict]:
+  """A step priced from the compiler's FLOPs and bytes: the roofline (max of
+  FLOP and HBM-byte time) over the family's XLA-priced factor
+  (`calibration.XLA_EFFICIENCY`, fitted to one published figure); the host
+  link's time where it is longer (its copies are asynchronous, so they
+  overlap the device's work); plus the gradient all-reduce. Returns the
+  seconds and the terms with the binding one (`bound`)."""
   eff = calibration.xla_efficiency(hw.family) if efficiency is None else efficiency
-  roofline = max(flops / hw.peak(precision), bytes_accessed / hw.memory_bandwidth)
-  return roofline / eff + _allreduce_seconds(gradient_bytes, num_devices, hw)
+  terms = xla_time_terms(flops, bytes_accessed, host_bytes, precision, hw)
+  device = max(terms["flops"], terms["bytes"]) / eff
+  bound = "host" if terms["host"] > device else max(("flops", "bytes"), key=terms.get)
+  seconds = max(device, terms["host"]) + _allreduce_seconds(gradient_bytes, num_devices, hw)
+  return seconds, dict(terms, bound=bound)
+
+
+def take_recorded_xla(experiment: Experiment, est: Estimate) -> Estimate:
+  """Phases without cached XLA:TPU figures take the recorded ones
+  (`calibration.XLA_TPU_COSTS`) of the experiment's config, rollout and
+  policy (`xla["recorded"]` names the compile); price with `price_from_xla`."""
+  for span, p in zip(experiment.schedule.spans(), est.phases):
+    if p.xla and p.xla.get("flops") and p.xla.get("bytes_weighted"):
+      continue
+    remat = phase_settings(experiment, span.phase).model.remat
+    point = calibration.compiled_cost(experiment.name, p.rollout_steps, remat)
+    if point is not None:
+      p.xla = dict(
+          available=True,
+          backend="tpu",
+          flops=point.flops,
+          bytes_accessed=point.bytes_accessed,
+          host_transfer_bytes=point.host_bytes,
+          loops_weighted=True,
+          bytes_weighted=True,
+          recorded=point.source,
+      )
+  return est
 
 
 def price_from_xla(
     phases: list, hw: hardware_lib.Hardware, n: int, efficiency: float | None = None
 ) -> None:
-  """Sets `xla_step_seconds` of each phase from its compiled figures (loop
-  bodies times their trips: figures cached before `hlo_loops` counted
-  processor-group and block loops once and are not used); a phase whose
-  compile ran out of memory (no cost analysis) takes a compiled phase's
-  per-rollout-step figures of the same policy and precision times its own
-  rollout length (a rollout of 2+ steps is one scanned step)."""
-  compiled = [p for p in phases if p.xla and p.xla.get("flops") and p.xla.get("loops_weighted")]
+  """Sets `xla_step_seconds` and `xla_terms` of each phase from its compiled
+  figures (loop bodies times their trips: figures cached before `hlo_loops`
+  weighed bytes by their own loops are not used); a phase whose compile ran
+  out of memory (no cost analysis) takes per-rollout-step figures of compiled
+  rollouts of the same policy and precision (a rollout of 2+ steps is one
+  scanned step): linear in the rollout length between the nearest shorter
+  and longer ones, else the nearest one's, times its own rollout length. The host link carries the
+  step's batch (`data_bytes`) and the compiler's host<->device copies (the
+  rollout's offloaded frames and host-resident targets)."""
+  compiled = [p for p in phases if p.xla and p.xla.get("flops") and p.xla.get("bytes_weighted")]
+  fields = ("flops", "bytes_accessed", "host_transfer_bytes")
+  per_step = lambda q, f: (q.xla.get(f) or 0.0) / q.rollout_steps
   for p in phases:
-    donor = p if p in compiled else None
-    if donor is None:
+    if p in compiled:
+      figures = {f: per_step(p, f) for f in fields}
+    else:
       same = [
           q
           for q in compiled
@@ -409,19 +472,48 @@ def price_from_xla(
           and q.precision == p.precision
           and (q.rollout_steps > 1) == (p.rollout_steps > 1)
       ]
-      donor = max(same, key=lambda q: q.rollout_steps, default=None)
-    if donor is None:
-      continue
-    scale = p.rollout_steps / donor.rollout_steps
-    p.xla_step_seconds = xla_priced_seconds(
-        donor.xla["flops"] * scale,
-        donor.xla["bytes_accessed"] * scale,
+      below = max(
+          (q for q in same if q.rollout_steps < p.rollout_steps),
+          key=lambda q: q.rollout_steps,
+          default=None,
+      )
+      above = min(
+          (q for q in same if q.rollout_steps > p.rollout_steps),
+          key=lambda q: q.rollout_steps,
+          default=None,
+      )
+      if below is None and above is None:
+        continue
+      if below is None or above is None:
+        figures = {f: per_step(below or above, f) for f in fields}
+      else:  # per-step figures linear in the rollout length between the two
+        w = (p.rollout_steps - below.rollout_steps) / (above.rollout_steps - below.rollout_steps)
+        figures = {f: (1 - w) * per_step(below, f) + w * per_step(above, f) for f in fields}
+    r = p.rollout_steps
+    p.xla_step_seconds, p.xla_terms = xla_priced_seconds(
+        figures["flops"] * r,
+        figures["bytes_accessed"] * r,
         p.gradient_bytes,
         p.precision,
         hw,
         n,
         efficiency,
+        host_bytes=p.data_bytes + figures["host_transfer_bytes"] * r,
     )
+
+
+def xla_forward_passes(p: PhaseEstimate) -> float | None:
+  """The compiler's FLOPs per rollout step over one analytic forward pass:
+  forward + backward (2) + what it recomputes (checkpoints, and its own
+  rematerialisation); None without compiled FLOPs."""
+  if not (p.xla and p.xla.get("flops") and p.forward_flops_per_rollout_step):
+    return None
+  return p.xla["flops"] / p.rollout_steps / p.forward_flops_per_rollout_step
+
+
+def _passes(p: PhaseEstimate) -> str:
+  passes = xla_forward_passes(p)
+  return "-" if passes is None else f"{passes:.2f}"
 
 
 def format_table(est: Estimate) -> str:
@@ -481,7 +573,8 @@ def format_table(est: Estimate) -> str:
         "device and step:",
         f"{'phase':16s} {'FLOP xla':>10s} {'FLOP ana':>10s} {'bytes xla':>10s}"
         f" {'bytes ana':>10s} {'temp GiB xla':>12s} {'act+tmp ana':>11s}"
-        f" {'peak xla':>9s} {'peak ana':>9s} {'s/step xla':>10s} {'compile':>8s}",
+        f" {'peak xla':>9s} {'peak ana':>9s} {'s/step xla':>10s} {'bound':>5s}"
+        f" {'fwd/step':>8s} {'compile':>8s}",
     ]
     for p in xla_rows:
       x = p.xla
@@ -497,6 +590,7 @@ def format_table(est: Estimate) -> str:
           f" {gib(p.activation_bytes + p.temporary_bytes):>11s}"
           f" {gib(x['peak_bytes']):>9s} {gib(p.peak_bytes_per_device):>9s}"
           f" {num(p.xla_step_seconds):>10s}"
+          f" {(p.xla_terms or {}).get('bound', '-'):>5s} {_passes(p):>8s}"
           f" {x['compile_seconds']:7.0f}s{' (cached)' if x.get('cached') else ''}"
           f"{verdict}"
       )
@@ -505,6 +599,12 @@ def format_table(est: Estimate) -> str:
       "memory columns: GiB per device; peak = their sum. in GB/s: "
       "input each host must load per second",
   ]
+  if xla_rows:
+    lines.append(
+        "xla columns: bound = the binding term of s/step xla (flops, bytes: HBM, host: the"
+        " host link); fwd/step = the compiler's FLOPs per rollout step / one analytic forward"
+        " pass (forward + backward + recomputation)"
+    )
   lines += [f"source of {k}: {v}" for k, v in est.sources.items()]
   lines += [f"note: {n}" for n in est.notes]
   headroom = min(p.headroom_bytes for p in est.phases)

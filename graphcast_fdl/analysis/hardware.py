@@ -38,6 +38,9 @@ class Hardware:
       `cost_model.RETENTION` key: "fused" for XLA:TPU (read off its
       compiled programs' buffers, benchmarks/xla_tpu_memory.py), "unfused"
       for XLA:CPU and XLA:GPU (their compiled peaks: benchmarks/RESULTS.md).
+    host_link_bandwidth: bytes/s one way between a device and its host (PCIe):
+      what the step's batch and the rollout's host-memory frames cross; 0
+      where no figure is given (not priced).
   """
 
   name: str
@@ -50,6 +53,7 @@ class Hardware:
   devices_per_host: int = 1
   upcasts_bfloat16: bool = False
   retention: str = "unfused"
+  host_link_bandwidth: float = 0.0
 
   def peak(self, precision: str) -> float:
     return self.peak_flops[precision]
@@ -97,14 +101,21 @@ _NV = "NVIDIA datasheet: "
 #   TPU v6e: 800 GB/s bidirectional ICI per chip (v6e page) = 400;
 #   A100 SXM4: NVLink 3, 600 GB/s bidirectional (12 links) = 300;
 #   H100 / H200 SXM: NVLink 4, 900 GB/s bidirectional (18 links) = 450.
+# Host link, one way per chip: TPU v4 has x16 PCIe Gen3 (Cloud TPU v4 page;
+# summarised at glennklockwood.com/garden/tpuv4): 16 lanes x 8 GT/s x 128/130
+# bit = 15.75 GB/s. No figure for the other chips here (not priced).
+V4_PCIE = 16 * 8e9 * 128 / 130 / 8
 TABLE = {
-    "tpu_v4": _tpu(
-        "tpu_v4",
-        275e12,
-        1200,
-        32,
-        300,
-        _GCP + "TPU v4 (275 TFLOP/s bf16, 32 GiB HBM2 at 1200 GB/s)",
+    "tpu_v4": dataclasses.replace(
+        _tpu(
+            "tpu_v4",
+            275e12,
+            1200,
+            32,
+            300,
+            _GCP + "TPU v4 (275 TFLOP/s bf16, 32 GiB HBM2 at 1200 GB/s, x16 PCIe Gen3 to the host)",
+        ),
+        host_link_bandwidth=V4_PCIE,
     ),
     "tpu_v5e": _tpu(
         "tpu_v5e",

@@ -24,11 +24,13 @@ by everything that defines the program (`program_key`): the configs,
 rollout, batch, target, jax and libtpu versions and the source of the model,
 graph and train step.
 
-XLA counts a loop body once: FLOPs and bytes are rescaled by the ratio of the
-module's matmul FLOPs with each while body times its trip count to those
-counted once (`hlo_loops`; `loops_weighted`; entries cached before it were
-scaled by the rollout length only, which misses processor-group, edge- and
-grid-block loops); memory figures are for the whole program.
+XLA's cost analysis counts a loop body once, so bytes and host copies are
+read off the optimised HLO text instead, each while body times its trip
+count (`hlo_loops`; `bytes_weighted`), and XLA's FLOPs are scaled by the
+ratio of the module's matmul FLOPs so weighted to those counted once, with
+XLA's counted-once figures kept beside them; the text is cached too
+(`hlo_path`). Entries cached before that scaled XLA's figures by a FLOP
+ratio and are not used for time. Memory figures are for the whole program.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -111,6 +114,13 @@ class XlaCost:
   capacity_bytes: float | None = None
   loops_weighted: bool = False
   host_bytes: float | None = None
+  # FLOPs and bytes read off the optimised program with each loop body times
+  # its trips, bytes copied host<->device per step (`hlo_loops`); XLA's own
+  # cost analysis (loop bodies once) beside them.
+  bytes_weighted: bool = False
+  host_transfer_bytes: float | None = None
+  xla_flops_once: float | None = None
+  xla_bytes_once: float | None = None
   cached: bool = False
 
   def to_dict(self) -> dict:
@@ -300,6 +310,21 @@ def _cache_load(key: str) -> XlaCost | None:
     return None
 
 
+def hlo_path(key: str) -> pathlib.Path:
+  """Where the optimised HLO text of a cached program is kept (gzip), so
+  its loops can be re-weighed (`hlo_loops`) without recompiling."""
+  return cache_dir() / f"{key}.hlo.gz"
+
+
+def _save_hlo(key: str, text: str) -> None:
+  directory = cache_dir()
+  directory.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  with os.fdopen(fd, "wb") as f:
+    f.write(gzip.compress(text.encode()))
+  os.replace(tmp, hlo_path(key))
+
+
 def _cache_save(key: str, cost: XlaCost) -> None:
   directory = cache_dir()
   directory.mkdir(parents=True, exist_ok=True)
@@ -438,7 +463,10 @@ def analyze(
         capacity_bytes=capacity,
     )
   else:
-    result = _figures(compiled, rollout_steps, backend, described, start)
+    text = compiled.as_text()
+    result = _figures(compiled, text, rollout_steps, backend, described, start)
+    if use_cache and text:
+      _save_hlo(key, text)
     if hardware:
       _judge(result, hardware)
   if progress:
@@ -596,19 +624,28 @@ def _judge(result: XlaCost, hardware: str) -> None:
   )
 
 
-def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: float) -> XlaCost:
+def _figures(
+    compiled, text: str, rollout_steps: int, backend: str, devices: str, start: float
+) -> XlaCost:
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  # XLA counts each loop body once: rescale by the loops' trips, as the
-  # module's matmul FLOPs weigh them (`hlo_loops`); the rollout length when
-  # the text cannot be read.
-  scale, weighted = rollout_steps, False
+  # XLA's cost analysis counts each loop body once: bytes and host copies are
+  # read off the optimised program instead, each loop body times its trips
+  # (`hlo_loops`), and XLA's FLOPs are scaled as its matmuls weigh (XLA's
+  # counted-once figures are kept beside them); XLA's times the rollout
+  # length when the text cannot be read.
+  xla_flops, xla_bytes = float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+  flops, nbytes = xla_flops * rollout_steps, xla_bytes * rollout_steps
+  weighted, host_transfer = False, None
   try:
-    loop_weighted, counted_once = hlo_loops.matmul_flops(compiled.as_text())
-    if counted_once > 0:
-      scale, weighted = loop_weighted / counted_once, True
+    loops = hlo_loops.loop_totals(text)
+    if loops.flops_once > 0 and loops.bytes_once > 0:
+      # XLA's FLOPs (elementwise ones too) times the matmuls' loop weighting.
+      flops = xla_flops * loops.flops_weighted / loops.flops_once
+      nbytes = loops.bytes_weighted
+      weighted, host_transfer = True, loops.host_bytes_weighted
   except Exception:  # pylint: disable=broad-except
     pass
   temp = float(memory.temp_size_in_bytes)
@@ -622,8 +659,10 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
   return XlaCost(
       True,
       backend=backend,
-      flops=float(cost.get("flops", 0.0)) * scale,
-      bytes_accessed=float(cost.get("bytes accessed", 0.0)) * scale,
+      flops=flops,
+      bytes_accessed=nbytes,
+      xla_flops_once=xla_flops,
+      xla_bytes_once=xla_bytes,
       temp_bytes=temp,
       argument_bytes=args,
       output_bytes=out,
@@ -632,4 +671,6 @@ def _figures(compiled, rollout_steps: int, backend: str, devices: str, start: fl
       compile_seconds=time.perf_counter() - start,
       devices=devices,
       loops_weighted=weighted,
+      bytes_weighted=weighted,
+      host_transfer_bytes=host_transfer,
   )

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import abc
 import functools
-import threading
 
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
 from graphcast_fdl import task as task_lib
-from graphcast_fdl.data import record_reader
+from graphcast_fdl.data import record_source
 
 
 class DataError(ValueError):
@@ -49,6 +48,14 @@ class Frames(abc.ABC):
   @property
   def variables(self) -> tuple[str, ...]:
     return self.atmospheric + self.surface
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    """`frame(index)`: with `__len__`, Grain's `RandomAccessDataSource`
+    protocol, so any frames (TFDS records, a zarr store read through
+    tensorstore) are a Grain source: `grain.MapDataset.source(frames)`."""
+    if not 0 <= int(index) < len(self):
+      raise IndexError(f"frame {index} of {len(self)}")
+    return self.frame(int(index))
 
   @property
   @abc.abstractmethod
@@ -98,13 +105,15 @@ class TfdsFrames(Frames):
           f"split {split!r} is not in dataset {builder.info.full_name} "
           f"(it has {sorted(meta['splits'])})"
       )
-    self._source = builder.as_data_source(split=split)
+    # Grain's data-source protocol over the split's files (our direct
+    # reader where the layout allows).
+    self.records = record_source.RecordSource(builder.info.splits[split].file_instructions)
     start = np.datetime64(meta["splits"][split]["start"], "s")
     count = meta["splits"][split]["num_frames"]
-    if len(self._source) != count:
+    if len(self.records) != count:
       raise DataError(
           f"{builder.info.full_name} split {split!r} holds "
-          f"{len(self._source)} frames, its metadata says {count}"
+          f"{len(self.records)} frames, its metadata says {count}"
       )
     self.datetimes = start + task_lib.TIME_STEP * np.arange(count)
     self.lat = np.asarray(meta["lat"], np.float32)
@@ -113,32 +122,10 @@ class TfdsFrames(Frames):
     self.atmospheric = tuple(meta["atmospheric"])
     self.surface = tuple(meta["surface"])
     self._static_names = tuple(meta["statics"])
-    self._instructions = builder.info.splits[split].file_instructions
-    self._files = None  # [(first index, RecordFile)], opened on first read.
-    self._lock = threading.Lock()
-
-  def _record_files(self):
-    """Direct readers of the split's files, or () for other layouts."""
-    with self._lock:
-      if self._files is None:
-        files, first = [], 0
-        for instruction in self._instructions:
-          opened = record_reader.open_records(instruction.filename, instruction.examples_in_shard)
-          if (
-              opened is None
-              or instruction.skip
-              or instruction.take not in (-1, instruction.examples_in_shard)
-          ):
-            files = ()
-            break
-          files.append((first, opened))
-          first += len(opened)
-        self._files = files if first == len(self) else ()
-    return self._files
 
   @functools.cached_property
   def statics(self) -> dict[str, np.ndarray]:
-    if self._record_files():
+    if self.records.direct:
       out = {k: np.empty((len(self.lat), len(self.lon)), np.float32) for k in self._static_names}
       self.frame_into(0, out)
       return out
@@ -150,7 +137,7 @@ class TfdsFrames(Frames):
 
     TFDS's own decoding copies every array twice (~2x slower at 4 deg).
     """
-    example = tf_example_pb2.Example.FromString(self._source.data_source[int(index)])
+    example = tf_example_pb2.Example.FromString(self.records[int(index)])
     feature = example.features.feature
     num_levels, num_lat, num_lon = len(self.levels), len(self.lat), len(self.lon)
     out = {"datetime": feature["datetime"].int64_list.value[0]}
@@ -161,11 +148,10 @@ class TfdsFrames(Frames):
 
   def frame_into(self, index: int, out: dict[str, np.ndarray], level_index=None) -> None:
     """See `Frames.frame_into`: one copy, from the file into `out`."""
-    files = self._record_files()
-    if not files:
+    if not self.records.direct:
       return super().frame_into(index, out, level_index)
-    first, file = files[np.searchsorted([f for f, _ in files], index, side="right") - 1]
-    fields = file.fields(int(index) - first)
+    file, local = self.records.locate(int(index))
+    fields = file.fields(local)
     stored = file.int64(fields["datetime"])
     if stored != int(self.datetimes[index].astype(np.int64)):
       raise DataError(
@@ -189,7 +175,7 @@ class TfdsFrames(Frames):
           file.read_into(start + int(level) * plane, view[j * plane : (j + 1) * plane])
 
   def frame(self, index: int) -> dict[str, np.ndarray]:
-    if self._record_files():
+    if self.records.direct:
       shape = (len(self.lat), len(self.lon))
       out = {
           k: np.empty(((len(self.levels),) if k in self.atmospheric else ()) + shape, np.float32)

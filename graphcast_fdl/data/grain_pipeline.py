@@ -10,9 +10,15 @@ takes its contiguous share of every global batch (a strided slice of the
 dataset, as Grain's process sharding does), so the union over processes is
 the batch one process would load and the order is a function of
 (data.seed, step) alone. Each element is read by `LoadBatch`: the fast
-assembly (`assembly`, straight from the array_record files, or from a zarr
-store through tensorstore) in Grain's reader threads or, with
-`data.num_workers`, its worker processes, `data.prefetch` batches ahead.
+assembly (`assembly`) from the split's frames, which are Grain data sources
+themselves (`record_source.RecordSource` over the array_record files, each
+field read straight into its batch slot; or a zarr store read through
+tensorstore), in Grain's reader threads or, with `data.num_workers`, its
+worker processes, `data.prefetch` batches ahead. Order and state live in a
+window-index dataset (range -> shuffle -> repeat -> batch -> process
+share) rather than in `MapDataset.source(frames)`: an element is a window of
+consecutive frames, and the batch is filled in place (one copy) instead of
+stacked from per-frame elements (a second copy of every byte).
 
 `TrainIterator` counts the global step it is at; its state (that step and
 Grain's own) is written per process into the Orbax checkpoint by Grain's
@@ -72,7 +78,10 @@ def window_order(
         f"{process_count} processes"
     )
   per_process = global_batch_size // process_count
-  order = grain.MapDataset.range(num_windows).shuffle(seed=int(seed)).repeat()
+  # 2**62 / num_windows epochs, "without end": Grain's endless repeat has
+  # length sys.maxsize, which `batch(1)` rounds (in floats) past an index.
+  epochs = max((1 << 62) // max(num_windows, 1), 1)
+  order = grain.MapDataset.range(num_windows).shuffle(seed=int(seed)).repeat(epochs)
   return order.batch(per_process)[process_index::process_count]
 
 
@@ -116,9 +125,16 @@ class TrainIterator:
     step: the global step of the next batch.
   """
 
-  def __init__(self, make: Callable[[int], grain.IterDataset], start_step: int, num_workers: int):
+  def __init__(
+      self,
+      make: Callable[[int], grain.IterDataset],
+      start_step: int,
+      num_workers: int,
+      layout: tuple[int, int] = (0, 1),
+  ):
     self._make = make
     self._num_workers = num_workers
+    self._layout = [int(x) for x in layout]  # (block, blocks) of each global batch.
     self._start(int(start_step))
 
   def _start(self, first_step: int, grain_state=None):
@@ -136,22 +152,32 @@ class TrainIterator:
     return batch
 
   def get_state(self) -> bytes:
-    """JSON: the next step, the step the stream began at, Grain's state."""
+    """JSON: the next step, the step the stream began at, the layout it
+    was read with (worker count; block of the global batch and the number
+    of blocks), Grain's state."""
     return json.dumps(
         {
             "step": self.step,
             "first_step": self._first_step,
             "num_workers": self._num_workers,
+            "layout": self._layout,
             "grain": self._iterator.get_state(),
         }
     ).encode()
 
   def set_state(self, state: bytes | str) -> None:
-    """Continues where `get_state` was taken (positioned by the step alone if
-    the worker count changed: Grain's state is per worker)."""
+    """Continues where `get_state` was taken.
+
+    Grain's state belongs to one worker count and one share of the global
+    batch; a run resumed with other workers, another number of processes or
+    spatial groups (another block of each batch) is positioned by the step
+    alone, which gives the same global examples: they are a function of
+    (seed, step).
+    """
     saved = json.loads(state)
     self.close()
-    if saved["num_workers"] == self._num_workers:
+    same = saved["num_workers"] == self._num_workers and saved.get("layout") == self._layout
+    if same:
       self._start(int(saved["first_step"]), saved["grain"])
       self.step = int(saved["step"])
     else:
@@ -186,7 +212,7 @@ def train_batches(
   def make(first_step):
     return train_dataset(data, task, rollout_steps, first_step, process_index, process_count)
 
-  return TrainIterator(make, start_step, data.num_workers)
+  return TrainIterator(make, start_step, data.num_workers, (process_index, process_count))
 
 
 def eval_batches(

@@ -77,9 +77,11 @@ def evaluate(
   )
   forecast_dir = os.path.join(output_dir, "forecasts")
   written, start = [], time.time()
-  for first in range(0, len(indices), options.batch_size):
-    chunk = indices[first : first + options.batch_size]
-    batch, template, valid = windows.make_examples(frames, task, chunk, options.lead_steps)
+  chunks = [indices[i : i + options.batch_size] for i in range(0, len(indices), options.batch_size)]
+  loaded = windows.load_batches(frames, task, chunks, options.lead_steps)
+  for first, chunk, (batch, template, valid) in zip(
+      range(0, len(indices), options.batch_size), chunks, loaded, strict=True
+  ):
     init_times = frames.datetimes[chunk]
     predictions = forecast_lib.rollout(
         rollout_fn, params, task, batch, options.lead_steps, options.chunk_steps

@@ -5,13 +5,17 @@ each example (for the climatology and the output files) and examples past
 the end of the data (a forecast from the latest analysis has no targets).
 Windows are cut by `data.examples.window_dataset`, as for training files,
 with forcings computed from the datetimes; target frames beyond the data are
-NaN.
+NaN. The `evaluate` command reads its batches through Grain (`load_batches`),
+as the trainer does: reader threads cut the next batches while the model
+rolls out the current one.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Iterator, Sequence
 
+import grain
 import numpy as np
 import xarray as xr
 
@@ -96,3 +100,29 @@ def make_examples(
       for k in range(3)
   )
   return batch_from_datasets(inputs, targets, forcings), targets, valid
+
+
+READER_THREADS = 2  # As the trainer's pipeline (`data.grain_pipeline`).
+
+
+def _make(frames, task, rollout_steps, indices):
+  return make_examples(frames, task, indices, rollout_steps)
+
+
+def load_batches(
+    frames,
+    task: task_lib.TaskConfig,
+    chunks: Sequence[Sequence[int]],
+    rollout_steps: int,
+    prefetch: int = 2,
+) -> Iterator[tuple[Batch, xr.Dataset, np.ndarray]]:
+  """`make_examples` of each chunk of initial-time indices, in order, read
+  by Grain's threads up to `prefetch` chunks ahead."""
+  chunks = [np.asarray(c, np.int64) for c in chunks]
+  dataset = grain.MapDataset.source(chunks).map(
+      functools.partial(_make, frames, task, rollout_steps)
+  )
+  options = grain.ReadOptions(
+      num_threads=max(1, min(READER_THREADS, prefetch)), prefetch_buffer_size=max(prefetch, 1)
+  )
+  return iter(dataset.to_iter_dataset(options))
