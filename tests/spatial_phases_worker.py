@@ -8,7 +8,8 @@ space axis) trained by the real trainer:
     SIGTERM mid-phase and resumed on (data 4) and on (data 1, space 4),
     against the uninterrupted run.
 Prints one JSON line: the largest relative parameter differences, the meshes
-each run ended on and those the checkpoints were saved on.
+each run ended on and those the checkpoints were saved on, the shapes of each
+device's part of an eval batch and the final evaluation's relative difference.
 """
 
 import dataclasses
@@ -29,18 +30,28 @@ from graphcast_fdl.train import config  # pylint: disable=g-import-not-at-top
 from graphcast_fdl.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
 
-def train(experiment, workdir, data=None):
-  """(final params as numpy, mesh shape at the end, checkpoints' meshes)."""
+def train(experiment, workdir, data=None, runs=None):
+  """(final params as numpy, mesh shape at the end); `runs`, if given, gets
+  the trainer and its result appended."""
   trainer = trainer_lib.Trainer(
       experiment,
       workdir,
       predictor_factory=train_fakes.tiny_predictor,
       data_module=data or train_fakes.TinyData(),
   )
-  trainer.run()
+  result = trainer.run()
+  if runs is not None:
+    runs.append((trainer, result))
   return [np.asarray(x) for x in jax.tree.leaves(trainer.state.params)], dict(
       trainer.run_state.mesh.shape
   )
+
+
+def eval_shards(trainer):
+  """Shapes of each device's part of the first eval batch's arrays."""
+  batch = trainer._eval_batches()[0]  # pylint: disable=protected-access
+  shapes = lambda x: sorted({tuple(s.data.shape) for s in x.addressable_shards})
+  return {"inputs": shapes(batch.inputs["x"]), "targets": shapes(batch.targets["x"])}
 
 
 def saved_meshes(workdir):
@@ -71,12 +82,21 @@ def main():
   tmp = tempfile.mkdtemp()
   steps = (6, 3, 4)  # single_step, finetune (other data), rollout_2
   plain = train_fakes.tiny_experiment(num_devices=4, steps=steps, every_steps=4)
-  reference, _ = train(plain, os.path.join(tmp, "plain"))
+  runs = []
+  reference, _ = train(plain, os.path.join(tmp, "plain"), runs=runs)
   phased = dataclasses.replace(
       with_spatial(plain, finetune=4, rollout_2=2),
       checkpoint=config.CheckpointConfig(every_steps=4, max_to_keep=10),
   )
-  params, out["phases_final_mesh"] = train(phased, os.path.join(tmp, "phased"))
+  params, out["phases_final_mesh"] = train(phased, os.path.join(tmp, "phased"), runs=runs)
+  # The final evaluation ran on the last phase's (data 2, space 2) mesh.
+  out["eval_shards_data4"], out["eval_shards_space2"] = (eval_shards(t) for t, _ in runs)
+  (_, plain_result), (_, phased_result) = runs
+  out["eval_rel_diff"] = max(
+      abs(phased_result[k] - v) / abs(v)
+      for k, v in plain_result.items()
+      if k.startswith(("eval", "persistence"))
+  )
   out["phases_saved_meshes"] = saved_meshes(os.path.join(tmp, "phased"))
   out["phases_rel_diff"] = max_rel_diff(params, reference)
 

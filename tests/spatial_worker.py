@@ -2,8 +2,10 @@
 
 Prints one JSON line: for spatial splits K of the tiny model on real graphs,
 without and with every remat policy, the float32 loss and the relative
-differences of loss and gradients (and of a 2-step forecast rollout) from
-the unsplit `Predictor`.
+differences of loss and gradients (and of a 2-step forecast rollout and of
+persistence) from the unsplit `Predictor`; and the same differences of the
+unsplit model from itself on the examples in the other order (the float32
+floor of a changed summation order).
 """
 
 import json
@@ -36,6 +38,17 @@ def rel_diff(a, b) -> float:
   return float(diff / scale) if scale else (0.0 if diff == 0 else np.inf)
 
 
+def array_rel_diff(a, b) -> float:
+  """The largest over arrays of max |a - b| / max |b| (an array of zeros:
+  max |a - b| itself)."""
+  out = 0.0
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    diff, scale = np.abs(x - y).max(), np.abs(y).max()
+    out = max(out, float(diff / scale if scale else diff))
+  return out
+
+
 def config(name: str) -> ModelConfig:
   model = ModelConfig(
       resolution=30, mesh_size=2, latent_size=16, gnn_msg_steps=3, precision="float32"
@@ -64,6 +77,13 @@ def main():
     )  # pylint: disable=cell-var-from-loop
     loss_1, grads_1 = grad_fn(base)
     out[f"{name}_loss_1"] = float(loss_1)
+    if name == "plain":
+      # The float32 floor: the unsplit model on the same two examples in the
+      # other order (the same sums, reordered).
+      reordered = jax.tree.map(lambda x: x[::-1], batch)
+      _, grads_r = jax.jit(jax.value_and_grad(lambda p, b: base.loss(p, b)[0]))(params, reordered)
+      out["floor_rel_grads"] = rel_diff(grads_r, grads_1)
+      out["floor_array_rel_grads"] = array_rel_diff(grads_r, grads_1)
     for k in splits:
       mesh = Mesh(np.asarray(jax.devices()[:k]), ("space",))
       split = spatial.SpatialPredictor(
@@ -73,9 +93,7 @@ def main():
       out[f"{name}_loss_{k}"] = float(loss)
       out[f"{name}_rel_loss_{k}"] = rel_diff(loss, loss_1)
       out[f"{name}_rel_grads_{k}"] = rel_diff(grads, grads_1)
-      out[f"{name}_leaf_rel_grads_{k}"] = max(
-          rel_diff(g, g1) for g, g1 in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_1))
-      )
+      out[f"{name}_array_rel_grads_{k}"] = array_rel_diff(grads, grads_1)
       out[f"{name}_same_tree_{k}"] = jax.tree.structure(grads) == jax.tree.structure(grads_1)
       out[f"{name}_halo_{k}"] = split.partition.mesh_edges.halo_size
       if name == "plain":  # The forecast rollout, split the same way.
@@ -83,6 +101,9 @@ def main():
             params, batch.inputs, batch.forcings, 2
         )  # pylint: disable=cell-var-from-loop
         out[f"rollout_rel_{k}"] = rel_diff(rollout(split), rollout(base))
+        # Persistence (the trainer's eval bar), split like the loss.
+        persistence = lambda p: jax.jit(p.persistence_loss)(batch)  # pylint: disable=cell-var-from-loop
+        out[f"persistence_rel_{k}"] = rel_diff(persistence(split), persistence(base))
   # `evaluate` and `forecast` build a split predictor from mesh.spatial.
   mesh_config = config_lib.MeshConfig(spatial=4)
   built = eval_flags.predictor_for(

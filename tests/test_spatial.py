@@ -16,21 +16,37 @@ from graphcast_fdl.model import spatial as spatial_lib
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.timeout(1200)  # Seven compiles of the real model; slow when the machine is shared.
 def test_two_and_four_way_splits_equal_one_device():
-  out = run_device_worker("spatial_worker.py", 600)
+  """float32 loss and gradients split 2 and 4 ways equal the unsplit model's.
+
+  Relative means: for the loss |a - b| / |b|; for the gradients, as the
+  issue states it (one vector), the 2-norm of the difference over all
+  parameters over the 2-norm of the unsplit gradient: both within 1e-6
+  (measured 0 and 5.3e-7 to 6.4e-7). Per array, max |a - b| / max |b| is
+  also bounded (measured 1.3e-6 to 2.0e-6, in the edge MLPs' biases and
+  layer-norm offsets of grid2mesh: sums over every edge with much
+  cancellation). The split adds the same terms in another order (each
+  device sums its band's edges and nodes, the space axis adds the K
+  parts; a sender's cotangent gathers its halo part last; remat's edge and
+  row blocks are cut K ways), and float32 rounding of a reordered sum is
+  all that differs: the unsplit model on the same two examples in the
+  other order differs from itself too (`floor_*`: 7.5e-8 over all, 3.4e-7
+  per array; swapping two examples reorders less than cutting every sum
+  into K parts).
+  """
+  out = run_device_worker("spatial_worker.py", 900)
+  assert out["floor_rel_grads"] > 0  # The order alone changes float32 sums.
   for name, k in (("plain", 2), ("plain", 4), ("remat", 4)):
     assert out[f"{name}_loss_1"] > 0
     assert out[f"{name}_same_tree_{k}"]  # Same parameters: same checkpoints.
     assert out[f"{name}_halo_{k}"] > 0  # Some senders did live elsewhere.
-    # float32, summed in another order: the loss within 1e-6 relative, the
-    # gradients within 2e-6 over all parameters and 1e-5 in any one array
-    # (remat's edge and row blocks are scaled to the parts: 4x as many
-    # blocks of a quarter the size, each summed in its own order).
     assert out[f"{name}_rel_loss_{k}"] < 1e-6, out
-    assert out[f"{name}_rel_grads_{k}"] < 2e-6, out
-    assert out[f"{name}_leaf_rel_grads_{k}"] < 1e-5, out
-  for k in (2, 4):  # The forecast rollout split over the space axis.
+    assert out[f"{name}_rel_grads_{k}"] < 1e-6, out
+    assert out[f"{name}_array_rel_grads_{k}"] < 3e-6, out
+  for k in (2, 4):  # The forecast rollout and persistence, split.
     assert out[f"rollout_rel_{k}"] < 1e-6
+    assert out[f"persistence_rel_{k}"] < 1e-6
   assert out["eval_predictor_parts"] == 4
 
 
@@ -56,10 +72,13 @@ def test_train_steps_on_data2_space2_equal_data4(train_steps):
   for name in ("data2_space2", "bands"):
     for a, b in zip(out[f"{name}_losses"], out["data4_losses"]):
       assert abs(a - b) <= 1e-6 * abs(b)
-  # Parameters after two AdamW steps: 1e-6 over all of them. Adam
-  # normalises each gradient component, so float32 noise of the sum order
-  # shows up larger in an element whose gradient is near zero than in the
-  # loss: 2.1e-5 seen; a wrong split is off by >1e-2.
+  # Parameters after two AdamW steps: 1e-6 over all of them (1.2e-8
+  # seen). Adam normalises each gradient component, so float32 noise of
+  # the sum order shows up larger in an element whose gradient is near
+  # zero, and a bias that starts at zero has a small max after two steps:
+  # per array 2.2e-5 seen (session 5); a wrong split is off by >1e-2. The
+  # issue's rtol 1e-5 is for a demo run: the slow tests below (per array,
+  # max |a - b| <= 1e-5 max |b|).
   for prefix in ("", "bands_"):
     assert out[f"{prefix}norm_rel_diff_params"] < 1e-6
     assert out[f"{prefix}max_rel_diff_params"] < 5e-5, out
@@ -114,6 +133,61 @@ def test_demo_run_on_data2_space2_ends_equal_to_data4(tmp_path):
   for key, expected in params[1].items():
     scale = np.abs(expected).max()
     assert np.abs(params[2][key] - expected).max() <= 1e-5 * scale, key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # Three runs of the real model, one in 2 processes.
+def test_demo_two_processes_space2_equal_one_process(tmp_path):
+  """The real model on 2 processes x 2 devices, (data 2, space 2): each
+  process's devices share its examples (halo all_to_all within a process,
+  the data-axis mean across the two); ends equal to one process of 4
+  devices with the same layout and to (data 4)."""
+  import real_experiment  # pylint: disable=g-import-not-at-top
+  from test_trainer_processes import free_port  # pylint: disable=g-import-not-at-top
+
+  data_dir = str(tmp_path / "data")
+  real_experiment.prepare(data_dir)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+
+  def command(spec):
+    worker = os.path.join(HERE, "train_worker.py")
+    return ["timeout", "-s", "KILL", "900", sys.executable, worker, json.dumps(spec)]
+
+  def spec(name, **kw):
+    kw.setdefault("devices", 4)
+    out = str(tmp_path / f"{name}.npz")
+    return dict(kind="demo", data_dir=data_dir, workdir=str(tmp_path / name), out=out, **kw)
+
+  def load(path):
+    with np.load(path) as data:
+      return {k: data[k] for k in data.files}
+
+  port = free_port()
+  two = [
+      subprocess.Popen(
+          command(spec("two", devices=2, spatial=2, num_processes=2, process_id=i, port=port)),
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          text=True,
+      )
+      for i in range(2)
+  ]
+  for proc in two:
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+  for name, kw in (("one", dict(spatial=2)), ("data4", {})):
+    result = subprocess.run(
+        command(spec(name, **kw)), capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+  params = load(str(tmp_path / "two.npz"))
+  for name in ("one", "data4"):
+    expected = load(str(tmp_path / f"{name}.npz"))
+    assert params.keys() == expected.keys()
+    for key, value in expected.items():
+      assert np.abs(params[key] - value).max() <= 1e-5 * np.abs(value).max(), (name, key)
 
 
 @pytest.mark.slow

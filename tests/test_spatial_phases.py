@@ -33,6 +33,16 @@ def test_phases_on_their_own_meshes_equal_one_mesh_throughout(worker):
   assert saved["12"] == saved["13"] == {"data": 2, "space": 2}
 
 
+def test_evaluation_on_a_spatial_phase_reads_batches_in_bands(worker):
+  """The final evaluation on (data 2, space 2): each device holds its data
+  row's examples and its latitude band only (not whole examples as on
+  (data 4)), and the metrics equal those of the run on (data 4)."""
+  # An eval batch: inputs [4, 2, lat 4, lon 8], targets [4, 1, 4, 8].
+  assert worker["eval_shards_data4"] == {"inputs": [[1, 2, 4, 8]], "targets": [[1, 1, 4, 8]]}
+  assert worker["eval_shards_space2"] == {"inputs": [[2, 2, 2, 8]], "targets": [[2, 1, 2, 8]]}
+  assert worker["eval_rel_diff"] < 1e-6
+
+
 def test_checkpoint_of_data2_space2_resumes_on_other_layouts(worker):
   assert all(m == {"data": 2, "space": 2} for m in worker["resume_saved_meshes"].values())
   assert worker["resume_whole_vs_plain"] < 1e-5

@@ -46,6 +46,10 @@ SPACE_AXIS = "space"
 GRIDLESS = ("year_progress", "day_progress")
 
 
+def _f32(arrays: dict) -> dict:
+  return {n: jnp.asarray(x, jnp.float32) for n, x in arrays.items()}
+
+
 def _take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
   """x[rows] with zeros where rows is -1 (padding)."""
   out = np.asarray(x)[np.maximum(rows, 0)]
@@ -133,7 +137,7 @@ class SpatialPredictor(Predictor):
   Same parameters as `Predictor` (checkpoints are interchangeable); each
   device runs edge and grid-node blocks cut to its part (`part_blocks`). If
   the mesh also has `data_axis`, the batch is split over it as well (a
-  rollout's only where its batch divides). `persistence_loss` runs unsplit.
+  rollout's only where its batch divides). `persistence_loss` is split like `loss`.
   """
 
   # `train.sharding.data_parallel` leaves this loss as it is.
@@ -276,14 +280,7 @@ class SpatialPredictor(Predictor):
         raise KeyError(f"target variable {name!r} is missing from the targets")
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
     self._check(batch.inputs, batch.forcings, num_steps)
-    groups = (
-        {n: batch.inputs[n] for n in self.task.input_variables},
-        {n: batch.targets[n] for n in self.task.target_variables},
-        {n: batch.forcings[n][:, :num_steps] for n in self.task.forcing_variables},
-    )
-    # Each device receives its latitude band of every grid array.
-    groups = tuple({n: self._pad_rows(n, x) for n, x in g.items()} for g in groups)
-    specs = tuple({n: self._spec(n, x, -2) for n, x in g.items()} for g in groups)
+    groups, specs = self._bands(batch, num_steps)
     space = self.space_axis
     local = jax.shard_map(
         lambda *args: self._local_loss(num_steps, *args),
@@ -292,6 +289,31 @@ class SpatialPredictor(Predictor):
         out_specs=P(),
     )
     return local(params, self._parts, self._part_weights, *groups)
+
+  def persistence_loss(self, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """`Predictor.persistence_loss`, split like `loss` (same value): the
+    trainer's evaluation reads the same band-placed batches for both."""
+    num_steps = batch.targets[self.task.target_variables[0]].shape[1]
+    groups, specs = self._bands(batch, num_steps)
+    local = jax.shard_map(
+        lambda *args: self._local_persistence(num_steps, *args),
+        mesh=self.mesh,
+        in_specs=(P(self.space_axis),) + specs[:2],
+        out_specs=P(),
+    )
+    return local(self._part_weights, *groups[:2])
+
+  def _bands(self, batch: Batch, num_steps: int):
+    """((inputs, targets, forcings) padded to K latitude bands, their
+    shard_map specs): each device receives its band of every grid array."""
+    groups = (
+        {n: batch.inputs[n] for n in self.task.input_variables},
+        {n: batch.targets[n] for n in self.task.target_variables},
+        {n: batch.forcings[n][:, :num_steps] for n in self.task.forcing_variables},
+    )
+    groups = tuple({n: self._pad_rows(n, x) for n, x in g.items()} for g in groups)
+    specs = tuple({n: self._spec(n, x, -2) for n, x in g.items()} for g in groups)
+    return groups, specs
 
   def _to_parts(self, x: jax.Array) -> jax.Array:
     """[..., n_grid] -> [..., K * part size]: zero padding at the end (whole
@@ -336,39 +358,63 @@ class SpatialPredictor(Predictor):
     _, predictions = self._scan(body, inputs, forcings, num_steps)
     return predictions
 
+  def _band_target(self, targets, t):
+    """Step `t` of one device's band of the targets, stacked: [B, C, part]."""
+    band = (self._band_rows, self._grid_shape[1])
+    return channels.stack_steps(
+        _f32({n: jax.lax.dynamic_index_in_dim(x, t, 1) for n, x in targets.items()}), band
+    )[0]
+
+  def _band_loss(self, outputs, norm_target, weights):
+    """(total [B], per variable) of the whole grid from one device's band."""
+    per_channel = jax.lax.psum(
+        self._loss.channel_means(outputs, norm_target, weights, self._num_grid), self.space_axis
+    )
+    return self._loss.from_channel_means(per_channel)
+
+  def _mean_over_steps(self, total, per_variable):
+    """Mean over steps and examples (and the data axis if split over it)."""
+    mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
+    out = mean(total), {k: mean(v) for k, v in per_variable.items()}
+    if self.data_axis is not None:
+      out = jax.lax.pmean(out, self.data_axis)
+    return out
+
+  def _local_persistence(self, num_steps, weights, inputs, targets):
+    """One device's band: the body of `Predictor.persistence_loss`."""
+    weights = weights[0]
+    band = (self._band_rows, self._grid_shape[1])
+    inputs = channels.stack_inputs(_f32(inputs), self._layout.static, band)
+
+    def one_step(t):
+      norm_target = self._norm.target(self._band_target(targets, t), inputs)
+      return self._band_loss(jnp.zeros_like(norm_target), norm_target, weights)
+
+    return self._mean_over_steps(*jax.lax.map(one_step, jnp.arange(num_steps)))
+
   def _local_loss(self, num_steps, params, graph, weights, inputs, targets, forcings):
     """One device's band: the body of `Predictor.loss` on its nodes."""
     graph = jax.tree.map(lambda x: x[0], graph)
     weights = weights[0]
     band = (self._band_rows, self._grid_shape[1])
-    f32 = lambda arrays: {n: jnp.asarray(x, jnp.float32) for n, x in arrays.items()}
-    inputs = channels.stack_inputs(f32(inputs), self._layout.static, band)
-    forcings = channels.stack_steps(f32(forcings), band)
+    inputs = channels.stack_inputs(_f32(inputs), self._layout.static, band)
+    forcings = channels.stack_steps(_f32(forcings), band)
 
     def body(inputs, step):
       t, forcing = step
       # Only this step's targets are stacked (as in `Predictor.loss`).
-      target = channels.stack_steps(
-          f32({n: jax.lax.dynamic_index_in_dim(x, t, 1) for n, x in targets.items()}), band
-      )[0]
+      target = self._band_target(targets, t)
       parts = (
           self._norm.inputs(inputs).astype(self._dtype),
           self._norm.forcings(forcing).astype(self._dtype),
       )
       outputs = self._part_net.apply({"params": params}, graph, parts)
       norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
-      per_channel = jax.lax.psum(
-          self._loss.channel_means(outputs, norm_target, weights, self._num_grid), self.space_axis
-      )
-      loss = self._loss.from_channel_means(per_channel)
+      loss = self._band_loss(outputs, norm_target, weights)
       predictions = self._norm.prediction(outputs, inputs)
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
     _, (total, per_variable) = self._scan(
         body, inputs, (jnp.arange(num_steps), forcings), num_steps
     )
-    mean = lambda x: jnp.mean(jnp.mean(x, axis=0))
-    out = mean(total), {k: mean(v) for k, v in per_variable.items()}
-    if self.data_axis is not None:
-      out = jax.lax.pmean(out, self.data_axis)
-    return out
+    return self._mean_over_steps(total, per_variable)

@@ -145,9 +145,10 @@ def jit_train_step(
   )
 
 
-def jit_eval_step(loss_fn: LossFn, params_shardings, mesh):
-  """(params, batch) -> (loss, per_variable), jitted like the train step."""
+def jit_eval_step(loss_fn: LossFn, params_shardings, mesh, batch_shardings=None):
+  """(params, batch) -> (loss, per_variable), jitted like the train step
+  (`batch_shardings`: default split over the data axis)."""
   rep = sharding_lib.replicated(mesh)
-  return jax.jit(
-      loss_fn, in_shardings=(params_shardings, sharding_lib.batch_sharding(mesh)), out_shardings=rep
-  )
+  if batch_shardings is None:
+    batch_shardings = sharding_lib.batch_sharding(mesh)
+  return jax.jit(loss_fn, in_shardings=(params_shardings, batch_shardings), out_shardings=rep)

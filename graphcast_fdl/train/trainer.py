@@ -222,12 +222,12 @@ class Trainer:
     # Names and ranks of the batch arrays, for the shardings a step is
     # jitted with (`train_step_for`); the same in every phase.
     self._batch_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), local_batch)
-    if phase is None:
-      return sharding_lib.to_global(local_batch, self._mesh)
     predictor = self._predictor(phase)
-    if hasattr(predictor, "place_batch"):
+    if hasattr(predictor, "place_batch"):  # Eval batches too: in bands.
       local_batch, shardings = predictor.place_batch(local_batch)
       return sharding_lib.to_global(local_batch, self._mesh, shardings)
+    if phase is None:
+      return sharding_lib.to_global(local_batch, self._mesh)
     host_targets = predictor.model.remat.host_targets
     shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
     return sharding_lib.to_global(local_batch, self._mesh, shardings)
@@ -262,15 +262,21 @@ class Trainer:
     on the current phase's mesh (where `params` are)."""
     predictor = self._predictor(None)
     if self._mesh_config.spatial not in self._eval_steps:
+      # A spatial predictor's batches are placed in latitude bands (`_global`).
+      batches = self._eval_batches()
+      batch_shardings = sharding_lib.batch_sharding(self._mesh)
+      if hasattr(predictor, "place_batch") and batches:
+        batch_shardings = jax.tree.map(lambda x: x.sharding, batches[0])
       self._eval_steps[self._mesh_config.spatial] = (
           train_step_lib.jit_eval_step(
               sharding_lib.data_parallel(predictor.loss, self._mesh),
               self._param_shardings,
               self._mesh,
+              batch_shardings,
           ),
           jax.jit(
               predictor.persistence_loss,
-              in_shardings=(sharding_lib.batch_sharding(self._mesh),),
+              in_shardings=(batch_shardings,),
               out_shardings=sharding_lib.replicated(self._mesh),
           ),
       )
