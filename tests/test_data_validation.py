@@ -154,6 +154,18 @@ def test_fingerprint_of_a_store_behind_fsspec():
   assert fingerprint.store_fingerprint(path) != before
 
 
+def _eval_split_store_config(path: str) -> data.DataConfig:
+  """`_store()` written to `path`, its last day the eval split."""
+  return data.DataConfig(
+      source="zarr",
+      path=path,
+      resolution=10.0,
+      train_split="2018-01-01/2018-01-03T18",
+      eval_split="2018-01-04/2018-01-04T18",
+      global_batch_size=2,
+  )
+
+
 def test_nan_in_eval_split_found_before_training(tiny_data, tmp_path):
   task = tiny_task()
   indices = preflight.eval_frame_indices(tiny_data, task, 1, 2)
@@ -162,14 +174,7 @@ def test_nan_in_eval_split_found_before_training(tiny_data, tmp_path):
   preflight.check_eval_split(tiny_data, task, 1, 2)  # Clean data passes.
   # The same windows read from a zarr copy of the eval split with one NaN.
   ds = _store()
-  cfg = data.DataConfig(
-      source="zarr",
-      path=str(tmp_path / "e.zarr"),
-      resolution=10.0,
-      train_split="2018-01-01/2018-01-03T18",
-      eval_split="2018-01-04/2018-01-04T18",
-      global_batch_size=2,
-  )
+  cfg = _eval_split_store_config(str(tmp_path / "e.zarr"))
   ds.to_zarr(cfg.path)
   read = preflight.eval_frame_indices(cfg, TASK, 1, 1)
   eval_start = 12  # 2018-01-04T00 in the store.
@@ -210,16 +215,7 @@ def test_train_command_stops_on_a_nan_in_the_eval_split(tmp_path):
   ds.to_zarr(str(tmp_path / "e.zarr"))
   cfg = experiments.demo()
   experiments.resolution(cfg, degrees=10.0)
-  cfg.data = convert.as_config(
-      data.DataConfig(
-          source="zarr",
-          path=str(tmp_path / "e.zarr"),
-          resolution=10.0,
-          train_split="2018-01-01/2018-01-03T18",
-          eval_split="2018-01-04/2018-01-04T18",
-          global_batch_size=2,
-      )
-  )
+  cfg.data = convert.as_config(_eval_split_store_config(str(tmp_path / "e.zarr")))
   cfg.task = convert.as_config(TASK)
   cfg.eval.rollout_steps, cfg.eval.num_batches = 1, 2
   experiment = fdl.build(cfg)

@@ -31,6 +31,20 @@ def _demo():
   return fdl.build(experiments.demo())
 
 
+def _only(experiment, phase):
+  """`experiment` with `phase` its whole schedule."""
+  return dataclasses.replace(
+      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
+  )
+
+
+def _tpu_cache_in(tmp_path, monkeypatch):
+  """Compiled figures cached under `tmp_path`, and a TPU compiler said to be
+  installed (these tests read or write the cache; none compiles)."""
+  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+
+
 def test_parse_resource_exhausted():
   required, available = xla_cost.parse_resource_exhausted(
       "XlaRuntimeError: " + _OOM + "\nmore detail"
@@ -81,8 +95,7 @@ def test_program_key_changes_with_what_defines_the_program():
 
 
 def test_cached_figures_are_read_back_without_compiling(tmp_path, monkeypatch):
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   kwargs = dict(
       rollout_steps=3, remat=experiment.model.remat, precision="float32", batch_per_device=2
@@ -112,8 +125,7 @@ def test_cached_figures_are_read_back_without_compiling(tmp_path, monkeypatch):
 
 def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
   """A cached XLA:TPU 'does not fit' overrides the analytic verdict."""
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   phase = experiment.schedule.phases[0]
   key = xla_cost.program_key(
@@ -137,9 +149,7 @@ def test_estimate_lets_the_compiler_decide_fits(tmp_path, monkeypatch):
           reason=_OOM,
       ),
   )
-  experiment = dataclasses.replace(
-      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
-  )
+  experiment = _only(experiment, phase)
   est = estimator.estimate(experiment, "tpu_v4", use_xla=True)
   (got,) = est.phases
   assert got.xla["peak_bytes"] == 40 * GiB and not got.fits and not est.fits
@@ -153,13 +163,10 @@ def test_fit_memory_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatc
   cached XLA:TPU figures of its program, the analytic model otherwise."""
   from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   phase = experiment.schedule.phases[0]
-  experiment = dataclasses.replace(
-      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
-  )
+  experiment = _only(experiment, phase)
   (analytic,) = fit.phase_policies(experiment, "tpu_v4")
   assert analytic.fits and analytic.decided_by == "analytic"
 
@@ -196,13 +203,10 @@ def test_fit_search_takes_the_compilers_peak_from_the_cache(tmp_path, monkeypatc
   XLA:TPU figures of its phases' programs where there are any."""
   from graphcast_fdl.analysis import fit  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   phase = experiment.schedule.phases[0]
-  experiment = dataclasses.replace(
-      experiment, schedule=dataclasses.replace(experiment.schedule, phases=(phase,))
-  )
+  experiment = _only(experiment, phase)
   devices = experiment.mesh.num_devices
   search = lambda: fit.search(experiment, "tpu_v4", None, devices, precisions=("bfloat16",))
   first = search()[0]
@@ -247,8 +251,7 @@ def test_rollout_phases_are_priced_from_the_compilers_figures(tmp_path, monkeypa
   from graphcast_fdl.analysis import hardware  # pylint: disable=g-import-not-at-top
   from graphcast_fdl.train import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   phases = tuple(schedule_lib.Phase(f"r{r}", num_steps=10, rollout_steps=r) for r in (1, 2, 3, 4))
   experiment = dataclasses.replace(
@@ -354,8 +357,7 @@ def test_a_data_parallel_mesh_takes_the_4_chip_program(tmp_path, monkeypatch):
   """Without figures for its own 32-chip mesh, a data-parallel config takes
   those of the same per-device program compiled for 4 chips; a mesh with
   sharded parameters (another per-device program) does not."""
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   cfg = experiments.graphcast()
   experiments.devices(cfg, n=4)
   four = fdl.build(cfg)
@@ -474,8 +476,7 @@ def test_every_scan_compiles_under_data_parallelism():
 def test_a_compiled_peak_over_the_chip_does_not_fit(tmp_path, monkeypatch):
   """XLA:TPU compiled the 0.25 deg rollout-2 step at 38.35 GiB for a 32 GiB
   TPU v4 without an error: the peak decides, also for cached figures."""
-  monkeypatch.setenv(xla_cost.CACHE_ENV_VAR, str(tmp_path))
-  monkeypatch.setattr(xla_cost, "libtpu_version", lambda: "0.0.42.1")
+  _tpu_cache_in(tmp_path, monkeypatch)
   experiment = _demo()
   kwargs = dict(
       rollout_steps=2, remat=experiment.model.remat, precision="float32", batch_per_device=2
