@@ -201,6 +201,7 @@ def _label(remat: RematConfig) -> str:
       "saves prediction": remat.rollout_saves == "prediction",
       "offload": remat.offload_rollout,
       "host targets": remat.host_targets,
+      "host inputs": remat.host_inputs,
   }
   return ",".join([label] + [name for name, on in extra.items() if on])
 

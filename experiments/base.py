@@ -69,10 +69,11 @@ def graphcast() -> fdl.Config:
   whole encoder and decoder, and encoder/decoder edges in blocks. That
   published policy is kept here for every phase, with our rollout memory
   knobs (`model/rollout.py`): each rollout step keeps only its prediction,
-  in host memory, and the targets wait in host memory (by XLA:TPU 79 -> 33
-  GiB per chip at 12 steps: benchmarks/RESULTS.md). Add
-  `--config=fiddler:fit_memory()` to give each phase the fastest policy that
-  fits.
+  in host memory, and the targets and input frames wait in host memory (by
+  XLA:TPU 79 -> 33 GiB per chip at 12 steps; rollouts are still over a v4
+  chip's 32 GiB unsplit: benchmarks/RESULTS.md). Add
+  `--config=fiddler:fit_memory()` to give each phase the fastest policy
+  that fits, or `fiddler:devices(32, spatial=4)` to split each example.
   """
   model = ModelConfig(
       resolution=0.25,
@@ -89,6 +90,7 @@ def graphcast() -> fdl.Config:
           rollout_saves="prediction",
           offload_rollout=True,
           host_targets=True,
+          host_inputs=True,
       ),
       edge_block_size=262_144,
   )

@@ -51,7 +51,8 @@ def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1
   space mesh), with `per_device_batch` examples per group of `spatial`.
 
   A split (spatial > 1) turns off the rollout knobs the split model does not
-  have (`RematConfig.rollout_saves`, `offload_rollout`, `host_targets`).
+  have (`RematConfig.rollout_saves`, `offload_rollout`, `host_targets`,
+  `host_inputs`).
   """
   if n < 1 or per_device_batch < 1 or spatial < 1:
     raise FiddlerError(
@@ -66,6 +67,7 @@ def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1
     cfg.model.remat.rollout_saves = "window"
     cfg.model.remat.offload_rollout = False
     cfg.model.remat.host_targets = False
+    cfg.model.remat.host_inputs = False
   selectors.select(cfg, tag=tags.GlobalBatchSize).replace(value=n // spatial * per_device_batch)
 
 

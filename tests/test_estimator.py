@@ -194,11 +194,41 @@ def test_rollout_knobs_priced():
   both = cost(12, rollout_saves="prediction", offload_rollout=True, host_targets=True)
   assert offload.data_bytes - both.data_bytes == pytest.approx(11 * prediction)
   assert both.host_bytes == pytest.approx(24 * prediction)
+  inputs = cost(
+      12, rollout_saves="prediction", offload_rollout=True, host_targets=True, host_inputs=True
+  )
+  frames = 4 * g.grid_nodes * c.grid_input  # input frames and statics, float32
+  assert both.data_bytes - inputs.data_bytes == pytest.approx(frames)
+  assert inputs.host_bytes - both.host_bytes == pytest.approx(frames)
+  assert frames / 2**30 == pytest.approx(1.83, abs=0.01)  # 474 channels at 0.25 deg
   # 0.25 deg / 37 levels: 0.88 GiB per step's prediction or targets.
   assert prediction / 2**30 == pytest.approx(0.878, abs=0.001)
   # At one step the knobs keep nothing (no rollout) and only move targets.
   assert cost(1, rollout_saves="prediction").peak_bytes == cost(1).peak_bytes
   assert cost(1, host_targets=True).host_bytes == pytest.approx(prediction)
+
+
+def test_bfloat16_transfer_halves_inputs_and_forcings():
+  """`data.transfer_dtype='bfloat16'` sends inputs and forcings in half
+  the bytes (targets stay float32): the device's batch and the loader's."""
+  experiment = build("graphcast")
+  model, task = experiment.model, experiment.task
+  g, c = sizes.graph_sizes(model), sizes.channels(task)
+  remat = RematConfig(rollout_step=True)
+  cost = lambda dtype: cost_model.step_cost(
+      model, task, rollout_steps=4, remat=remat, transfer_dtype=dtype
+  )
+  f32, bf16 = cost("float32"), cost("bfloat16")
+  saved = 2 * g.grid_nodes * (c.grid_input + 4 * c.forcing)
+  assert f32.data_bytes - bf16.data_bytes == pytest.approx(saved)
+  assert f32.batch_bytes - bf16.batch_bytes == pytest.approx(saved)
+  assert f32.batch_bytes == pytest.approx(f32.data_bytes)  # all on the device
+  cfg = experiments.graphcast()
+  cfg.data.transfer_dtype = "bfloat16"
+  phases = estimator.estimate(fdl.build(cfg), "tpu_v4").phases
+  base = estimator.estimate(experiment, "tpu_v4").phases
+  assert phases[0].batch_bytes < base[0].batch_bytes
+  assert phases[0].host_input_bytes_per_second < base[0].host_input_bytes_per_second
 
 
 def test_fit_searches_rollout_knobs():
@@ -212,8 +242,10 @@ def test_fit_searches_rollout_knobs():
       (r.rollout_saves != "window" or r.host_targets) and (r.rollout_segment or not r.rollout_step)
       for r in fit_lib.REMAT_POLICIES
   )
+  assert any(r.host_inputs and r.host_targets for r in fit_lib.REMAT_POLICIES)
   knobs = RematConfig(rollout_step=True, rollout_saves="prediction", host_targets=True)
   assert fit_lib.runs_split(knobs, 1) and not fit_lib.runs_split(knobs, 2)
+  assert not fit_lib.runs_split(RematConfig(rollout_step=True, host_inputs=True), 2)
 
 
 def test_phase_policies_fit_each_phase_at_least_cost():
@@ -312,9 +344,16 @@ def test_estimate_structure():
     )
     assert p.peak_bytes_per_device == pytest.approx(parts)
     assert p.fits == (p.peak_bytes_per_device <= est.memory_bytes_per_device)
-    # Each TPU v4 host feeds 4 chips their float32 frames every step.
-    assert p.host_input_bytes_per_second == pytest.approx(4 * p.data_bytes / p.step_seconds)
-  # 0.25 deg, 37 levels: 3 frames of ~0.94 GB per example, 4 examples a step.
+    # Each TPU v4 host feeds 4 chips their whole batches every step, also
+    # the parts that wait in host memory (targets and inputs here).
+    assert p.host_input_bytes_per_second == pytest.approx(4 * p.batch_bytes / p.step_seconds)
+    # 0.25 deg, 37 levels: 2 input frames (+ statics) and a target frame of
+    # ~0.94 GB per step, float32; on the device, forcings and one target.
+    frame = 4 * 1038240 * 227
+    assert p.batch_bytes == pytest.approx((2 + p.rollout_steps) * frame, rel=0.05)
+    forcings = 4 * 1038240 * 5 * p.rollout_steps
+    assert p.data_bytes == pytest.approx(frame + forcings, rel=1e-6)
+  # 3 frames per example, 4 examples a step.
   assert est.phases[0].host_input_bytes_per_second == pytest.approx(2.9e9, rel=0.05)
   doc = json.loads(est.to_json())
   assert doc["phases"][0]["steps"] == 300_000

@@ -208,6 +208,7 @@ def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
                 rollout_saves="prediction",
                 offload_rollout=True,
                 host_targets=True,
+                host_inputs=True,
             ),
         ),
         (2, RematConfig(rollout_step=True, host_targets=True)),
@@ -215,10 +216,11 @@ def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
 )
 def test_rollout_residual_knobs_give_the_same_loss_and_gradients(steps, remat):
   """Keeping predictions (on the device or host) instead of windows, and
-  targets in host memory, change where values live, not the values."""
+  targets and inputs in host memory, change where values live, not the
+  values."""
   batch = model_fakes.batch(steps=steps)
   off = dataclasses.replace(
-      remat, rollout_saves="window", offload_rollout=False, host_targets=False
+      remat, rollout_saves="window", offload_rollout=False, host_targets=False, host_inputs=False
   )
   base = _predictor(dataclasses.replace(MODEL, remat=off))
   params = base.init_params(jax.random.PRNGKey(1), batch)

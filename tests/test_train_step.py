@@ -98,14 +98,16 @@ def test_checkpoint_round_trip_and_params_alone(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, params, state.params)
 
 
-def test_host_targets_step_takes_targets_in_host_memory():
-  """`RematConfig.host_targets`: the targets reach the step in pinned host
-  memory and the loss copies them over; the step's results do not change."""
+@pytest.mark.parametrize("knob", ["host_targets", "host_inputs"])
+def test_host_batch_knobs_take_that_part_in_host_memory(knob):
+  """`RematConfig.host_targets` / `host_inputs`: that part of the batch
+  reaches the step in pinned host memory (the rest on the device) and the
+  loss copies it over; the step's results do not change."""
   from graphcast_fdl.model.batch import Batch  # pylint: disable=g-import-not-at-top
 
   def loss(params, batch):
-    y = jax.device_put(batch.targets["y"], jax.memory.Space.Device)
-    return _loss(params, {"x": batch.inputs["x"], "y": y})
+    to_device = lambda x: jax.device_put(x, jax.memory.Space.Device)
+    return _loss(params, {"x": to_device(batch.inputs["x"]), "y": to_device(batch.targets["y"])})
 
   mesh = sharding.make_mesh(config.MeshConfig(num_devices=1))
   tx = optimizer.make_optimizer(config.OptimizerConfig())
@@ -117,14 +119,16 @@ def test_host_targets_step_takes_targets_in_host_memory():
       targets={"y": np.zeros((2, 1), np.float32)},
       forcings={},
   )
+  on_host = {"host_targets": "targets", "host_inputs": "inputs"}[knob]
   results = []
   for host in (False, True):
-    batch = sharding.to_global(local, mesh, sharding.train_batch_sharding(mesh, host))
-    kind = batch.targets["y"].sharding.memory_kind
-    assert kind == ("pinned_host" if host else "device")
-    assert batch.inputs["x"].sharding.memory_kind == "device"
+    flags = {knob: host}
+    batch = sharding.to_global(local, mesh, sharding.train_batch_sharding(mesh, **flags))
+    for part in ("inputs", "targets"):
+      kind = next(iter(getattr(batch, part).values())).sharding.memory_kind
+      assert kind == ("pinned_host" if host and part == on_host else "device"), part
     train_step = ts.make_train_step(loss, tx, lambda s: 1e-2)
-    step = ts.jit_train_step(train_step, shardings, mesh, host_targets=host)
+    step = ts.jit_train_step(train_step, shardings, mesh, **flags)
     fresh = jax.device_put(jax.tree.map(jnp.copy, state), shardings)  # donated
     results.append(step(fresh, batch))
   jax.tree.map(np.testing.assert_array_equal, results[0], results[1])

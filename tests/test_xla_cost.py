@@ -92,6 +92,21 @@ def test_program_key_changes_with_what_defines_the_program():
       experiment, model=dataclasses.replace(experiment.model, latent_size=64)
   )
   assert base != key(wider)
+  bf16 = dataclasses.replace(
+      experiment, data=dataclasses.replace(experiment.data, transfer_dtype="bfloat16")
+  )
+  assert base != key(bf16)
+
+
+def test_batch_travels_in_the_transfer_dtype():
+  """The compiled batch is the loader's: with `data.transfer_dtype`
+  bfloat16, inputs and forcings arrive as bfloat16, targets float32."""
+  task = _demo().task
+  for dtype in ("float32", "bfloat16"):
+    batch = xla_cost.batch_shapes(task, 4, 8, 1, 2, dtype)
+    for part, want in (("inputs", dtype), ("forcings", dtype), ("targets", "float32")):
+      dtypes = {str(x.dtype) for x in getattr(batch, part).values()}
+      assert dtypes == {want}, part
 
 
 def test_cached_figures_are_read_back_without_compiling(tmp_path, monkeypatch):

@@ -162,6 +162,9 @@ class StepCost:
   # `remat.offload_rollout`, the targets under `remat.host_targets`): not
   # part of the device's peak.
   host_bytes: float = 0.0
+  # The step's whole batch wherever it waits (`data_bytes` is its share in
+  # device memory): what the loader delivers per step.
+  batch_bytes: float = 0.0
 
   @property
   def peak_bytes(self) -> float:
@@ -429,6 +432,7 @@ def step_cost(
     published_layout: bool = False,
     retention: str = "unfused",
     graph: sizes_lib.GraphSizes | None = None,
+    transfer_dtype: str = "float32",
 ) -> StepCost:
   """Analytic cost of one training step (loss + grad + AdamW) per device.
 
@@ -436,6 +440,8 @@ def step_cost(
   backward pass (`hardware.Hardware.retention`).
   `graph`: the part of the graphs one device runs when devices share an
   example (`spatial_cost.part_sizes`); its grid rows also size the batch.
+  `transfer_dtype`: what inputs and forcings travel in (`data.transfer_dtype`;
+  targets stay float32).
   """
   remat = model.remat if remat is None else remat
   precision = precision or model.precision
@@ -459,14 +465,22 @@ def step_cost(
   update_bytes = 7 * 4 * n_params / shard
   weight_reads = passes * r * n_params * act
 
-  # Inputs (float32): input frames and statics, then per rollout step the
-  # targets and forcings. With `host_targets` the targets wait in host
-  # memory and the device holds one step's at a time.
+  # The batch: input frames and statics, then per rollout step the targets
+  # (float32) and forcings (inputs and forcings in `transfer_dtype`). With
+  # `host_targets` the targets wait in host memory and the device holds one
+  # step's at a time; with `host_inputs` the input frames wait there too
+  # (their one device copy builds the first window, counted with the
+  # activations, and dies before the backward).
+  sent = DTYPE_BYTES[transfer_dtype]
   target_bytes = 4 * b * g.grid_nodes * c.output  # one step's, float32
+  input_bytes = sent * b * g.grid_nodes * c.grid_input
+  forcing_bytes = sent * b * g.grid_nodes * r * c.forcing
+  batch_bytes = input_bytes + forcing_bytes + r * target_bytes
   on_device_targets = 1 if remat.host_targets else r
-  data_elems = g.grid_nodes * (c.grid_input + r * c.forcing)
-  data_bytes = 4 * b * data_elems + on_device_targets * target_bytes
+  data_bytes = forcing_bytes + on_device_targets * target_bytes
+  data_bytes += 0.0 if remat.host_inputs else input_bytes
   host_bytes = r * target_bytes if remat.host_targets else 0.0
+  host_bytes += input_bytes if remat.host_inputs else 0.0
 
   kept = RETENTION[retention]
   saving = remat  # the checkpoints that lower the peak under this compiler
@@ -523,4 +537,5 @@ def step_cost(
       recompute_fraction=extra,
       num_params=n_params,
       host_bytes=host_bytes,
+      batch_bytes=batch_bytes,
   )

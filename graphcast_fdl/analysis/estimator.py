@@ -37,7 +37,8 @@ class PhaseEstimate:
   and `xla_step_seconds`, the step priced from XLA's FLOPs and bytes (scan
   bodies times their trip counts) by `xla_priced_seconds`.
   `host_input_bytes_per_second` is what each host's loader must deliver
-  (float32 frames of its devices' examples per step time): a requirement.
+  (its devices' whole batches per step time, in `data.transfer_dtype`): a
+  requirement.
   `spatial` is the devices sharing each example in the phase
   (`Phase.spatial`, else `mesh.spatial`).
   """
@@ -63,6 +64,9 @@ class PhaseEstimate:
   fits: bool
   headroom_bytes: float
   host_input_bytes_per_second: float = 0.0
+  # The step's whole batch per device, wherever it waits (`data_bytes` is
+  # its share in device memory, less with `remat.host_targets`/`host_inputs`).
+  batch_bytes: float = 0.0
   source: str = "analytic"
   xla: dict | None = None
   xla_step_seconds: float | None = None
@@ -245,6 +249,7 @@ def estimate(
         precision=priced_precision(precision, hw),
         retention=hw.retention,
         graph=parts,
+        transfer_dtype=experiment.data.transfer_dtype,
     )
     seconds, bound = step_seconds(cost, precision, hw, n, eff)
     halo = spatial_cost.exchange(
@@ -279,7 +284,8 @@ def estimate(
         peak_bytes_per_device=peak,
         fits=peak <= hw.memory_bytes,
         headroom_bytes=hw.memory_bytes - peak,
-        host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.data_bytes / seconds),
+        host_input_bytes_per_second=(min(n, hw.devices_per_host) * cost.batch_bytes / seconds),
+        batch_bytes=cost.batch_bytes,
         spatial=spatial,
         exchange_bytes_per_step=halo.bytes,
         exchange_seconds=halo.seconds_per_stage if spatial > 1 else None,
@@ -369,7 +375,7 @@ def estimate(
           "memory": "analytic: params + AdamW state + grads + batch + "
           "activations saved under the remat policy + largest "
           "temporary",
-          "input": "float32 frames each host's loader must deliver per "
+          "input": "batch bytes each host's loader must deliver per "
           "second to keep its devices busy (a requirement; "
           "benchmarks/data_pipeline.py measures our loader)",
           "xla": "the trainer's jitted train step (loss+grad+AdamW, the "

@@ -24,13 +24,19 @@ from graphcast_fdl.train.experiment import Experiment
 
 # What a recomputed rollout step keeps and where (`model/rollout.py`):
 # its window (default), its prediction, offloaded to host memory, with the
-# targets in host memory too. Only with per-step remat and no segments.
+# targets (and then the input frames) in host memory too. Only with per-step remat and no segments.
 ROLLOUT_KNOBS = (
     {},
     {"host_targets": True},
     {"rollout_saves": "prediction"},
     {"rollout_saves": "prediction", "offload_rollout": True},
     {"rollout_saves": "prediction", "offload_rollout": True, "host_targets": True},
+    {
+        "rollout_saves": "prediction",
+        "offload_rollout": True,
+        "host_targets": True,
+        "host_inputs": True,
+    },
 )
 REMAT_POLICIES = tuple(
     RematConfig(
@@ -237,7 +243,9 @@ def runs_split(remat: RematConfig, spatial: int) -> bool:
   """Whether the model split over `spatial` devices per example runs `remat`:
   the split model (`model/spatial.py`) has no prediction-keeping rollout and
   no host targets."""
-  return spatial == 1 or (remat.rollout_saves == "window" and not remat.host_targets)
+  return spatial == 1 or (
+      remat.rollout_saves == "window" and not remat.host_targets and not remat.host_inputs
+  )
 
 
 def compiled_peak(

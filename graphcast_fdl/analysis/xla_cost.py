@@ -58,6 +58,7 @@ from graphcast_fdl import system
 from graphcast_fdl import task as task_lib
 from graphcast_fdl.analysis import hlo_loops
 from graphcast_fdl.analysis import sizes as sizes_lib
+from graphcast_fdl.data import transfer as transfer_lib
 from graphcast_fdl.model import predictor as predictor_lib
 from graphcast_fdl.model.batch import Batch
 from graphcast_fdl.model.config import RematConfig
@@ -167,20 +168,30 @@ def _var_shape(
   return (batch, frames, lat, lon)
 
 
-def batch_shapes(task: task_lib.TaskConfig, lat: int, lon: int, batch: int, rollout_steps: int):
-  """A Batch of float32 ShapeDtypeStructs (nothing allocated)."""
+def batch_shapes(
+    task: task_lib.TaskConfig,
+    lat: int,
+    lon: int,
+    batch: int,
+    rollout_steps: int,
+    transfer_dtype: str = "float32",
+):
+  """A Batch of ShapeDtypeStructs (nothing allocated) as the loader sends
+  it: targets float32, inputs and forcings in `transfer_dtype`
+  (`data.transfer_dtype`)."""
   levels = task.num_levels
+  sent = jnp.dtype(transfer_lib.DTYPES[transfer_dtype])
 
-  def group(names, frames):
+  def group(names, frames, dtype):
     return {
-        n: jax.ShapeDtypeStruct(_var_shape(n, batch, frames, levels, lat, lon), jnp.float32)
+        n: jax.ShapeDtypeStruct(_var_shape(n, batch, frames, levels, lat, lon), dtype)
         for n in names
     }
 
   return Batch(
-      inputs=group(task.input_variables, task_lib.input_frames(task)),
-      targets=group(task.target_variables, rollout_steps),
-      forcings=group(task.forcing_variables, rollout_steps),
+      inputs=group(task.input_variables, task_lib.input_frames(task), sent),
+      targets=group(task.target_variables, rollout_steps, jnp.float32),
+      forcings=group(task.forcing_variables, rollout_steps, sent),
   )
 
 
@@ -291,6 +302,7 @@ def program_key(
       "task": repr(experiment.task),
       "mesh": repr(experiment.mesh),
       "optimizer": repr(experiment.optimizer),
+      "transfer_dtype": experiment.data.transfer_dtype,
       "rollout": rollout_steps,
       "batch_per_device": batch_per_device,
       "target": target,
@@ -405,7 +417,14 @@ def analyze(
   predictor = _predictor(experiment, model, mesh)
   # With a space axis, `batch_per_device` examples per group of `spatial`.
   examples = n // spatial * batch_per_device
-  batch = batch_shapes(experiment.task, g.grid_lat, g.grid_lon, examples, rollout_steps)
+  batch = batch_shapes(
+      experiment.task,
+      g.grid_lat,
+      g.grid_lon,
+      examples,
+      rollout_steps,
+      experiment.data.transfer_dtype,
+  )
   tx = optimizer_lib.make_optimizer(experiment.optimizer)
   abstract_state = jax.eval_shape(
       lambda p: train_step_lib.create_state(p, tx, jax.random.PRNGKey(0)),
@@ -422,7 +441,12 @@ def analyze(
   )
   args = (abstract_state, batch)
   step = train_step_lib.jit_train_step(
-      train_step, shardings, mesh, batch_shardings, host_targets=remat.host_targets
+      train_step,
+      shardings,
+      mesh,
+      batch_shardings,
+      host_targets=remat.host_targets,
+      host_inputs=remat.host_inputs,
   )
   if hasattr(predictor, "graph_arrays") and devices is not None:
     # A described TPU holds no data: the graph parts become arguments, as
@@ -443,10 +467,17 @@ def analyze(
     if oom is None:
       raise
     required, capacity = oom
-    # Targets in host memory (`host_targets`, never with a space split)
-    # take no device memory.
-    if remat.host_targets:
-      on_device = _nbytes(batch.replace(targets={}), n, True)
+    # Targets and inputs in host memory (`host_targets`, `host_inputs`,
+    # never with a space split) take no device memory.
+    if remat.host_targets or remat.host_inputs:
+      on_device = _nbytes(
+          batch.replace(
+              targets={} if remat.host_targets else batch.targets,
+              inputs={} if remat.host_inputs else batch.inputs,
+          ),
+          n,
+          True,
+      )
     else:
       on_device = _batch_bytes(batch, batch_shardings, n)
     args = _nbytes(abstract_state, n, experiment.mesh.shard_params) + on_device

@@ -45,6 +45,11 @@ class RematConfig:
       rollout step copying only its own targets to the device: the device
       then never holds all the targets of a long rollout (0.88 GiB per step
       at 0.25 deg / 37 levels).
+    host_inputs: keep the batch's input frames in host memory (pinned host);
+      the step copies them to the device once, to build its first window,
+      and that copy dies there. A device-resident batch would hold them for
+      the whole step, beside the window built from them (1.7 GiB at 0.25
+      deg / 37 levels, the same bytes twice at a rollout's peak).
   """
 
   rollout_step: bool = False
@@ -55,6 +60,7 @@ class RematConfig:
   rollout_saves: str = "window"
   offload_rollout: bool = False
   host_targets: bool = False
+  host_inputs: bool = False
 
   def __post_init__(self):
     if self.processor_every_k < 0:

@@ -177,9 +177,12 @@ class Predictor:
       if name not in batch.targets:
         raise KeyError(f"target variable {name!r} is missing from the targets")
     num_steps = batch.targets[self.task.target_variables[0]].shape[1]
-    inputs, forcings = self._stack(batch.inputs, batch.forcings, num_steps)
-    targets = {n: batch.targets[n] for n in self.task.target_variables}
     remat = self.model.remat
+    batch_inputs = batch.inputs
+    if remat.host_inputs:  # In host memory: one transient copy (no-op on device arrays).
+      batch_inputs = jax.device_put(batch_inputs, jax.memory.Space.Device)
+    inputs, forcings = self._stack(batch_inputs, batch.forcings, num_steps)
+    targets = {n: batch.targets[n] for n in self.task.target_variables}
 
     def step(params, inputs, x, targets):
       t, forcing = x

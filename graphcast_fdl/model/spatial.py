@@ -158,10 +158,11 @@ class SpatialPredictor(Predictor):
       graphs = graph_lib.graphs_for_model(model)
     super().__init__(model, task, stats, graphs)
     remat = model.remat
-    if remat.rollout_saves != "window" or remat.host_targets:
+    if remat.rollout_saves != "window" or remat.host_targets or remat.host_inputs:
       raise ValueError(
-          "model.remat.rollout_saves / host_targets: not supported by the spatially"
-          " split model (mesh.spatial > 1); keep rollout_saves='window', host_targets=False"
+          "model.remat.rollout_saves / host_targets / host_inputs: not supported by the"
+          " spatially split model (mesh.spatial > 1); keep rollout_saves='window',"
+          " host_targets=False, host_inputs=False"
       )
     if space_axis not in mesh.axis_names:
       raise ValueError(

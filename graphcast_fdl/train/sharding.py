@@ -61,14 +61,20 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(mesh.axis_names[0]))
 
 
-def train_batch_sharding(mesh: Mesh, host_targets: bool = False):
+def train_batch_sharding(mesh: Mesh, host_targets: bool = False, host_inputs: bool = False):
   """`batch_sharding` for every leaf of a train batch (a `Batch`-prefix
-  tree); with `host_targets` (`RematConfig.host_targets`) its targets live in
-  pinned host memory, each rollout step copying its own to the device."""
+  tree); with `host_targets` / `host_inputs` (`RematConfig`) its targets /
+  input frames live in pinned host memory, the step copying to the device
+  what it uses when it uses it."""
   sharding = batch_sharding(mesh)
-  if not host_targets:
+  if not host_targets and not host_inputs:
     return sharding
-  return Batch(inputs=sharding, targets=sharding.with_memory_kind("pinned_host"), forcings=sharding)
+  host = sharding.with_memory_kind("pinned_host")
+  return Batch(
+      inputs=host if host_inputs else sharding,
+      targets=host if host_targets else sharding,
+      forcings=sharding,
+  )
 
 
 def _sharded_spec(shape, axis_name: str, axis_size: int) -> P:

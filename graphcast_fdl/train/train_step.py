@@ -124,19 +124,24 @@ def make_train_step(
 
 
 def jit_train_step(
-    train_step, shardings: TrainState, mesh, batch_shardings=None, host_targets: bool = False
+    train_step,
+    shardings: TrainState,
+    mesh,
+    batch_shardings=None,
+    host_targets: bool = False,
+    host_inputs: bool = False,
 ):
   """The step jitted with explicit shardings; the input state is donated.
 
   `batch_shardings`: how batches arrive (default: split over the data axis;
   `model.spatial.SpatialPredictor.batch_shardings` splits them by space too).
-  `host_targets`: with the default shardings, the batch's targets are taken in
-  pinned host memory (`RematConfig.host_targets`; place them with
-  `sharding.train_batch_sharding`).
+  `host_targets`, `host_inputs`: with the default shardings, the batch's
+  targets / input frames are taken in pinned host memory (`RematConfig`;
+  place them with `sharding.train_batch_sharding`).
   """
   rep = sharding_lib.replicated(mesh)
   if batch_shardings is None:
-    batch_shardings = sharding_lib.train_batch_sharding(mesh, host_targets)
+    batch_shardings = sharding_lib.train_batch_sharding(mesh, host_targets, host_inputs)
   return jax.jit(
       train_step,
       in_shardings=(shardings, batch_shardings),

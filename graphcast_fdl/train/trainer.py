@@ -217,8 +217,8 @@ class Trainer:
     """A host-local batch -> global arrays on the current mesh. A phase's
     train batch of a predictor that places its own (`place_batch`: a spatial
     one's latitude bands) is placed so, each device getting only its band;
-    with `remat.host_targets` its targets go straight into host memory
-    (never the device's)."""
+    with `remat.host_targets` / `host_inputs` its targets / input frames go
+    straight into host memory (never the device's)."""
     # Names and ranks of the batch arrays, for the shardings a step is
     # jitted with (`train_step_for`); the same in every phase.
     self._batch_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), local_batch)
@@ -228,8 +228,8 @@ class Trainer:
       return sharding_lib.to_global(local_batch, self._mesh, shardings)
     if phase is None:
       return sharding_lib.to_global(local_batch, self._mesh)
-    host_targets = predictor.model.remat.host_targets
-    shardings = sharding_lib.train_batch_sharding(self._mesh, host_targets)
+    remat = predictor.model.remat
+    shardings = sharding_lib.train_batch_sharding(self._mesh, remat.host_targets, remat.host_inputs)
     return sharding_lib.to_global(local_batch, self._mesh, shardings)
 
   def _eval_batches(self):
@@ -465,6 +465,7 @@ class Trainer:
           run.mesh,
           batch_shardings,
           host_targets=phase_predictor.model.remat.host_targets,
+          host_inputs=phase_predictor.model.remat.host_inputs,
       )
     return self._train_steps[key]
 
