@@ -13,6 +13,7 @@ from fiddle import selectors
 
 from graphcast_fdl.analysis import fit
 from graphcast_fdl.analysis import hardware as hardware_lib
+from graphcast_fdl.model.config import ROLLOUT_KNOBS_OFF
 from graphcast_fdl.train import schedule as schedule_lib
 from graphcast_fdl.experiments import convert
 from graphcast_fdl.experiments import tags
@@ -51,8 +52,7 @@ def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1
   space mesh), with `per_device_batch` examples per group of `spatial`.
 
   A split (spatial > 1) turns off the rollout knobs the split model does not
-  have (`RematConfig.rollout_saves`, `offload_rollout`, `host_targets`,
-  `host_inputs`).
+  have (`model.config.ROLLOUT_KNOBS_OFF`).
   """
   if n < 1 or per_device_batch < 1 or spatial < 1:
     raise FiddlerError(
@@ -64,10 +64,8 @@ def devices(cfg: fdl.Config, n: int, per_device_batch: int = 1, spatial: int = 1
   selectors.select(cfg, tag=tags.DeviceCount).replace(value=n)
   cfg.mesh.spatial = spatial
   if spatial > 1 and cfg.model.remat is not None:
-    cfg.model.remat.rollout_saves = "window"
-    cfg.model.remat.offload_rollout = False
-    cfg.model.remat.host_targets = False
-    cfg.model.remat.host_inputs = False
+    for name, value in ROLLOUT_KNOBS_OFF.items():
+      setattr(cfg.model.remat, name, value)
   selectors.select(cfg, tag=tags.GlobalBatchSize).replace(value=n // spatial * per_device_batch)
 
 

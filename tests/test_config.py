@@ -274,3 +274,24 @@ def test_print_config_json_replays(tmp_path):
   cfg = serialization.load_json(path.read_text())
   assert fdl.build(cfg).mesh.num_devices == 4
   assert json.loads(result.stdout)  # Valid JSON.
+
+
+def test_rollout_knobs_are_one_list():
+  """`RematConfig.without_rollout_knobs` turns off every knob that moves a
+  rollout's data (the split model and `fiddler:devices(spatial>1)` rely on
+  it), and nothing else."""
+  from graphcast_fdl.model.config import RematConfig  # pylint: disable=g-import-not-at-top
+
+  on = RematConfig(
+      rollout_step=True,
+      processor_every_k=3,
+      rollout_saves="prediction",
+      offload_rollout=True,
+      host_targets=True,
+      host_inputs=True,
+  )
+  assert on.has_rollout_knobs
+  assert on.without_rollout_knobs() == RematConfig(rollout_step=True, processor_every_k=3)
+  assert not on.without_rollout_knobs().has_rollout_knobs
+  for knob in ("host_targets", "host_inputs"):
+    assert RematConfig(**{knob: True}).has_rollout_knobs

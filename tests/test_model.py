@@ -219,9 +219,7 @@ def test_rollout_residual_knobs_give_the_same_loss_and_gradients(steps, remat):
   targets and inputs in host memory, change where values live, not the
   values."""
   batch = model_fakes.batch(steps=steps)
-  off = dataclasses.replace(
-      remat, rollout_saves="window", offload_rollout=False, host_targets=False, host_inputs=False
-  )
+  off = remat.without_rollout_knobs()
   base = _predictor(dataclasses.replace(MODEL, remat=off))
   params = base.init_params(jax.random.PRNGKey(1), batch)
   results = []
@@ -347,3 +345,18 @@ def test_persistence_loss_matches_direct_formula():
       sum(v * losses.PER_VARIABLE_WEIGHTS.get(n, 1.0) for n, v in expected.items()),
       rtol=1e-5,
   )
+
+
+def test_split_model_names_the_rollout_knobs_it_lacks():
+  """One line naming the fields and the values that run, for any knob."""
+  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
+  from graphcast_fdl.model import spatial  # pylint: disable=g-import-not-at-top
+
+  mesh = Mesh(np.asarray(jax.devices()[:1]), ("space",))
+  for knob in ("host_targets", "host_inputs"):
+    model = dataclasses.replace(MODEL, remat=RematConfig(rollout_step=True, **{knob: True}))
+    with pytest.raises(ValueError) as e:
+      spatial.SpatialPredictor(model, model_fakes.TASK, model_fakes.stats(), mesh=mesh)
+    message = str(e.value)
+    assert "\n" not in message and "not supported by the spatially split model" in message
+    assert "host_inputs=False" in message and "model.remat.rollout_saves" in message

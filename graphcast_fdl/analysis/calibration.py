@@ -283,14 +283,16 @@ def compiled_cost(config: str, rollout_steps: int, remat: RematConfig) -> Compil
   """The recorded figures of `config`'s program of that rollout and policy.
 
   The rollout memory knobs (what a recomputed step keeps and where, where
-  the targets and inputs wait) move data, not compute: a policy that differs only in
-  them takes the recorded figures (an approximation: host copies are not
+  the targets and inputs wait) move data, not compute: a policy that
+  differs only in them takes the recorded figures (an approximation: host copies are not
   in them)."""
-  plain = lambda r: dataclasses.replace(
-      r, rollout_saves="window", offload_rollout=False, host_targets=False, host_inputs=False
-  )
+  plain = remat.without_rollout_knobs()
   for c in XLA_TPU_COSTS:
-    if c.config == config and c.rollout_steps == rollout_steps and plain(c.remat) == plain(remat):
+    if (
+        c.config == config
+        and c.rollout_steps == rollout_steps
+        and c.remat.without_rollout_knobs() == plain
+    ):
       return c
   return None
 

@@ -24,7 +24,8 @@ from graphcast_fdl.train.experiment import Experiment
 
 # What a recomputed rollout step keeps and where (`model/rollout.py`):
 # its window (default), its prediction, offloaded to host memory, with the
-# targets (and then the input frames) in host memory too. Only with per-step remat and no segments.
+# targets (and then the input frames) in host memory too. Only with
+# per-step remat and no segments.
 ROLLOUT_KNOBS = (
     {},
     {"host_targets": True},
@@ -242,10 +243,8 @@ def search(
 def runs_split(remat: RematConfig, spatial: int) -> bool:
   """Whether the model split over `spatial` devices per example runs `remat`:
   the split model (`model/spatial.py`) has no prediction-keeping rollout and
-  no host targets."""
-  return spatial == 1 or (
-      remat.rollout_saves == "window" and not remat.host_targets and not remat.host_inputs
-  )
+  no host targets or inputs (`RematConfig.has_rollout_knobs`)."""
+  return spatial == 1 or not remat.has_rollout_knobs
 
 
 def compiled_peak(

@@ -6,6 +6,15 @@ import dataclasses
 
 PRECISIONS = ("float32", "bfloat16")
 ROLLOUT_SAVES = ("window", "prediction")
+# The rollout memory knobs of `RematConfig` (where a rollout's data waits,
+# not what is computed), at their defaults: one list for every place that
+# turns them off or checks them.
+ROLLOUT_KNOBS_OFF = {
+    "rollout_saves": "window",
+    "offload_rollout": False,
+    "host_targets": False,
+    "host_inputs": False,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +70,15 @@ class RematConfig:
   offload_rollout: bool = False
   host_targets: bool = False
   host_inputs: bool = False
+
+  def without_rollout_knobs(self) -> RematConfig:
+    """This policy with the rollout knobs off (`ROLLOUT_KNOBS_OFF`): what
+    the split model runs, and what they leave unchanged (compute)."""
+    return dataclasses.replace(self, **ROLLOUT_KNOBS_OFF)
+
+  @property
+  def has_rollout_knobs(self) -> bool:
+    return self != self.without_rollout_knobs()
 
   def __post_init__(self):
     if self.processor_every_k < 0:

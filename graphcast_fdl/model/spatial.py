@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from graphcast_fdl import graph as graph_lib
 from graphcast_fdl.graph import partition as partition_lib
 from graphcast_fdl.model import channels
+from graphcast_fdl.model import config as config_lib
 from graphcast_fdl.model import gnn
 from graphcast_fdl.model import halo as halo_lib
 from graphcast_fdl.model.batch import Batch
@@ -158,11 +159,11 @@ class SpatialPredictor(Predictor):
       graphs = graph_lib.graphs_for_model(model)
     super().__init__(model, task, stats, graphs)
     remat = model.remat
-    if remat.rollout_saves != "window" or remat.host_targets or remat.host_inputs:
+    if remat.has_rollout_knobs:
       raise ValueError(
-          "model.remat.rollout_saves / host_targets / host_inputs: not supported by the"
-          " spatially split model (mesh.spatial > 1); keep rollout_saves='window',"
-          " host_targets=False, host_inputs=False"
+          f"model.remat.{' / '.join(config_lib.ROLLOUT_KNOBS_OFF)}: not supported by the"
+          " spatially split model (mesh.spatial > 1); keep "
+          + ", ".join(f"{k}={v!r}" for k, v in config_lib.ROLLOUT_KNOBS_OFF.items())
       )
     if space_axis not in mesh.axis_names:
       raise ValueError(
