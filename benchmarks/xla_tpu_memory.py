@@ -8,6 +8,8 @@ figures beside the analytic model's, one row per (config, rollout, remat):
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat='rollout_step=True,processor_every_k=3,encoder_decoder=True,rollout_segment=4'
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=1,12 --spatial=4
+  python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=2 \\
+      --model=grid_parts_per_edge=False
   python benchmarks/xla_tpu_memory.py --config=graphcast --rollout=12 \\
       --remat="rollout_step=True,processor_every_k=3,encoder_decoder=True"
 
@@ -50,14 +52,17 @@ from graphcast_fdl.model.config import RematConfig
 GiB = 2**30
 
 
-def _remat(text: str | None, default: RematConfig) -> RematConfig:
-  if not text:
-    return default
+def _fields(text: str | None) -> dict:
+  """Parses "a=1,b=True" into {"a": 1, "b": True}."""
   fields = {}
-  for part in text.split(","):
+  for part in text.split(",") if text else []:
     name, value = part.split("=")
     fields[name] = eval(value, {})  # pylint: disable=eval-used
-  return RematConfig(**fields)
+  return fields
+
+
+def _remat(text: str | None, default: RematConfig) -> RematConfig:
+  return RematConfig(**_fields(text)) if text else default
 
 
 def main() -> None:
@@ -87,6 +92,9 @@ def main() -> None:
   parser.add_argument(
       "--edge_block_size", default="config", help="model.edge_block_size: an int, none or config"
   )
+  parser.add_argument(
+      "--model", default=None, help="ModelConfig fields, e.g. grid_parts_per_edge=True"
+  )
   args = parser.parse_args()
   if args.points:
     points(args.hardware, args.cached)
@@ -98,6 +106,8 @@ def main() -> None:
     cfg.model.edge_block_size = (
         None if args.edge_block_size == "none" else int(args.edge_block_size)
     )
+  for name, value in _fields(args.model).items():
+    setattr(cfg.model, name, value)
   experiment = fdl.build(cfg)
   model = experiment.model
   remat = _remat(args.remat, model.remat)

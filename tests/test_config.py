@@ -249,7 +249,7 @@ def test_command_line_error_is_one_line_with_exit_code_2():
       "'latnt_size'; valid fields: resolution, include_poles, mesh_size, "
       "latent_size, gnn_msg_steps, hidden_layers, "
       "radius_query_fraction_edge_length, mesh2grid_edge_normalization_factor, "
-      "precision, remat, edge_block_size"
+      "precision, remat, edge_block_size, grid_parts_per_edge"
   ]
 
 

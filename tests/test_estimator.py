@@ -101,6 +101,25 @@ def test_remat_trades_memory_for_flops():
   assert two.activation_bytes == pytest.approx(2 * one.activation_bytes, rel=0.1)
 
 
+def test_grid_shares_per_edge_price_one_product_per_edge_instead_of_per_grid_node():
+  base = ModelConfig(resolution=1.0, mesh_size=5, edge_block_size=65_536)
+  per_edge = dataclasses.replace(base, grid_parts_per_edge=True)
+  task = task_lib.task_13()
+  g, L = sizes.graph_sizes(base), base.latent_size
+  apps = lambda m: {a.name: a for a in cost_model.mlp_applications(m, task)}
+  before, after = apps(base), apps(per_edge)
+  # The grid side moves from per node to per edge; the mesh side stays.
+  assert after["grid2mesh_edges"].projected_nodes == g.mesh_nodes
+  assert after["mesh2grid_edges"].projected_nodes == g.mesh_nodes
+  extra = 2 * L * L * (g.grid2mesh_edges + g.mesh2grid_edges - 2 * g.grid_nodes)
+  flops = lambda a: sum(cost_model.forward_flops(x, base) for x in a.values())
+  assert flops(after) - flops(before) == pytest.approx(extra)
+  # A blocked loop no longer keeps the grid nodes' float32 shares.
+  kept = lambda a: cost_model.blocked_saved_elements(a["mesh2grid_edges"], base)
+  assert kept(before) - kept(after) == g.grid_nodes * L
+  assert cost_model.step_cost(per_edge, task).flops > cost_model.step_cost(base, task).flops
+
+
 def test_rollout_segments_keep_fewer_windows_for_one_more_forward():
   """12 steps in segments of 4: 3 segment inputs + 4 recomputed windows are
   live instead of 12, and every step is run once more."""

@@ -88,6 +88,21 @@ def test_bytes_count_unfused_instructions_with_loop_bodies_times_trips():
   assert totals.flops_weighted == totals.flops_once == 0.0
 
 
+def test_a_loop_with_a_hidden_bound_counts_the_trips_it_is_told():
+  x = jnp.ones((256, 128), jnp.float32)
+
+  def fn(x):  # The rollout backward's loop: its bound is hidden from XLA.
+    bound = jax.lax.optimization_barrier(jnp.int32(5))
+    body = lambda s: (s[0] + 1, jnp.tanh(s[1]) @ jnp.ones((128, 128)))
+    return jax.lax.while_loop(lambda s: s[0] < bound, body, (jnp.int32(0), x))[1].sum()
+
+  text = _compiled_text(fn, x)
+  once = hlo_loops.loop_totals(text)
+  told = hlo_loops.loop_totals(text, unknown_trips=5)
+  assert once.flops_weighted == once.flops_once == 2 * 256 * 128 * 128
+  assert told.flops_weighted == 5 * once.flops_once
+
+
 def test_bytes_of_a_compiled_scan_grow_with_its_trips():
   x = jnp.ones((256, 128), jnp.float32)
 

@@ -83,12 +83,13 @@ def test_normalisation_round_trip():
   batch = model_fakes.batch(steps=1)
   inputs = channels.stack_inputs(batch.inputs, layout.static, (7, 12))
   targets = channels.stack_steps(batch.targets, (7, 12))[0]
-  normalised = norm.target(targets, inputs)
-  np.testing.assert_allclose(norm.prediction(normalised, inputs), targets, rtol=1e-5, atol=1e-5)
+  base = norm.residual_base(inputs)
+  normalised = norm.target(targets, base)
+  np.testing.assert_allclose(norm.prediction(normalised, base), targets, rtol=1e-5, atol=1e-5)
   # Residual targets: zero change normalises to zero.
   residual = layout.last_input >= 0
   same = jnp.take(inputs, np.maximum(layout.last_input, 0), axis=1)
-  np.testing.assert_allclose(np.asarray(norm.target(same, inputs))[:, residual], 0.0, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(norm.target(same, base))[:, residual], 0.0, atol=1e-6)
   # Precipitation is not an input: normalised by mean/stddev.
   stats = model_fakes.stats()
   c = [i for i, ch in enumerate(layout.outputs) if ch[0] == "total_precipitation_6hr"][0]
@@ -99,6 +100,22 @@ def test_normalisation_round_trip():
       rtol=1e-5,
       atol=1e-6,
   )
+
+
+def test_take_by_slices_equals_take_and_its_gradient():
+  x = jnp.arange(2 * 9 * 3, dtype=jnp.float32).reshape(2, 9, 3)
+  for index in ([4, 5, 6, 0, 1, 8], [3], [2, 2, 7]):
+    runs = channels.slice_runs(index)
+    assert sum(stop - start for start, stop in runs) == len(index)
+    np.testing.assert_array_equal(
+        channels.take_by_slices(x, runs, axis=1), jnp.take(x, np.array(index), axis=1)
+    )
+    grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * jnp.arange(len(index))[:, None]))(x)
+    np.testing.assert_array_equal(
+        grad(lambda x: channels.take_by_slices(x, runs, axis=1)),
+        grad(lambda x: jnp.take(x, np.array(index), axis=1)),
+    )
+  assert channels.slice_runs([4, 5, 6, 0, 1, 8]) == ((4, 7), (0, 2), (8, 9))
 
 
 def test_channel_layout_feeds_predictions_back():
@@ -161,20 +178,25 @@ def test_rollout_and_loss_chain_single_steps():
 
 
 @pytest.mark.parametrize(
-    "steps,edge_block,remat",
+    "steps,edge_block,remat,per_edge",
     [
-        (2, 37, RematConfig(rollout_step=True, processor_every_k=2, encoder_decoder=True)),
+        (2, 37, RematConfig(rollout_step=True, processor_every_k=2, encoder_decoder=True), False),
         # Segments of 2 over 5 steps (two segments and a remainder step); grid
         # blocks of 37 rows do not divide the grid, so the last block overlaps.
-        (5, None, RematConfig(rollout_step=True, rollout_segment=2, grid_block_size=37)),
-        (3, 64, RematConfig(rollout_segment=3, encoder_decoder=True, grid_block_size=50)),
+        (5, None, RematConfig(rollout_step=True, rollout_segment=2, grid_block_size=37), False),
+        (3, 64, RematConfig(rollout_segment=3, encoder_decoder=True, grid_block_size=50), False),
+        # Grid nodes' edge-MLP shares per edge, with and without edge blocks.
+        (2, 37, RematConfig(rollout_step=True, encoder_decoder=True), True),
+        (1, None, RematConfig(), True),
     ],
 )
-def test_memory_knobs_do_not_change_results(steps, edge_block, remat):
+def test_memory_knobs_do_not_change_results(steps, edge_block, remat, per_edge):
   batch = model_fakes.batch(steps=steps)
   base = _predictor()
   params = base.init_params(jax.random.PRNGKey(1), batch)
-  knobs = dataclasses.replace(MODEL, edge_block_size=edge_block, remat=remat)
+  knobs = dataclasses.replace(
+      MODEL, edge_block_size=edge_block, remat=remat, grid_parts_per_edge=per_edge
+  )
   results = []
   for predictor in (base, _predictor(knobs)):
     (loss, _), grads = jax.jit(jax.value_and_grad(predictor.loss, has_aux=True))(params, batch)

@@ -35,11 +35,13 @@ ELEMENTWISE_FLOPS = 6
 # residual add. Unfused, each reads and writes the element once.
 ELEMENTWISE_PASSES = 10
 # Window-sized float32 buffers the backward pass of a rollout that keeps
-# predictions (`RematConfig.rollout_saves="prediction"`) holds at once: at
-# the 0.25 deg peak about 5 (first window, window cotangent, prediction-sized
-# buffers, the bfloat16 window); 6 matches XLA:TPU's final 33.1-33.3 GiB at
-# rollouts 2 and 12 (benchmarks/RESULTS.md).
-KEPT_WINDOWS = 6
+# predictions (`RematConfig.rollout_saves="prediction"`) holds at once beside
+# one step's backward: the window it rebuilds and its cotangent, the step's
+# prediction and target and their cotangents, two bfloat16 windows. 5
+# matches XLA:TPU's finished programs at 0.25 deg within 5% (rollouts 2 and
+# 12: 27.97 and 29.13 GiB; session 7, benchmarks/RESULTS.md); 6 matched
+# session 5's program, whose backward loop the compiler unrolled.
+KEPT_WINDOWS = 5
 BACKWARD_FACTOR = 2  # backward FLOPs and bytes per forward FLOP and byte
 ADAM_STATE_COPIES = 2  # mu and nu, float32, same shapes as params
 
@@ -118,6 +120,8 @@ class MlpApplication:
     edge_blocked: whether `edge_block_size` splits this set into blocks.
     projected_nodes: nodes whose share of the first layer is computed once per
       node and gathered (senders + receivers); 0 when inputs are concatenated.
+    shares_per_edge: node shares of the first layer computed per edge instead
+      (the grid side under `model.grid_parts_per_edge`).
     batched: False for edge embeddings of static features (once per step,
       not per example).
     grid_rows: a grid-node MLP, run in blocks under `remat.grid_block_size`.
@@ -134,6 +138,7 @@ class MlpApplication:
   scatter_to: int = 0
   edge_blocked: bool = False
   projected_nodes: int = 0
+  shares_per_edge: int = 0
   batched: bool = True
   grid_rows: bool = False
   input_kept: bool = True
@@ -199,11 +204,14 @@ def mlp_applications(
   L, e = model.latent_size, sizes_lib.EDGE_FEATURES
   n_grid, n_mesh = g.grid_nodes, g.mesh_nodes
 
-  def edges(name, stage, items, senders, receivers, blocked=False):
+  def edges(name, stage, items, senders, receivers, blocked=False, grid_side=0):
+    """`grid_side`: the grid nodes' share (of `grid_side` rows) is computed
+    per edge under `model.grid_parts_per_edge`."""
     if published_layout:
       return MlpApplication(
           name, stage, items, 3 * L, L, gathered=2, scatter_to=receivers, edge_blocked=blocked
       )
+    per_edge = grid_side if model.grid_parts_per_edge else 0
     return MlpApplication(
         name,
         stage,
@@ -213,7 +221,8 @@ def mlp_applications(
         gathered=2,
         scatter_to=receivers,
         edge_blocked=blocked,
-        projected_nodes=senders + receivers,
+        projected_nodes=senders + receivers - per_edge,
+        shares_per_edge=1 if per_edge else 0,
     )
 
   def embed(name, stage, items, blocked=False):
@@ -227,7 +236,13 @@ def mlp_applications(
       MlpApplication("encoder_nodes_mesh", "encoder", n_mesh, c.grid_input, L),
       embed("encoder_edges_grid2mesh", "encoder", g.grid2mesh_edges, True),
       edges(
-          "grid2mesh_edges", "encoder", g.grid2mesh_edges, g.sender_rows("grid2mesh"), n_mesh, True
+          "grid2mesh_edges",
+          "encoder",
+          g.grid2mesh_edges,
+          g.sender_rows("grid2mesh"),
+          n_mesh,
+          True,
+          grid_side=g.sender_rows("grid2mesh"),
       ),
       MlpApplication("grid2mesh_nodes_mesh", "encoder", n_mesh, 2 * L, L),
       grid_nodes("grid2mesh_nodes_grid", "encoder", L, L),
@@ -241,7 +256,13 @@ def mlp_applications(
   apps += [
       embed("encoder_edges_mesh2grid", "decoder", g.mesh2grid_edges, True),
       edges(
-          "mesh2grid_edges", "decoder", g.mesh2grid_edges, g.sender_rows("mesh2grid"), n_grid, True
+          "mesh2grid_edges",
+          "decoder",
+          g.mesh2grid_edges,
+          g.sender_rows("mesh2grid"),
+          n_grid,
+          True,
+          grid_side=n_grid,
       ),
       grid_nodes("mesh2grid_nodes_grid", "decoder", 2 * L, L),
       grid_nodes("decoder_nodes_grid", "decoder", L, c.output, input_kept=False),
@@ -257,7 +278,8 @@ def forward_flops(app: MlpApplication, model: ModelConfig) -> float:
   L, h = model.latent_size, model.hidden_layers
   macs = app.d_in * L + (h - 1) * L * L + L * app.d_out
   per_items = app.items * (2 * macs + ELEMENTWISE_FLOPS * (h * L + app.d_out))
-  return per_items + 2 * app.projected_nodes * L * L  # node shares of layer 0
+  node_shares = app.projected_nodes + app.shares_per_edge * app.items
+  return per_items + 2 * node_shares * L * L  # node shares of layer 0
 
 
 def forward_elements_moved(app: MlpApplication, model: ModelConfig) -> float:
@@ -502,9 +524,8 @@ def step_cost(
   if keeps_predictions:
     # `model/rollout.py`: each step keeps its predicted frame (float32,
     # output channels) instead of its input window. The backward pass holds
-    # KEPT_WINDOWS window-sized buffers: the first window, the one it
-    # rebuilds, the window's and the prediction's cotangents (read off
-    # XLA:TPU's buffers at the 0.25 deg rollout-12 peak). Offloaded, the
+    # KEPT_WINDOWS window-sized buffers beside one step's backward pass
+    # (read off XLA:TPU's buffers at the 0.25 deg peaks). Offloaded, the
     # predictions sit in host memory.
     kept_predictions = r * target_bytes
     if remat.offload_rollout:

@@ -111,10 +111,11 @@ def _computations(text: str) -> tuple[dict, str | None]:
   return comps, entry
 
 
-def _trips(rest: str, condition: list[str]) -> float:
+def _trips(rest: str, condition: list[str], unknown: float = 1.0) -> float:
   """A while loop's trip count: XLA's `known_trip_count` where it states it,
   else N of a condition `counter < N` (XLA:TPU), else the condition's one
-  integer constant; 1 when none of these."""
+  integer constant; `unknown` when none of these (a bound the program
+  hides from the compiler, as the rollout's backward loop does)."""
   known = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', rest)
   if known:
     return float(known.group(1))
@@ -126,7 +127,7 @@ def _trips(rest: str, condition: list[str]) -> float:
         if name in consts:
           return float(consts[name])
   values = set(consts.values()) - {0}
-  return float(values.pop()) if len(values) == 1 else 1.0
+  return float(values.pop()) if len(values) == 1 else unknown
 
 
 def _matmul_flops(op: str, out: str, operands: list[str], rest: str, shapes: dict) -> float:
@@ -254,8 +255,12 @@ class LoopTotals:
   host_bytes_weighted: float = 0.0
 
 
-def loop_totals(text: str) -> LoopTotals:
-  """Matmul FLOPs, memory bytes and host bytes of an HLO module's text."""
+def loop_totals(text: str, unknown_trips: float = 1.0) -> LoopTotals:
+  """Matmul FLOPs, memory bytes and host bytes of an HLO module's text.
+
+  `unknown_trips`: the trips of a loop whose bound is not a constant (in our
+  train step only the rollout's backward loop, `model/rollout.py`, whose
+  trips are the rollout length)."""
   comps, entry = _computations(text)
   if entry is None:
     return LoopTotals()
@@ -289,7 +294,7 @@ def loop_totals(text: str) -> LoopTotals:
       body = re.search(r"body=%([\w.\-]+)", rest)
       if body:
         condition = re.search(r"condition=%([\w.\-]+)", rest)
-        trips = _trips(rest, comps.get(condition.group(1), []) if condition else [])
+        trips = _trips(rest, comps.get(condition.group(1), []) if condition else [], unknown_trips)
         callees.append((body.group(1), trips, True))
       branches = re.search(r"branch_computations=\{([^}]*)\}", rest)
       if branches:

@@ -671,7 +671,7 @@ def _figures(
   flops, nbytes = xla_flops * rollout_steps, xla_bytes * rollout_steps
   weighted, host_transfer = False, None
   try:
-    loops = hlo_loops.loop_totals(text)
+    loops = hlo_loops.loop_totals(text, unknown_trips=rollout_steps)
     if loops.flops_once > 0 and loops.bytes_once > 0:
       # XLA's FLOPs (elementwise ones too) times the matmuls' loop weighting.
       flops = xla_flops * loops.flops_weighted / loops.flops_once

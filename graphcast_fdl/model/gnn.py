@@ -91,25 +91,45 @@ def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int, f32:
 
 
 def edge_update_fn(
-    params: dict, name: str, edge_dim: int, sender_nodes: jax.Array, receiver_nodes: jax.Array
+    params: dict,
+    name: str,
+    edge_dim: int,
+    sender_nodes: jax.Array,
+    receiver_nodes: jax.Array,
+    sender_per_edge: bool = False,
+    receiver_per_edge: bool = False,
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
   """Returns f(edge_latents [E(,B),L], senders, receivers) -> e' [E, B, L].
 
-  The node parts of the first layer are computed here, once per node; the
-  returned function only gathers them.
+  The node parts of the first layer are computed here, once per node, and
+  the returned function only gathers them; a side `*_per_edge` instead has
+  its part computed per edge from the gathered node latents (the same
+  values, row by row). That costs one more [L, L] product per edge but holds
+  neither the float32 per-node part nor, in the backward pass, its float32
+  gradient: the gathered latents' gradient is summed into the nodes in the
+  compute dtype, as the published model's gather does.
   """
   p = params[f"{name}_mlp"]
   ln = params[f"{name}_layer_norm"]
   sender_dim = sender_nodes.shape[-1]
   dtype = sender_nodes.dtype
-  sender_part = layers.first_layer_part(p, sender_nodes, edge_dim, edge_dim + sender_dim)
-  receiver_part = layers.first_layer_part(p, receiver_nodes, edge_dim + sender_dim, None)
+  sender_rows = (edge_dim, edge_dim + sender_dim)
+  receiver_rows = (edge_dim + sender_dim, None)
+
+  def node_part(nodes, rows, per_edge):
+    if per_edge:
+      return lambda index: layers.first_layer_part(p, nodes[index], *rows)
+    part = layers.first_layer_part(p, nodes, *rows)
+    return lambda index: part[index]
+
+  sender_part = node_part(sender_nodes, sender_rows, sender_per_edge)
+  receiver_part = node_part(receiver_nodes, receiver_rows, receiver_per_edge)
 
   def update(edges, senders, receivers):
     h = layers.first_layer_part(p, edges, 0, edge_dim)
     if h.ndim == 2:  # Batch-independent edge latents: broadcast over batch.
       h = h[:, None, :]
-    h = h + sender_part[senders] + receiver_part[receivers]
+    h = h + sender_part(senders) + receiver_part(receivers)
     h = layers.finish_first_layer(p, h, dtype)
     return layers.layer_norm(ln, layers.mlp_tail(p, h))
 

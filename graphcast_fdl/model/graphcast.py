@@ -70,11 +70,14 @@ def _messages_into(
     dtype,
     f32: bool,
     block_size: int | None,
+    grid_side: str | None = None,
 ) -> jax.Array:
   """Embedded and updated `name` edges summed into their receivers.
 
   The bipartite step shared by grid2mesh and mesh2grid; edge latents are only
   ever needed summed, so they can be made block by block to bound memory.
+  `grid_side` ("senders" or "receivers") has the grid nodes' first-layer part
+  computed per edge (`ModelConfig.grid_parts_per_edge`).
   Returns [n_receivers, B, L].
   """
   update = gnn.edge_update_fn(
@@ -83,6 +86,8 @@ def _messages_into(
       receivers.shape[-1],
       gnn.sender_table(edge_set, senders),
       receivers,
+      sender_per_edge=grid_side == "senders",
+      receiver_per_edge=grid_side == "receivers",
   )
 
   def messages(features, edge_senders, edge_receivers):
@@ -129,6 +134,7 @@ def encode(
     grid_inputs: Sequence[jax.Array],
     block_size: int | None,
     grid_block_size: int | None = None,
+    grid_parts_per_edge: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
   """grid2mesh_gnn: channel-major input parts [B, C_i, n_grid] (concatenated
   along channels they are the published node inputs) -> mesh latents
@@ -157,7 +163,15 @@ def encode(
 
   # One interaction step; edge latents are only needed summed into mesh nodes.
   aggregated = _messages_into(
-      params, "grid2mesh", graph.grid2mesh, grid, mesh, dtype, f32=True, block_size=block_size
+      params,
+      "grid2mesh",
+      graph.grid2mesh,
+      grid,
+      mesh,
+      dtype,
+      f32=True,
+      block_size=block_size,
+      grid_side="senders" if grid_parts_per_edge else None,
   )
   mesh = mesh + gnn.node_update(params, "processor_nodes_0_mesh_nodes", mesh, aggregated)
 
@@ -243,6 +257,7 @@ def decode(
     grid: jax.Array,
     block_size: int | None,
     grid_block_size: int | None = None,
+    grid_parts_per_edge: bool = False,
 ) -> jax.Array:
   """mesh2grid_gnn: mesh and grid latents -> [B, outputs, n_grid].
 
@@ -250,7 +265,15 @@ def decode(
   `grid_block_size` they run together block by block (`row_blocks`).
   """
   aggregated = _messages_into(
-      params, "mesh2grid", graph.mesh2grid, mesh, grid, grid.dtype, f32=False, block_size=block_size
+      params,
+      "mesh2grid",
+      graph.mesh2grid,
+      mesh,
+      grid,
+      grid.dtype,
+      f32=False,
+      block_size=block_size,
+      grid_side="receivers" if grid_parts_per_edge else None,
   )
   p = params["decoder_nodes_grid_nodes_mlp"]
 
@@ -304,8 +327,9 @@ class GraphCastNet(nn.Module):
     params = self.param_dicts()
     block = model.edge_block_size
     grid_block = model.remat.grid_block_size
-    encoder = lambda p, x: encode(p, graph, x, block, grid_block)
-    decoder = lambda p, m, g: decode(p, graph, m, g, block, grid_block)
+    per_edge = model.grid_parts_per_edge
+    encoder = lambda p, x: encode(p, graph, x, block, grid_block, per_edge)
+    decoder = lambda p, m, g: decode(p, graph, m, g, block, grid_block, per_edge)
     if model.remat.encoder_decoder:
       encoder = jax.checkpoint(encoder)
       decoder = jax.checkpoint(decoder)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_fdl.model import channels
 from graphcast_fdl.model.channels import ChannelLayout
 from graphcast_fdl.model.normalization_stats import NormalizationStats
 
@@ -51,6 +52,7 @@ class ChannelNormalization:
     self.forcing_mean = layout.vector(mean, layout.forcings, 0.0)
     self.forcing_std = layout.vector(stddev, layout.forcings, 1.0)
     self.last_input = layout.last_input
+    self._last_runs = channels.slice_runs(np.maximum(self.last_input, 0))
     residual = self.last_input >= 0
     self.output_scale = np.where(
         residual,
@@ -78,15 +80,21 @@ class ChannelNormalization:
   def forcings(self, x: jax.Array) -> jax.Array:
     return (x - self.forcing_mean) / self.forcing_std
 
-  def _base(self, inputs: jax.Array) -> jax.Array:
-    """Last input frame for residual outputs, the mean for the others."""
-    last = jnp.take(inputs, np.maximum(self.last_input, 0), axis=-2)
+  def residual_base(self, inputs: jax.Array) -> jax.Array:
+    """What outputs are residuals over: the last input frame for outputs that
+    are inputs, the mean for the others. Computed once per step and shared
+    by `prediction` and `target`, so that the backward pass sums their
+    gradients before they reach the inputs (one buffer of output channels
+    instead of two held through the network's backward pass)."""
+    last = channels.take_by_slices(inputs, self._last_runs, axis=-2)
     return jnp.where(self._residual[:, None], last, self.output_mean)
 
-  def prediction(self, norm_outputs: jax.Array, inputs: jax.Array) -> jax.Array:
-    """Normalised outputs (any dtype) -> float32 predictions."""
-    return norm_outputs.astype(jnp.float32) * self.output_scale + self._base(inputs)
+  def prediction(self, norm_outputs: jax.Array, base: jax.Array) -> jax.Array:
+    """Normalised outputs (any dtype) -> float32 predictions, given
+    `residual_base(inputs)`."""
+    return norm_outputs.astype(jnp.float32) * self.output_scale + base
 
-  def target(self, targets: jax.Array, inputs: jax.Array) -> jax.Array:
-    """Targets -> normalised residuals (or normalised values), float32."""
-    return (targets.astype(jnp.float32) - self._base(inputs)) / self.output_scale
+  def target(self, targets: jax.Array, base: jax.Array) -> jax.Array:
+    """Targets -> normalised residuals (or normalised values), float32,
+    given `residual_base(inputs)`."""
+    return (targets.astype(jnp.float32) - base) / self.output_scale

@@ -200,9 +200,10 @@ class Predictor:
           self._grid_shape,
       )[0]
       outputs = self._one_step(params, inputs, forcing)
-      norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
+      base = self._norm.residual_base(inputs)
+      norm_target = self._norm.target(target, base).astype(outputs.dtype)
       loss = self._loss(outputs, norm_target)
-      return self._norm.prediction(outputs, inputs), loss
+      return self._norm.prediction(outputs, base), loss
 
     def advance(inputs, predictions, x):
       return self._layout.next_inputs(inputs, predictions, x[1])
@@ -247,7 +248,7 @@ class Predictor:
     )
 
     def one_step(target):
-      norm_target = self._norm.target(target, inputs)
+      norm_target = self._norm.target(target, self._norm.residual_base(inputs))
       return self._loss(jnp.zeros_like(norm_target), norm_target)
 
     total, per_variable = jax.lax.map(one_step, targets)  # [T, B]
@@ -266,7 +267,7 @@ class Predictor:
 
     def body(inputs, forcing):
       outputs = self._one_step(params, inputs, forcing)
-      predictions = self._norm.prediction(outputs, inputs)
+      predictions = self._norm.prediction(outputs, self._norm.residual_base(inputs))
       return self._layout.next_inputs(inputs, predictions, forcing), predictions
 
     _, predictions = self._scan(body, inputs, forcings, num_steps)

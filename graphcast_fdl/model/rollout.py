@@ -87,9 +87,10 @@ def scan_keeping_predictions(
         window = jnp.where(k >= 0, advance(window, prediction, _at(xs, i)), window)
       return window
 
-    def back(carry, inp):
-      window_bar, params_bar = carry
-      t, step_bar = inp
+    def back(state):
+      i, window_bar, params_bar = state
+      t = num_steps - 1 - i
+      step_bar = _at(outputs_bar, t)
       x = _at(xs, t)
 
       def one_step(params, window):
@@ -99,12 +100,17 @@ def scan_keeping_predictions(
       _, vjp = jax.vjp(one_step, params, window_at(t))
       step_params_bar, window_bar = vjp((window_bar, step_bar))
       params_bar = jax.tree.map(jnp.add, params_bar, step_params_bar)
-      return (window_bar, params_bar), None
+      return i + 1, window_bar, params_bar
 
-    init = (jnp.zeros_like(first), jax.tree.map(jnp.zeros_like, params))
-    (window_bar, params_bar), _ = jax.lax.scan(
-        back, init, (jnp.arange(num_steps), outputs_bar), reverse=True
-    )
+    # A loop whose trip count the compiler cannot see. Given a short loop of
+    # known length XLA:TPU unrolls it (rollout 2: whole) and overlaps the
+    # steps' backward passes; it also plans a known-length loop's buffers
+    # across trips. At 0.25 deg / 37 levels that held 5-6 GiB more per chip
+    # (benchmarks/RESULTS.md, session 7). One step at a time is the point of
+    # this VJP. (`analysis.hlo_loops` prices this loop at the rollout length.)
+    hidden_steps = jax.lax.optimization_barrier(jnp.int32(num_steps))
+    init = (jnp.int32(0), jnp.zeros_like(first), jax.tree.map(jnp.zeros_like, params))
+    _, window_bar, params_bar = jax.lax.while_loop(lambda s: s[0] < hidden_steps, back, init)
     return params_bar, window_bar, None, None
 
   rollout.defvjp(rollout_fwd, rollout_bwd)

@@ -354,7 +354,7 @@ class SpatialPredictor(Predictor):
           self._norm.forcings(forcing).astype(self._dtype),
       )
       outputs = self._part_net.apply({"params": params}, graph, parts)
-      predictions = self._norm.prediction(outputs, inputs)
+      predictions = self._norm.prediction(outputs, self._norm.residual_base(inputs))
       return self._layout.next_inputs(inputs, predictions, forcing), predictions
 
     _, predictions = self._scan(body, inputs, forcings, num_steps)
@@ -389,7 +389,9 @@ class SpatialPredictor(Predictor):
     inputs = channels.stack_inputs(_f32(inputs), self._layout.static, band)
 
     def one_step(t):
-      norm_target = self._norm.target(self._band_target(targets, t), inputs)
+      norm_target = self._norm.target(
+          self._band_target(targets, t), self._norm.residual_base(inputs)
+      )
       return self._band_loss(jnp.zeros_like(norm_target), norm_target, weights)
 
     return self._mean_over_steps(*jax.lax.map(one_step, jnp.arange(num_steps)))
@@ -411,9 +413,10 @@ class SpatialPredictor(Predictor):
           self._norm.forcings(forcing).astype(self._dtype),
       )
       outputs = self._part_net.apply({"params": params}, graph, parts)
-      norm_target = self._norm.target(target, inputs).astype(outputs.dtype)
+      base = self._norm.residual_base(inputs)
+      norm_target = self._norm.target(target, base).astype(outputs.dtype)
       loss = self._band_loss(outputs, norm_target, weights)
-      predictions = self._norm.prediction(outputs, inputs)
+      predictions = self._norm.prediction(outputs, base)
       return self._layout.next_inputs(inputs, predictions, forcing), loss
 
     _, (total, per_variable) = self._scan(
