@@ -102,12 +102,13 @@ def scan_keeping_predictions(
       params_bar = jax.tree.map(jnp.add, params_bar, step_params_bar)
       return i + 1, window_bar, params_bar
 
-    # A loop whose trip count the compiler cannot see. Given a short loop of
-    # known length XLA:TPU unrolls it (rollout 2: whole) and overlaps the
-    # steps' backward passes; it also plans a known-length loop's buffers
-    # across trips. At 0.25 deg / 37 levels that held 5-6 GiB more per chip
-    # (benchmarks/RESULTS.md, session 7). One step at a time is the point of
-    # this VJP. (`analysis.hlo_loops` prices this loop at the rollout length.)
+    # A loop whose trip count the compiler cannot see. Given the 2-step loop
+    # XLA:TPU unrolled it and overlapped the steps' backward passes: at 0.25
+    # deg / 37 levels the finished program fell from 32.37 to 26.44 GiB per
+    # chip with the bound hidden, and at rollout 12 (loop kept) the checked
+    # heap from 25.75 to 20.67 GiB (benchmarks/RESULTS.md, session 7). One
+    # step at a time is the point of this VJP. (`analysis.hlo_loops` prices
+    # this loop at the rollout length.)
     hidden_steps = jax.lax.optimization_barrier(jnp.int32(num_steps))
     init = (jnp.int32(0), jnp.zeros_like(first), jax.tree.map(jnp.zeros_like, params))
     _, window_bar, params_bar = jax.lax.while_loop(lambda s: s[0] < hidden_steps, back, init)
